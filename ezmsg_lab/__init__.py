@@ -1,0 +1,34 @@
+"""ezmsg-lab: observe and tune a running ezmsg graph from a Jupyter notebook."""
+
+import logging
+
+from .errors import (
+    LabClosedError,
+    LabConnectionError,
+    LabError,
+    LabTimeoutError,
+    PipelineError,
+    PipelineStartError,
+)
+from .lab import AsyncLab, Lab
+from .runtime.pipeline import Pipeline, ProcessInfo
+from .runtime.server import Address
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address",
+    "AsyncLab",
+    "Lab",
+    "LabClosedError",
+    "LabConnectionError",
+    "LabError",
+    "LabTimeoutError",
+    "Pipeline",
+    "PipelineError",
+    "PipelineStartError",
+    "ProcessInfo",
+    "__version__",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,357 @@
+"""The Lab: the one object a notebook holds.
+
+It owns (or attaches to) a GraphServer, a control loop thread with the Lab's one
+GraphContext, the feeds that keep stores current, and the pipelines it launched. Every
+call a cell makes is bounded by a timeout and fails with a :class:`LabError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import LabClosedError, LabError
+from .feeds.topology import TopologyFeed
+from .runtime.cleanup import register, unregister
+from .runtime.connection import Connection
+from .runtime.loop import ControlLoop
+from .runtime.pipeline import Pipeline
+from .runtime.server import Address, EmbeddedServer, address_from_env, parse_address
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_START_TIMEOUT_S = 30.0
+
+
+class Lab:
+    """Observe and tune ezmsg graphs from a notebook.
+
+    ``Lab()`` starts a GraphServer inside this kernel on 127.0.0.1 at a free port;
+    :meth:`Lab.attach` joins one that is already running. Use it as a context manager or
+    call :meth:`close`; whatever the Lab started is stopped on close, on ``with`` exit and at
+    interpreter exit, and whatever it attached to is left running.
+
+    Parameters
+    ----------
+    host, port : str, int
+        Where the embedded GraphServer listens. Binding a non-loopback host warns: ezmsg's
+        protocol unpickles what clients send.
+    timeout : float
+        Default timeout (seconds) of every call into ezmsg.
+    ezmsg_log_level : str or None
+        Level for ezmsg's own logger in this kernel (default ``"WARNING"``: ezmsg logs
+        every start and stop at INFO, which would fill cell outputs). Unit processes'
+        records are collected by the Lab whatever this is. None leaves it alone.
+
+    Examples
+    --------
+    >>> from ezmsg_lab import Lab
+    >>> from ezmsg_lab.demo import DemoPipeline
+    >>> lab = Lab()
+    >>> demo = lab.launch(DemoPipeline(), name="DEMO")
+    >>> lab.close()
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        ezmsg_log_level: str | None = "WARNING",
+        _attach: Address | None = None,
+    ) -> None:
+        _check_timeout(timeout)
+        if ezmsg_log_level is not None:
+            logging.getLogger("ezmsg").setLevel(ezmsg_log_level)
+        self.timeout = float(timeout)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._pipelines: list[Pipeline] = []
+        self._server: EmbeddedServer | None = None
+        self._loop: ControlLoop | None = None
+        try:
+            if _attach is None:
+                self._server = EmbeddedServer(host, port)
+                self._address = self._server.address
+            else:
+                self._address = _attach
+            self._loop = ControlLoop()
+            self._conn = Connection(self._address)
+            self._topology = TopologyFeed(self._conn)
+            self._loop.run(self._start_feeds(), self.timeout, "connecting to the GraphServer")
+        except BaseException:
+            self._teardown(timeout=2.0)
+            self._closed = True
+            raise
+        register(self)
+        self.aio = AsyncLab(self)
+
+    @classmethod
+    def attach(
+        cls,
+        address: str | tuple[str, int] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        ezmsg_log_level: str | None = "WARNING",
+    ) -> Lab:
+        """Join a running GraphServer (``"host:port"``) without owning it.
+
+        With no address, ``EZMSG_GRAPHSERVER_ADDR`` is used. Closing the Lab stops what it
+        launched and leaves the server running.
+        """
+        if address is None:
+            resolved = address_from_env()
+            if resolved is None:
+                raise ValueError(
+                    "Lab.attach() needs an address such as '127.0.0.1:25978', or the "
+                    "EZMSG_GRAPHSERVER_ADDR environment variable; use Lab() to embed a "
+                    "GraphServer in this kernel instead."
+                )
+        else:
+            resolved = parse_address(address)
+        return cls(timeout=timeout, ezmsg_log_level=ezmsg_log_level, _attach=resolved)
+
+    async def _start_feeds(self) -> None:
+        await self._conn.open(self.timeout)
+        await self._topology.start()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def address(self) -> Address:
+        """The GraphServer's (host, port)."""
+        return self._address
+
+    @property
+    def owned(self) -> bool:
+        """True when this Lab started the GraphServer (and will stop it on close)."""
+        return self._server is not None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        """Pipelines this Lab launched, running or stopped."""
+        return list(self._pipelines)
+
+    # ------------------------------------------------------------------ calls
+    def _timeout(self, timeout: float | None) -> float:
+        if timeout is None:
+            return self.timeout
+        _check_timeout(timeout)
+        return float(timeout)
+
+    def _run(self, coro: Any, timeout: float | None, what: str) -> Any:
+        if self._closed or self._loop is None:
+            coro.close()
+            raise LabClosedError("This Lab is closed; create a new one with Lab().")
+        return self._loop.run(coro, self._timeout(timeout), what)
+
+    def snapshot(self, *, timeout: float | None = None) -> Any:
+        """A fresh ``GraphSnapshot`` from the GraphServer (ezmsg's own object)."""
+        return self._run(self._conn.call(lambda ctx: ctx.snapshot()), timeout, "snapshot()")
+
+    def ping(self, *, timeout: float | None = None) -> float:
+        """Round-trip time to the GraphServer in seconds; raises if it is unreachable."""
+
+        async def go() -> float:
+            t0 = time.perf_counter()
+            await self._conn.call(lambda ctx: ctx.snapshot())
+            return time.perf_counter() - t0
+
+        return self._run(go(), timeout, "ping()")
+
+    # ------------------------------------------------------------------ pipelines
+    def launch(
+        self,
+        components: Any,
+        name: str | None = None,
+        *,
+        mode: str = "processes",
+        connections: Iterable[tuple[Any, Any]] | None = None,
+        process_components: Iterable[Any] | None = None,
+        start_timeout: float = DEFAULT_START_TIMEOUT_S,
+    ) -> Pipeline:
+        """Start an ezmsg pipeline without blocking the cell.
+
+        Parameters
+        ----------
+        components : ezmsg Collection or Unit, or a dict of them
+            What to run; a single component is named ``name`` (default: its class name in
+            capitals), which prefixes every unit address.
+        mode : {"processes", "in-kernel"}
+            ``"processes"`` starts unit processes through ezmsg's GraphRunner;
+            ``"in-kernel"`` runs all units in a thread of this kernel, so the notebook can
+            look at live unit objects (``pipeline.unit_objects``).
+        start_timeout : float
+            :class:`PipelineStartError` is raised if the units are not running by then.
+
+        Returns
+        -------
+        Pipeline
+            With ``.stop()``, ``.running``, ``.processes`` and ``.pids``.
+        """
+        self._check_open()
+        _check_timeout(start_timeout)
+        if self._conn.lost is not None:
+            self.snapshot()  # raises LabConnectionError with the reason
+        pipeline = Pipeline(
+            components,
+            self._address,
+            name=name,
+            mode=mode,
+            connections=connections,
+            process_components=process_components,
+            on_event=self._on_unit_event,
+            is_registered=self._units_registered,
+        )
+        running = {p.name for p in self._pipelines if p.running}
+        if pipeline.name in running:
+            raise LabError(
+                f"A pipeline named {pipeline.name!r} is already running in this Lab; stop it "
+                "first (lab.pipelines[...].stop()) or pass another name=."
+            )
+        t0 = time.monotonic()
+        pipeline.start(start_timeout)
+        self._pipelines.append(pipeline)
+        # Return once the Lab's own view shows the units, so the next cell sees them.
+        remaining = max(0.5, start_timeout - (time.monotonic() - t0))
+        units = pipeline.units
+        if not self._topology.wait_for(lambda s: _registered(s, units), remaining):
+            logger.warning("pipeline %s started but its units are not yet registered", pipeline.name)
+        return pipeline
+
+    def _units_registered(self, units: list[str]) -> bool:
+        snap = self._topology.snapshot
+        return snap is not None and _registered(snap, units)
+
+    def _on_unit_event(self, pipeline: Pipeline, event: Any) -> None:
+        """Called from a pipeline's event thread for each record from its units."""
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every pipeline this Lab launched."""
+        for pipeline in self._pipelines:
+            pipeline.stop(timeout)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LabClosedError("This Lab is closed; create a new one with Lab().")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every pipeline, feed and server this Lab started. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        unregister(self)
+        self._teardown(timeout)
+
+    def _teardown(self, timeout: float) -> None:
+        for pipeline in self._pipelines:
+            try:
+                pipeline.stop(timeout)
+            except Exception:
+                logger.exception("stopping pipeline %s failed", pipeline.name)
+        if self._loop is not None:
+            if self._loop.alive and hasattr(self, "_conn"):
+                try:
+                    self._loop.run(self._stop_feeds(), min(timeout, 5.0), "closing the Lab")
+                except Exception as exc:
+                    logger.warning("closing the Lab's GraphContext failed: %r", exc)
+            self._loop.stop()
+        if self._server is not None:
+            self._server.stop()
+
+    async def _stop_feeds(self) -> None:
+        await self._topology.stop()
+        await self._conn.close(2.0)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ display
+    def _summary(self) -> tuple[str, str]:
+        kind = "embedded" if self.owned else "attached"
+        if self._closed:
+            state = "closed"
+        elif self._conn.lost is not None:
+            state = "disconnected"
+        else:
+            state = "connected"
+        return kind, state
+
+    def __repr__(self) -> str:
+        kind, state = self._summary()
+        running = [p for p in self._pipelines if p.running]
+        procs = sum(len(p.processes) for p in running)
+        return (
+            f"<Lab {kind} GraphServer {self._address} ({state}); "
+            f"{len(running)} pipeline(s) running, {procs} process(es)>"
+        )
+
+    def _repr_html_(self) -> str:
+        kind, state = self._summary()
+        rows = "".join(
+            f"<tr><td>{html.escape(p.name)}</td><td>{p.mode}</td>"
+            f"<td>{'running' if p.running else 'stopped'}</td>"
+            f"<td>{len(p.units)}</td><td>{html.escape(', '.join(map(str, p.pids)))}</td></tr>"
+            for p in self._pipelines
+        )
+        table = (
+            "<table><tr><th>pipeline</th><th>mode</th><th>state</th><th>units</th>"
+            f"<th>pids</th></tr>{rows}</table>"
+            if rows
+            else "<i>no pipelines launched</i>"
+        )
+        return (
+            f"<div><b>ezmsg Lab</b>: {kind} GraphServer at "
+            f"<code>{html.escape(str(self._address))}</code> ({state}){table}</div>"
+        )
+
+
+class AsyncLab:
+    """The Lab's async twin, for ``await`` in cells: ``await lab.aio.snapshot()``."""
+
+    def __init__(self, lab: Lab) -> None:
+        self._lab = lab
+
+    async def _run(self, coro: Any, timeout: float | None, what: str) -> Any:
+        lab = self._lab
+        if lab._closed or lab._loop is None:
+            coro.close()
+            raise LabClosedError("This Lab is closed; create a new one with Lab().")
+        return await lab._loop.arun(coro, lab._timeout(timeout), what)
+
+    async def snapshot(self, *, timeout: float | None = None) -> Any:
+        return await self._run(
+            self._lab._conn.call(lambda ctx: ctx.snapshot()), timeout, "snapshot()"
+        )
+
+    async def launch(self, components: Any, name: str | None = None, **kwargs: Any) -> Pipeline:
+        """Like :meth:`Lab.launch`, without blocking the kernel's event loop."""
+        return await asyncio.to_thread(self._lab.launch, components, name, **kwargs)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        await asyncio.to_thread(self._lab.close, timeout)
+
+
+def _registered(snapshot: Any, units: list[str]) -> bool:
+    owned = {u for proc in snapshot.processes.values() for u in proc.units}
+    return all(u in owned for u in units)
+
+
+def _check_timeout(timeout: float) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")

@@ -1,0 +1,1 @@
+"""Control loop, GraphServer (embedded or attached) and pipeline launch/stop."""

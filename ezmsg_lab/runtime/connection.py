@@ -1,0 +1,118 @@
+"""The Lab's one GraphContext, owned by the control loop.
+
+Every call into ezmsg's async API goes through :meth:`Connection.call`, which races the
+call against the GraphContext's session task: when the GraphServer goes away the session
+ends, and ezmsg leaves the in-flight request waiting forever (its session loop fails only
+the queued requests). Racing turns that into a prompt :class:`LabConnectionError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import LabConnectionError
+from .server import Address, probe
+
+if TYPE_CHECKING:
+    from ezmsg.core.graphcontext import GraphContext
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CONNECTION_ERRORS = (OSError, asyncio.IncompleteReadError, EOFError)
+
+
+class Connection:
+    """A GraphContext session to one GraphServer. Use only on the control loop."""
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self._ctx: GraphContext | None = None
+        self._lost: str | None = None
+
+    @property
+    def context(self) -> GraphContext:
+        if self._ctx is None:
+            raise LabConnectionError("The Lab is not connected to a GraphServer.")
+        return self._ctx
+
+    @property
+    def lost(self) -> str | None:
+        """Why the connection was lost, or None while it is up."""
+        return self._lost
+
+    async def open(self, timeout: float) -> None:
+        from ezmsg.core.graphcontext import GraphContext
+
+        await probe(self.address, timeout)
+        ctx = GraphContext(tuple(self.address), auto_start=False)
+        try:
+            await asyncio.wait_for(ctx.__aenter__(), timeout)
+        except (*_CONNECTION_ERRORS, asyncio.TimeoutError) as exc:
+            raise LabConnectionError(
+                f"Could not open a session with the GraphServer at {self.address}: {exc!r}"
+            ) from None
+        self._ctx = ctx
+        self._lost = None
+
+    def mark_lost(self, reason: str) -> None:
+        if self._lost is None:
+            logger.warning("lost the GraphServer at %s: %s", self.address, reason)
+            self._lost = reason
+
+    def _lost_error(self) -> LabConnectionError:
+        return LabConnectionError(
+            f"The GraphServer at {self.address} went away ({self._lost}). "
+            "Pipelines on it are stopped or stuck; close this Lab and start a new one "
+            "(or restart the server and Lab.attach() again)."
+        )
+
+    async def call(self, fn: Callable[[GraphContext], Awaitable[T]]) -> T:
+        """Run ``fn(context)``; raise LabConnectionError if the server goes away."""
+        if self._lost is not None:
+            raise self._lost_error()
+        ctx = self.context
+        session = ctx._session_task  # ezmsg's session loop; ends when the server does
+        if session is None or session.done():
+            self.mark_lost("the GraphContext session ended")
+            raise self._lost_error()
+        op: asyncio.Future[Any] = asyncio.ensure_future(fn(ctx))
+        try:
+            await asyncio.wait({op, session}, return_when=asyncio.FIRST_COMPLETED)
+            if op.done():
+                try:
+                    return op.result()
+                except _CONNECTION_ERRORS as exc:
+                    self.mark_lost(f"{type(exc).__name__}: {exc}")
+                    raise self._lost_error() from None
+                except RuntimeError as exc:
+                    if session.done() or "session" in str(exc).lower():
+                        self.mark_lost(str(exc))
+                        raise self._lost_error() from None
+                    raise
+            self.mark_lost("the GraphContext session ended")
+            raise self._lost_error()
+        finally:
+            if not op.done():
+                op.cancel()
+                with contextlib.suppress(BaseException):
+                    await op
+
+    async def close(self, timeout: float) -> None:
+        ctx, self._ctx = self._ctx, None
+        if ctx is None:
+            return
+        if self._lost is not None:
+            # The server is gone: only release local resources.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ctx._close_session(), timeout)
+            return
+        try:
+            await asyncio.wait_for(ctx.__aexit__(None, None, None), timeout)
+        except (*_CONNECTION_ERRORS, asyncio.TimeoutError, RuntimeError) as exc:
+            logger.warning("GraphContext did not close cleanly: %r", exc)

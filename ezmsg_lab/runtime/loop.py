@@ -1,0 +1,154 @@
+"""The control loop: one background thread running one asyncio loop.
+
+Every GraphContext, subscription and feed of a Lab lives on this loop and nowhere else
+(ezmsg's GraphContext hangs when used from another loop). Synchronous callers go through
+:meth:`ControlLoop.run`, which applies a timeout and cancels the coroutine on expiry or on
+KeyboardInterrupt; async callers (``await`` in a cell, which runs on the kernel's own loop)
+go through :meth:`ControlLoop.arun`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from ..errors import LabClosedError, LabTimeoutError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How much longer than the coroutine's own timeout the caller waits for the loop to
+# report back: covers a loop that is momentarily busy with a feed.
+_GRACE_S = 0.5
+
+
+class ControlLoop:
+    """A daemon thread that runs an asyncio loop until :meth:`stop`."""
+
+    def __init__(self, name: str = "ezmsg-lab-control") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._ready.set)
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and self._thread.is_alive()
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def _check(self) -> None:
+        if not self.alive:
+            raise LabClosedError("This Lab is closed; create a new one with Lab().")
+        if self.in_loop_thread():
+            raise RuntimeError(
+                "Blocking Lab call made from the Lab's own control loop; use the async API."
+            )
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop without waiting (for long-lived feeds)."""
+        if not self.alive:
+            coro.close()
+            raise LabClosedError("This Lab is closed; create a new one with Lab().")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str = "call") -> T:
+        """Run ``coro`` on the loop and wait for its result for at most ``timeout`` s.
+
+        On timeout the coroutine is cancelled and :class:`LabTimeoutError` raised. A
+        KeyboardInterrupt while waiting cancels the coroutine and propagates, leaving the
+        loop usable.
+        """
+        try:
+            self._check()
+        except BaseException:
+            coro.close()
+            raise
+        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what), self._loop)
+        try:
+            return fut.result(timeout + _GRACE_S)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise LabTimeoutError(
+                f"{what} did not finish within {timeout:g} s and was cancelled; "
+                "pass a larger timeout= or check that the GraphServer is responsive."
+            ) from None
+        except BaseException:
+            # KeyboardInterrupt (an interrupted cell) or anything raised by the coroutine.
+            fut.cancel()
+            raise
+
+    async def arun(self, coro: Coroutine[Any, Any, T], timeout: float, what: str = "call") -> T:
+        """Async twin of :meth:`run` for callers on another event loop."""
+        try:
+            self._check()
+        except BaseException:
+            coro.close()
+            raise
+        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what), self._loop)
+        wrapped = asyncio.wrap_future(fut)
+        try:
+            return await asyncio.wait_for(wrapped, timeout + _GRACE_S)
+        except asyncio.TimeoutError:
+            fut.cancel()
+            raise LabTimeoutError(
+                f"{what} did not finish within {timeout:g} s and was cancelled; "
+                "pass a larger timeout= or check that the GraphServer is responsive."
+            ) from None
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.alive:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel every task on the loop, stop it and join the thread."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread.is_alive() and not self.in_loop_thread():
+            fut = asyncio.run_coroutine_threadsafe(_cancel_all(), self._loop)
+            try:
+                fut.result(timeout)
+            except (concurrent.futures.TimeoutError, RuntimeError) as exc:
+                logger.warning("control loop tasks did not finish cancelling: %r", exc)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+
+
+async def _bounded(coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except asyncio.TimeoutError:
+        raise LabTimeoutError(
+            f"{what} did not finish within {timeout:g} s and was cancelled; "
+            "pass a larger timeout= or check that the GraphServer is responsive."
+        ) from None
+
+
+async def _cancel_all() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=2.0)

@@ -1,0 +1,544 @@
+"""Launching and stopping ezmsg pipelines from a notebook without blocking the cell.
+
+Unit processes are started by ezmsg's own ``GraphRunner``; the Lab adds what a notebook
+needs around it: a bounded start (ezmsg 3.9.0 waits forever at its start barrier when a
+spawned child cannot unpickle its units, and forever at its stop barrier when a unit raised
+in ``initialize``), an error that names the failing unit, a bounded stop that escalates to
+terminate/kill, and the unit processes' logs forwarded to the Lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import html
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PipelineError, PipelineStartError
+from ._backend import LabBackendProcess, UnitEvent, _unit_of_traceback
+from .server import Address
+
+logger = logging.getLogger(__name__)
+
+MODES = ("processes", "in-kernel")
+
+# After a start failure, how long the runner gets to unwind before its processes are
+# terminated, and how long a terminated process gets before it is killed.
+_UNWIND_S = 1.0
+_TERMINATE_S = 2.0
+_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process of a pipeline."""
+
+    name: str
+    pid: int | None
+    alive: bool
+    exitcode: int | None
+    units: tuple[str, ...]
+
+
+def _walk(components: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(address, component) for every component, computed the way ezmsg will name them.
+
+    Works before launch: ezmsg only sets root names and locations when it starts them.
+    """
+    out: list[tuple[str, Any]] = []
+
+    def visit(address: str, comp: Any) -> None:
+        out.append((address, comp))
+        for child_name, child in comp.components.items():
+            visit(f"{address}/{child._name or child_name}", child)
+
+    for name, root in components.items():
+        visit(name, root)
+    return out
+
+
+def _crawl(components: Mapping[str, Any]) -> list[Any]:
+    return [comp for _, comp in _walk(components)]
+
+
+def _normalise_components(components: Any, name: str | None) -> tuple[str, dict[str, Any]]:
+    from ezmsg.core.component import Component
+
+    if isinstance(components, Component):
+        label = name or type(components).__name__.upper()
+        components = {label: components}
+    if isinstance(components, Mapping):
+        if not components:
+            raise ValueError("launch() needs at least one component")
+        for key, comp in components.items():
+            if not isinstance(comp, Component):
+                raise TypeError(
+                    f"launch() component {key!r} is a {type(comp).__name__}, not an ezmsg "
+                    "Unit or Collection"
+                )
+        label = name or "+".join(map(str, components))
+    else:
+        raise TypeError(
+            f"launch() takes an ezmsg Collection/Unit or a dict of them, not "
+            f"{type(components).__name__}"
+        )
+    for comp in components.values():
+        if comp._name is not None:
+            raise PipelineError(
+                f"This {type(comp).__name__} instance was already launched (as "
+                f"{comp._name!r}); ezmsg components run once. Create a new instance."
+            )
+    for key in components:
+        if not isinstance(key, str) or not key or "/" in key:
+            raise ValueError(f"pipeline name {key!r} must be a non-empty string without '/'")
+    return label, dict(components)
+
+
+def _check_spawnable(components: Mapping[str, Any]) -> None:
+    """Refuse units a spawned child cannot import, instead of hanging (rough edge 8)."""
+    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_start_method()
+    if method == "fork":
+        return
+    from ezmsg.core.unit import Unit
+
+    for address, comp in _walk(components):
+        if not isinstance(comp, Unit):
+            continue
+        for what, cls in (("unit", type(comp)), ("settings", type(comp.SETTINGS))):
+            if cls.__module__ == "__main__":
+                raise PipelineStartError(
+                    f"Cannot start {address}: its {what} class {cls.__qualname__} is "
+                    f"defined in the notebook (__main__), which unit processes started with "
+                    f"the {method!r} start method cannot import. Move it into a .py module "
+                    "and import it from there, or launch(..., mode='in-kernel').",
+                    unit=address,
+                    cause=f"{what} class defined in __main__ under {method!r}",
+                )
+        try:
+            pickle.dumps(comp)
+        except Exception as exc:
+            raise PipelineStartError(
+                f"Cannot start {address}: it cannot be pickled for a {method!r} unit "
+                f"process ({type(exc).__name__}: {exc}). Keep unit state in initialize(), "
+                "not in the constructor, or launch(..., mode='in-kernel').",
+                unit=address,
+                cause=f"{type(exc).__name__}: {exc}",
+            ) from exc
+
+
+class Pipeline:
+    """A pipeline the Lab launched. Returned by :meth:`Lab.launch`.
+
+    Attributes
+    ----------
+    name : str
+        The root name: unit addresses start with it (``"DEMO/FILTER"``).
+    mode : str
+        ``"processes"`` (unit processes started by ezmsg's GraphRunner) or
+        ``"in-kernel"`` (units run in a thread of this kernel).
+    """
+
+    def __init__(
+        self,
+        components: Any,
+        graph_address: Address,
+        *,
+        name: str | None = None,
+        mode: str = "processes",
+        connections: Iterable[tuple[Any, Any]] | None = None,
+        process_components: Iterable[Any] | None = None,
+        on_event: Callable[[Pipeline, UnitEvent], None] | None = None,
+        is_registered: Callable[[list[str]], bool] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not one of {MODES}")
+        self.name, self._components = _normalise_components(components, name)
+        self.mode = mode
+        self.graph_address = graph_address
+        self._connections = list(connections) if connections is not None else None
+        self._process_components = (
+            list(process_components) if process_components is not None else None
+        )
+        self._on_event = on_event
+        self._is_registered = is_registered
+        self._runner: Any = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        self._events: Any = None
+        self._drain_thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._stopped = False
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+        self.events: deque[UnitEvent] = deque(maxlen=10_000)
+
+    # ------------------------------------------------------------------ public
+    @property
+    def units(self) -> list[str]:
+        """Addresses of the pipeline's units."""
+        from ezmsg.core.unit import Unit
+
+        return sorted(a for a, c in _walk(self._components) if isinstance(c, Unit))
+
+    @property
+    def unit_objects(self) -> dict[str, Any]:
+        """Live unit objects, by address (in-kernel mode only: unit processes hold copies)."""
+        if self.mode != "in-kernel":
+            raise PipelineError(
+                f"Pipeline {self.name!r} runs its units in separate processes; their live "
+                "objects are not in this kernel. Use launch(..., mode='in-kernel') to look "
+                "at live unit objects."
+            )
+        from ezmsg.core.unit import Unit
+
+        return {a: c for a, c in _walk(self._components) if isinstance(c, Unit)}
+
+    @property
+    def running(self) -> bool:
+        if self._stopped or self._runner is None:
+            return False
+        if self.mode == "in-kernel":
+            return self._thread is not None and self._thread.is_alive()
+        return any(p.alive for p in self.processes)
+
+    @property
+    def processes(self) -> list[ProcessInfo]:
+        if self._runner is None:
+            return []
+        if self.mode == "in-kernel":
+            alive = self._thread is not None and self._thread.is_alive()
+            return [
+                ProcessInfo("in-kernel", os.getpid(), alive, None, tuple(self.units))
+            ]
+        try:
+            procs = self._runner.processes
+        except ValueError:
+            return []
+        return [
+            ProcessInfo(
+                name=p.name,
+                pid=p.pid,
+                alive=p.pid is not None and p.is_alive(),
+                exitcode=p.exitcode,
+                units=tuple(u.address for u in p.units),
+            )
+            for p in procs
+        ]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the pipeline: ask its units to finish, then terminate what does not.
+
+        Returns within about ``timeout`` seconds; idempotent.
+        """
+        if self._stopped:
+            return
+        self._stop_requested.set()
+        deadline = time.monotonic() + timeout
+        if self.mode == "in-kernel":
+            self._stop_in_kernel(deadline)
+        else:
+            self._stop_processes(deadline)
+        self._stopped = True
+        self.stopped_at = time.time()
+        if self._drain_thread is not None:
+            self._drain_thread.join(max(0.1, deadline - time.monotonic()))
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"<Pipeline {self.name!r} {state}, {self.mode}, "
+            f"{len(self.units)} units, pids={self.pids}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(p.name)}</td><td>{p.pid}</td>"
+            f"<td>{'alive' if p.alive else f'exited ({p.exitcode})'}</td>"
+            f"<td>{html.escape(', '.join(p.units))}</td></tr>"
+            for p in self.processes
+        )
+        state = "running" if self.running else "stopped"
+        return (
+            f"<b>Pipeline {html.escape(self.name)}</b> ({state}, {self.mode})"
+            "<table><tr><th>process</th><th>pid</th><th>state</th><th>units</th></tr>"
+            f"{rows}</table>"
+        )
+
+    # ------------------------------------------------------------------ start
+    def start(self, timeout: float) -> None:
+        """Start the units; raise PipelineStartError within about ``timeout`` seconds."""
+        if self.mode == "processes":
+            _check_spawnable(self._components)
+            self._events = multiprocessing.Queue()
+        else:
+            self._events = queue.Queue()
+        self._drain_thread = threading.Thread(
+            target=self._drain, name=f"ezmsg-lab-events-{self.name}", daemon=True
+        )
+        self._drain_thread.start()
+        try:
+            if self.mode == "processes":
+                self._start_processes(timeout)
+            else:
+                self._start_in_kernel(timeout)
+        except BaseException:
+            self._stop_requested.set()
+            self._stopped = True
+            raise
+        self.started_at = time.time()
+
+    def _make_runner(self, **kwargs: Any) -> Any:
+        from ezmsg.core.backend import GraphRunner
+
+        backend = functools.partial(
+            LabBackendProcess, events=self._events, parent_pid=os.getpid()
+        )
+        return GraphRunner(
+            components=self._components,
+            connections=self._connections,
+            process_components=self._process_components,
+            backend_process=backend,  # type: ignore[arg-type]
+            graph_address=tuple(self.graph_address),
+            **kwargs,
+        )
+
+    def _run_in_thread(self, target: Callable[[], None], name: str) -> None:
+        def main() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                self._thread_error = exc
+
+        self._thread = threading.Thread(target=main, name=name, daemon=True)
+        self._thread.start()
+
+    def _start_processes(self, timeout: float) -> None:
+        self._runner = self._make_runner()
+        self._run_in_thread(self._runner.start, f"ezmsg-lab-start-{self.name}")
+        deadline = time.monotonic() + timeout
+        failure: str | None = None
+        pending: list[str] = []
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                dead = [p for p in self.processes if p.exitcode is not None]
+                if dead:
+                    failure = (
+                        f"unit process {dead[0].name} (pid {dead[0].pid}) exited with code "
+                        f"{dead[0].exitcode} before the pipeline started"
+                    )
+                    break
+                if time.monotonic() > deadline:
+                    failure = f"the pipeline did not start within {timeout:g} s"
+                    pending = self._pending_units()
+                    break
+                self._thread.join(_POLL_S)
+        except KeyboardInterrupt:
+            self._abort_start()
+            raise
+        if failure is not None:
+            self._abort_start()
+            self._raise_start_error(failure, pending)
+        if self._thread_error is not None:
+            self._abort_start()
+            self._raise_start_error(f"{type(self._thread_error).__name__}: {self._thread_error}")
+
+    def _start_in_kernel(self, timeout: float) -> None:
+        self._runner = self._make_runner(force_single_process=True)
+        self._run_in_thread(self._runner.run_blocking, f"ezmsg-lab-inkernel-{self.name}")
+        deadline = time.monotonic() + timeout
+        units = self.units
+        try:
+            while True:
+                if self._thread is not None and not self._thread.is_alive():
+                    self._raise_start_error(
+                        f"{type(self._thread_error).__name__}: {self._thread_error}"
+                        if self._thread_error is not None
+                        else "the in-kernel pipeline ended before it started"
+                    )
+                if self._is_registered is None or self._is_registered(units):
+                    return
+                if time.monotonic() > deadline:
+                    pending = self._pending_units()
+                    self._abort_start()
+                    self._raise_start_error(
+                        f"the pipeline did not start within {timeout:g} s", pending
+                    )
+                time.sleep(_POLL_S)
+        except KeyboardInterrupt:
+            self._abort_start()
+            raise
+
+    def _barriers(self) -> list[Any]:
+        ctx = getattr(self._runner, "_execution_context", None)
+        if ctx is None:
+            return []
+        return [ctx.start_barrier, ctx.stop_barrier]
+
+    def _term_event(self) -> Any:
+        ctx = getattr(self._runner, "_execution_context", None)
+        return None if ctx is None else ctx.term_ev
+
+    def _abort_start(self) -> None:
+        """Unblock ezmsg's barriers so every process and the runner can unwind."""
+        term = self._term_event()
+        if term is not None:
+            term.set()
+        for barrier in self._barriers():
+            with contextlib.suppress(Exception):
+                barrier.abort()
+        if self._thread is not None:
+            self._thread.join(_UNWIND_S)
+        self._terminate_processes()
+        if self._thread is not None and self._thread.is_alive():
+            self._stop_runner_loop()
+
+    def _pending_units(self) -> list[str]:
+        """Units not yet registered with the GraphServer (call before aborting)."""
+        if self._is_registered is None:
+            return []
+        return [u for u in self.units if not self._is_registered([u])]
+
+    def _raise_start_error(self, failure: str, pending: list[str] | None = None) -> None:
+        fatal = self._wait_for_fatal(1.0 if self.mode == "processes" and not pending else 0.1)
+        unit = fatal.unit if fatal else None
+        tb = fatal.traceback if fatal else None
+        cause = fatal.message if fatal else failure
+        exc = self._thread_error
+        if fatal is None and exc is not None and type(exc).__name__ != "GraphRunnerStartError":
+            tb = "".join(traceback.format_exception(exc))
+            unit = _unit_of_traceback(exc.__traceback__, _crawl(self._components))
+            if "collision" in str(exc):
+                cause = (
+                    f"{exc}. A pipeline with these unit addresses is already running on "
+                    "this GraphServer: stop it, or launch with another name="
+                )
+        if fatal is None and unit is None and pending:
+            if len(pending) < len(self.units):
+                unit = pending[0]
+                cause = (
+                    f"{', '.join(pending)} did not finish initialize() ({failure}); "
+                    "check for a blocking call there, or pass a larger start_timeout="
+                )
+        where = f"unit {unit}" if unit else f"pipeline {self.name!r}"
+        raise PipelineStartError(
+            f"Could not start {where}: {cause}"
+            + (f" ({failure})" if fatal and failure != cause else "")
+            + ". The pipeline was stopped; fix the cause and launch it again."
+            + (f"\n\nUnit traceback:\n{tb}" if tb else ""),
+            unit=unit,
+            cause=cause,
+            traceback=tb,
+        )
+
+    def _wait_for_fatal(self, timeout: float) -> UnitEvent | None:
+        """The first fatal report from a unit process, skipping the other processes'
+        secondary BrokenBarrierErrors."""
+        deadline = time.monotonic() + timeout
+        while True:
+            fatal = [ev for ev in list(self.events) if ev.kind == "fatal"]
+            primary = [ev for ev in fatal if "BrokenBarrierError" not in ev.message]
+            if primary:
+                return primary[0]
+            if time.monotonic() > deadline or (
+                self._drain_thread is not None and not self._drain_thread.is_alive()
+            ):
+                return None
+            time.sleep(_POLL_S)
+
+    # ------------------------------------------------------------------ stop
+    def _terminate_processes(self) -> None:
+        if self.mode != "processes" or self._runner is None:
+            return
+        try:
+            procs = list(self._runner.processes)
+        except ValueError:
+            return
+        started = [p for p in procs if p.pid is not None]
+        for p in started:
+            if p.is_alive():
+                p.terminate()
+        deadline = time.monotonic() + _TERMINATE_S
+        for p in started:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in started:
+            if p.is_alive():
+                logger.warning("killing unit process %s (pid %s)", p.name, p.pid)
+                p.kill()
+                p.join(1.0)
+
+    def _stop_runner_loop(self) -> None:
+        # The runner's own GraphContext cleanup can wait forever on a dead server; its
+        # loop thread is not a daemon and would then block interpreter exit.
+        loop = getattr(self._runner, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(loop.stop)
+
+    def _stop_processes(self, deadline: float) -> None:
+        runner = self._runner
+        if runner is None:
+            return
+        if runner.running:
+            self._run_in_thread(runner.stop, f"ezmsg-lab-stop-{self.name}")
+            assert self._thread is not None
+            self._thread.join(max(0.0, deadline - time.monotonic() - _TERMINATE_S))
+        if self._thread is not None and self._thread.is_alive():
+            self._terminate_processes()
+            self._thread.join(1.0)
+        else:
+            self._terminate_processes()  # reaps anything already gone; no-op otherwise
+        if self._thread is not None and self._thread.is_alive():
+            self._stop_runner_loop()
+            self._thread.join(1.0)
+
+    def _stop_in_kernel(self, deadline: float) -> None:
+        term = self._term_event()
+        if term is not None:
+            term.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            if self._thread.is_alive():
+                for barrier in self._barriers():
+                    with contextlib.suppress(Exception):
+                        barrier.abort()
+                self._stop_runner_loop()
+                self._thread.join(1.0)
+            if self._thread.is_alive():
+                logger.warning(
+                    "in-kernel pipeline %r did not stop; a unit's task ignores cancellation",
+                    self.name,
+                )
+
+    # ------------------------------------------------------------------ events
+    def _drain(self) -> None:
+        q = self._events
+        while True:
+            try:
+                ev = q.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop_requested.is_set():
+                    return
+                continue
+            except (EOFError, OSError, ValueError):
+                return
+            self.events.append(ev)
+            if self._on_event is not None:
+                try:
+                    self._on_event(self, ev)
+                except Exception:
+                    logger.exception("event callback failed")
