@@ -226,7 +226,9 @@ class Lab:
         remaining = max(0.5, start_timeout - (time.monotonic() - t0))
         units = pipeline.units
         if not self._topology.wait_for(lambda s: _registered(s, units), remaining):
-            logger.warning("pipeline %s started but its units are not yet registered", pipeline.name)
+            logger.warning(
+                "pipeline %s started but its units are not yet registered", pipeline.name
+            )
         return pipeline
 
     def _units_registered(self, units: list[str]) -> bool:
@@ -294,12 +296,13 @@ class Lab:
 
     def __repr__(self) -> str:
         kind, state = self._summary()
-        running = [p for p in self._pipelines if p.running]
-        procs = sum(len(p.processes) for p in running)
-        return (
-            f"<Lab {kind} GraphServer {self._address} ({state}); "
-            f"{len(running)} pipeline(s) running, {procs} process(es)>"
-        )
+        running = [
+            f"{p.name} ({p.mode}, {len(p.processes)} process(es))"
+            for p in self._pipelines
+            if p.running
+        ]
+        pipelines = "; ".join(running) if running else "none running"
+        return f"<Lab {kind} GraphServer {self._address} ({state}); pipelines: {pipelines}>"
 
     def _repr_html_(self) -> str:
         kind, state = self._summary()

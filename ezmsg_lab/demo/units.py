@@ -92,9 +92,7 @@ class FilterSettings(ez.Settings):
             "description": "Cutoff frequency (Hz); must stay below fs / 2.",
         },
     )
-    taps: int = field(
-        default=31, metadata={"ge": 3, "le": 511, "description": "FIR length (odd)."}
-    )
+    taps: int = field(default=31, metadata={"ge": 3, "le": 511, "description": "FIR length (odd)."})
     window: Window = field(default=Window.HAMMING, metadata={"description": "Design window."})
     kind: Literal["lowpass", "highpass"] = field(
         default="lowpass", metadata={"description": "Pass band."}
@@ -290,7 +288,7 @@ class Detector(ez.Unit):
         idx = np.flatnonzero(hits)
         times = msg.t0 + idx / msg.fs
         keep = []
-        for i, t in zip(idx, times):
+        for i, t in zip(idx, times, strict=False):
             if s.refractory_s is None or t - self.STATE.last_detection_t >= s.refractory_s:
                 keep.append(i)
                 self.STATE.last_detection_t = t

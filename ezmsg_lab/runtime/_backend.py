@@ -17,6 +17,7 @@ free of heavy imports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
@@ -65,10 +66,9 @@ def _unit_of_traceback(tb: TracebackType | None, units: list[Any]) -> str | None
 def _put(queue: Any, event: UnitEvent) -> None:
     if queue is None:
         return
-    try:
+    # A full or closed queue must never break a unit.
+    with contextlib.suppress(Exception):
         queue.put_nowait(event)
-    except Exception:  # a full or closed queue must never break a unit
-        pass
 
 
 class _ForwardingHandler(logging.Handler):

@@ -84,19 +84,30 @@ class ControlLoop:
         except BaseException:
             coro.close()
             raise
-        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what), self._loop)
+        tasks: list[asyncio.Task[Any]] = []
+        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what, tasks), self._loop)
         try:
             return fut.result(timeout + _GRACE_S)
         except concurrent.futures.TimeoutError:
-            fut.cancel()
+            self._cancel(tasks)
             raise LabTimeoutError(
                 f"{what} did not finish within {timeout:g} s and was cancelled; "
                 "pass a larger timeout= or check that the GraphServer is responsive."
             ) from None
         except BaseException:
             # KeyboardInterrupt (an interrupted cell) or anything raised by the coroutine.
-            fut.cancel()
+            self._cancel(tasks)
             raise
+
+    def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
+        # Future.cancel() does nothing once the loop started running the coroutine;
+        # cancel the task itself, on its loop.
+        def cancel() -> None:
+            for task in tasks:
+                task.cancel()
+
+        if self.alive:
+            self._loop.call_soon_threadsafe(cancel)
 
     async def arun(self, coro: Coroutine[Any, Any, T], timeout: float, what: str = "call") -> T:
         """Async twin of :meth:`run` for callers on another event loop."""
@@ -105,16 +116,19 @@ class ControlLoop:
         except BaseException:
             coro.close()
             raise
-        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what), self._loop)
-        wrapped = asyncio.wrap_future(fut)
+        tasks: list[asyncio.Task[Any]] = []
+        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what, tasks), self._loop)
         try:
-            return await asyncio.wait_for(wrapped, timeout + _GRACE_S)
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout + _GRACE_S)
         except asyncio.TimeoutError:
-            fut.cancel()
+            self._cancel(tasks)
             raise LabTimeoutError(
                 f"{what} did not finish within {timeout:g} s and was cancelled; "
                 "pass a larger timeout= or check that the GraphServer is responsive."
             ) from None
+        except BaseException:
+            self._cancel(tasks)
+            raise
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         if self.alive:
@@ -135,7 +149,12 @@ class ControlLoop:
             self._thread.join(timeout)
 
 
-async def _bounded(coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+async def _bounded(
+    coro: Coroutine[Any, Any, T], timeout: float, what: str, tasks: list[asyncio.Task[Any]]
+) -> T:
+    task = asyncio.current_task()
+    if task is not None:
+        tasks.append(task)
     try:
         return await asyncio.wait_for(coro, timeout)
     except asyncio.TimeoutError:

@@ -218,9 +218,7 @@ class Pipeline:
             return []
         if self.mode == "in-kernel":
             alive = self._thread is not None and self._thread.is_alive()
-            return [
-                ProcessInfo("in-kernel", os.getpid(), alive, None, tuple(self.units))
-            ]
+            return [ProcessInfo("in-kernel", os.getpid(), alive, None, tuple(self.units))]
         try:
             procs = self._runner.processes
         except ValueError:
@@ -305,9 +303,7 @@ class Pipeline:
     def _make_runner(self, **kwargs: Any) -> Any:
         from ezmsg.core.backend import GraphRunner
 
-        backend = functools.partial(
-            LabBackendProcess, events=self._events, parent_pid=os.getpid()
-        )
+        backend = functools.partial(LabBackendProcess, events=self._events, parent_pid=os.getpid())
         return GraphRunner(
             components=self._components,
             connections=self._connections,
@@ -427,13 +423,12 @@ class Pipeline:
                     f"{exc}. A pipeline with these unit addresses is already running on "
                     "this GraphServer: stop it, or launch with another name="
                 )
-        if fatal is None and unit is None and pending:
-            if len(pending) < len(self.units):
-                unit = pending[0]
-                cause = (
-                    f"{', '.join(pending)} did not finish initialize() ({failure}); "
-                    "check for a blocking call there, or pass a larger start_timeout="
-                )
+        if fatal is None and unit is None and pending and len(pending) < len(self.units):
+            unit = pending[0]
+            cause = (
+                f"{', '.join(pending)} did not finish initialize() ({failure}); "
+                "check for a blocking call there, or pass a larger start_timeout="
+            )
         where = f"unit {unit}" if unit else f"pipeline {self.name!r}"
         raise PipelineStartError(
             f"Could not start {where}: {cause}"

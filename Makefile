@@ -1,0 +1,56 @@
+# ezmsg-lab: `make lab` opens the quickstart in JupyterLab; `make test` runs everything.
+# Both set themselves up on a fresh Debian machine with Python 3.11.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VENV310 := .venv-ezmsg310
+BIN := $(VENV)/bin
+PORT ?= 8888
+# The newest 3.10 pre-release (ezmsg-sigproc users run it); pip picks the newest match.
+EZMSG_PRE := ezmsg>=3.10.0b1,<3.11
+
+.PHONY: lab test test-fast lint bench browser js clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]" "ezmsg==3.9.0"
+	touch $@
+
+$(VENV310)/.installed: pyproject.toml
+	test -x $(VENV310)/bin/python || $(PYTHON) -m venv $(VENV310)
+	$(VENV310)/bin/python -m pip install -q --upgrade pip
+	$(VENV310)/bin/python -m pip install -q --pre -e ".[test]" "$(EZMSG_PRE)"
+	touch $@
+
+lab: $(VENV)/.installed
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) notebooks/quickstart.ipynb
+
+# Debian's chromium for the browser tests (installed when missing and we are root).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; browser tests will be skipped"; \
+	  else echo "warning: chromium missing and not root; browser tests will be skipped"; fi; \
+	fi
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check ezmsg_lab tests benchmarks
+	$(BIN)/ruff format --check ezmsg_lab tests benchmarks
+
+test: $(VENV)/.installed $(VENV310)/.installed browser
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:randomly
+	@echo "== integration tests on $$($(VENV310)/bin/python -c 'import ezmsg.core as ez; print("ezmsg", ez.__version__)')"
+	$(VENV310)/bin/python -m pytest tests/integration
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/unit
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(VENV310)
