@@ -42,7 +42,7 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed $(VENV310)/.installed browser
 	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:randomly
+	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
 	@echo "== integration tests on $$($(VENV310)/bin/python -c 'import ezmsg.core as ez; print("ezmsg", ez.__version__)')"
 	$(VENV310)/bin/python -m pytest tests/integration
 
