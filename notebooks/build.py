@@ -95,16 +95,34 @@ lab
 
 def build(name: str, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     for kind, src in NOTEBOOKS[name]:
-        cell = nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src)
+        cell = (
+            nbformat.v4.new_markdown_cell(src)
+            if kind == "markdown"
+            else nbformat.v4.new_code_cell(src)
+        )
         nb.cells.append(cell)
     path = HERE / f"{name}.ipynb"
     nbformat.write(nb, path)
     if execute:
         subprocess.run(
-            [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-             "--inplace", "--ExecutePreprocessor.timeout=300", str(path)],
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "nbconvert",
+                "--to",
+                "notebook",
+                "--execute",
+                "--inplace",
+                "--ExecutePreprocessor.timeout=300",
+                str(path),
+            ],
             check=True,
             cwd=HERE,
         )
