@@ -16,7 +16,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import LabClosedError, LabError
+from .feeds.profiling import DEFAULT_RATE_HZ, ProfilingPoller
+from .feeds.settings import SettingsFeed
 from .feeds.topology import TopologyFeed
+from .feeds.traces import TraceFeed
+from .lab_views import LiveDataMixin
+from .model.logs import LogRecord, LogStore
+from .model.metrics import MetricsStore
+from .model.settings_store import SettingsStore
+from .model.traces import TraceStore
 from .runtime.cleanup import register, unregister
 from .runtime.connection import Connection
 from .runtime.loop import ControlLoop
@@ -29,7 +37,7 @@ DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_START_TIMEOUT_S = 30.0
 
 
-class Lab:
+class Lab(LiveDataMixin):
     """Observe and tune ezmsg graphs from a notebook.
 
     ``Lab()`` starts a GraphServer inside this kernel on 127.0.0.1 at a free port;
@@ -44,6 +52,12 @@ class Lab:
         protocol unpickles what clients send.
     timeout : float
         Default timeout (seconds) of every call into ezmsg.
+    poll_hz : float
+        Profiling poll rate (default 1 Hz, up to 20 Hz); change it with ``lab.poll_hz``.
+    history : int
+        Rows of profiling history kept (one per endpoint per poll).
+    trace_capacity : int
+        Trace samples kept (21 bytes each).
     ezmsg_log_level : str or None
         Level for ezmsg's own logger in this kernel (default ``"WARNING"``: ezmsg logs
         every start and stop at INFO, which would fill cell outputs). Unit processes'
@@ -64,6 +78,9 @@ class Lab:
         host: str = "127.0.0.1",
         port: int = 0,
         timeout: float = DEFAULT_TIMEOUT_S,
+        poll_hz: float = DEFAULT_RATE_HZ,
+        history: int = 200_000,
+        trace_capacity: int = 2_000_000,
         ezmsg_log_level: str | None = "WARNING",
         _attach: Address | None = None,
     ) -> None:
@@ -85,6 +102,16 @@ class Lab:
             self._loop = ControlLoop()
             self._conn = Connection(self._address)
             self._topology = TopologyFeed(self._conn)
+            self._settings = SettingsStore()
+            self._settings_feed = SettingsFeed(self._conn, self._settings)
+            self._metrics = MetricsStore(capacity=history)
+            self._poller = ProfilingPoller(self._conn, self._topology, self._metrics, poll_hz)
+            self._traces = TraceStore(capacity=trace_capacity)
+            self._trace_feed = TraceFeed(
+                self._conn, self._topology, self._metrics, self._traces, self._poller.offset_ns
+            )
+            self._logs = LogStore()
+            self._unit_error_callbacks: list[Any] = [_print_unit_error]
             self._loop.run(self._start_feeds(), self.timeout, "connecting to the GraphServer")
         except BaseException:
             self._teardown(timeout=2.0)
@@ -121,6 +148,8 @@ class Lab:
     async def _start_feeds(self) -> None:
         await self._conn.open(self.timeout)
         await self._topology.start()
+        await self._settings_feed.start()
+        await self._poller.start()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -237,6 +266,38 @@ class Lab:
 
     def _on_unit_event(self, pipeline: Pipeline, event: Any) -> None:
         """Called from a pipeline's event thread for each record from its units."""
+        process = None
+        snap = self._topology.snapshot
+        if snap is not None:
+            for proc_id, proc in snap.processes.items():
+                if proc.pid == event.pid and (event.unit is None or event.unit in proc.units):
+                    process = str(proc_id)
+                    break
+        record = LogRecord(
+            time=event.time,
+            unit=event.unit,
+            pipeline=pipeline.name,
+            process=process,
+            pid=event.pid,
+            level=event.level,
+            logger=event.logger,
+            message=event.message,
+            traceback=event.traceback,
+            kind=event.kind,
+        )
+        if self._logs.add(record) and not self._closed:
+            for fn in list(self._unit_error_callbacks):
+                try:
+                    fn(record)
+                except Exception:
+                    logger.exception("unit error callback failed")
+
+    def on_unit_error(self, fn: Any) -> None:
+        """Call ``fn(record)`` when a unit starts raising (once per burst of errors).
+
+        By default the Lab prints a short notice in the notebook; ``fn`` is called too.
+        """
+        self._unit_error_callbacks.append(fn)
 
     def stop_all(self, timeout: float = 10.0) -> None:
         """Stop every pipeline this Lab launched."""
@@ -274,6 +335,10 @@ class Lab:
             self._server.stop()
 
     async def _stop_feeds(self) -> None:
+        # Tracing first: it tells each process to stop tracing while they still answer.
+        await self._trace_feed.stop()
+        await self._poller.stop()
+        await self._settings_feed.stop()
         await self._topology.stop()
         await self._conn.close(2.0)
 
@@ -348,6 +413,19 @@ class AsyncLab:
 
     async def close(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self._lab.close, timeout)
+
+
+def _print_unit_error(record: LogRecord) -> None:
+    import sys
+
+    first_line = record.message.splitlines()[0] if record.message else ""
+    print(
+        f"ezmsg-lab: unit {record.unit} (pid {record.pid}) started raising: {first_line}\n"
+        f"  It raises on every message until fixed; see lab.logs(unit={record.unit!r}) "
+        "for the traceback.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _registered(snapshot: Any, units: list[str]) -> bool:

@@ -1,0 +1,162 @@
+"""The profiling poller: one per Lab, at a fixed cadence, into the MetricsStore.
+
+Each unit process is asked for its profiling snapshot through the Lab's one GraphContext;
+a process that does not answer within its timeout is recorded as missing (ezmsg's own
+``profiling_snapshot_all`` silently leaves it out). Processes come from the topology
+feed's process table, so pid and host are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from ..model.clock import perf_offset_ns
+from ..model.metrics import EndpointSample, MetricsStore
+from ..model.topology import process_table
+from ..runtime.connection import Connection
+from .topology import TopologyFeed
+
+logger = logging.getLogger(__name__)
+
+MAX_RATE_HZ = 20.0
+DEFAULT_RATE_HZ = 1.0
+# After the process table changes, poll again this soon so new endpoints get rates fast.
+FOLLOW_UP_S = 0.25
+
+
+def check_rate(hz: float) -> float:
+    if isinstance(hz, bool) or not isinstance(hz, (int, float)) or not 0 < hz <= MAX_RATE_HZ:
+        raise ValueError(
+            f"poll rate {hz!r} Hz must be a number in (0, {MAX_RATE_HZ:g}]; ezmsg asks each "
+            "process in turn, so faster polling costs the pipeline more"
+        )
+    return float(hz)
+
+
+def endpoint_samples(process_id: str, snap: object) -> list[EndpointSample]:
+    """EndpointSamples from one ezmsg ProcessProfilingSnapshot."""
+    out = [
+        EndpointSample(
+            process_id=process_id,
+            endpoint_id=pub.endpoint_id,
+            topic=pub.topic,
+            kind="publisher",
+            total=pub.messages_published_total,
+            ts_ns=pub.timestamp,
+            inflight=pub.inflight_messages_current,
+            num_buffers=pub.num_buffers,
+        )
+        for pub in snap.publishers.values()
+    ]
+    out.extend(
+        EndpointSample(
+            process_id=process_id,
+            endpoint_id=sub.endpoint_id,
+            topic=sub.topic,
+            kind="subscriber",
+            total=sub.messages_received_total,
+            ts_ns=sub.timestamp,
+            channel=getattr(sub.channel_kind_last, "value", str(sub.channel_kind_last)),
+        )
+        for sub in snap.subscribers.values()
+    )
+    return out
+
+
+class ProfilingPoller:
+    def __init__(
+        self,
+        conn: Connection,
+        topology: TopologyFeed,
+        store: MetricsStore,
+        rate_hz: float = DEFAULT_RATE_HZ,
+        per_process_timeout: float = 0.5,
+    ) -> None:
+        self._conn = conn
+        self._topology = topology
+        self.store = store
+        self.rate_hz = check_rate(rate_hz)
+        self.per_process_timeout = per_process_timeout
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._known_processes: frozenset[str] = frozenset()
+        self.offset_ns = perf_offset_ns()
+        self.on_poll: list[Callable[[], None]] = []
+        self.poll_seconds: float | None = None
+
+    async def start(self) -> None:
+        self._topology.add_listener(self._on_topology)
+        self._task = asyncio.create_task(self._run(), name="ezmsg-lab-profiling")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    def set_rate(self, hz: float) -> None:
+        self.rate_hz = check_rate(hz)
+        self._wake.set()
+
+    def _on_topology(self, snapshot: object) -> None:
+        processes = frozenset(str(p) for p in snapshot.processes)
+        if processes != self._known_processes:
+            self._known_processes = processes
+            self._wake.set()  # poll now, and once more shortly after
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_t = loop.time()
+        follow_up_at: float | None = None
+        while True:
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._conn.lost is not None:
+                    return
+                logger.warning("profiling poll failed: %r", exc)
+            now = loop.time()
+            next_t += 1.0 / self.rate_hz
+            if next_t < now:  # fell behind (slow poll): do not burst to catch up
+                next_t = now + 1.0 / self.rate_hz
+            wake_at = next_t if follow_up_at is None else min(next_t, follow_up_at)
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
+                self._wake.clear()
+                follow_up_at = loop.time() + FOLLOW_UP_S
+            except asyncio.TimeoutError:
+                if follow_up_at is not None and loop.time() >= follow_up_at:
+                    follow_up_at = None
+
+    async def poll_once(self) -> None:
+        snapshot = self._topology.snapshot
+        if snapshot is None:
+            return
+        expected = process_table(snapshot)
+        samples: list[EndpointSample] = []
+        t0 = time.perf_counter()
+        for process_id, meta in expected.items():
+            if not meta.units:
+                continue
+            route = meta.units[0]
+            try:
+                snap = await self._conn.call(
+                    lambda ctx, route=route: ctx.process_profiling_snapshot(
+                        route, timeout=self.per_process_timeout
+                    )
+                )
+            except RuntimeError as exc:  # ezmsg: the process did not answer
+                logger.debug("no profiling snapshot from %s: %s", process_id, exc)
+                continue
+            samples.extend(endpoint_samples(process_id, snap))
+        poll_s = time.time()
+        self.store.ingest(poll_s, samples, {k: v for k, v in expected.items() if v.units})
+        self.poll_seconds = time.perf_counter() - t0
+        for fn in list(self.on_poll):
+            fn()

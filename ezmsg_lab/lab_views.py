@@ -1,0 +1,208 @@
+"""The Lab's live data as pandas DataFrames: topology, settings, profile, traces, logs.
+
+Views read the Lab's stores, never the GraphServer: the feeds keep the stores current
+(one profiling poller per Lab). Every time column is a timezone-aware UTC timestamp.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .errors import LabError
+from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceSettings
+from .model.clock import since_to_epoch_s
+from .model.topology import Topology, build_topology, events_frame
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+
+class LiveDataMixin:
+    """DataFrame views of a Lab (mixed into :class:`~ezmsg_lab.Lab`)."""
+
+    # ------------------------------------------------------------------ topology
+    def topology(self: Lab) -> Topology:
+        """The running graph: ``.units``, ``.topics``, ``.edges``, ``.processes``,
+        ``.collections`` DataFrames, kept current from ezmsg's topology events.
+
+        Examples
+        --------
+        >>> lab.topology().units[["address", "pid", "host"]]  # doctest: +SKIP
+        """
+        self._check_open()
+        snap = self._topology.snapshot
+        if snap is None:
+            raise LabError("No topology yet: the Lab has not read a snapshot.")
+        return build_topology(snap, self._topology.refreshed_at or time.time())
+
+    def topology_events(self: Lab) -> pd.DataFrame:
+        """ezmsg's topology events seen by this Lab: seq, time, event, changed_topics,
+        source_session, source_process. ``lab.topology_gaps`` counts events ezmsg dropped
+        (healed by re-reading the snapshot)."""
+        return events_frame(list(self._topology.events))
+
+    @property
+    def topology_gaps(self: Lab) -> int:
+        return self._topology.gaps
+
+    # ------------------------------------------------------------------ settings
+    def settings(self: Lab, unit: str | None = None) -> pd.DataFrame:
+        """Every unit's settings, one row per unit and field: value, type, default,
+        min, max, choices, description, dynamic (can be changed live)."""
+        dynamic = {}
+        snap = self._topology.snapshot
+        if snap is not None:
+            for session in snap.sessions.values():
+                if session.metadata is not None:
+                    for address, comp in session.metadata.components.items():
+                        dynamic[address] = bool(comp.dynamic_settings.enabled)
+        frame = self._settings.frame(dynamic)
+        if unit is not None:
+            self._check_unit(unit, frame["unit"].unique())
+            frame = frame[frame["unit"] == unit].reset_index(drop=True)
+        return frame
+
+    def settings_history(self: Lab, unit: str | None = None, since: Any = None) -> pd.DataFrame:
+        """Every settings change seen (initial values included): seq, time, unit, field,
+        old, new, event, source_session, source_process."""
+        return self._settings.history(unit=unit, since_s=since_to_epoch_s(since))
+
+    # ------------------------------------------------------------------ profiling
+    @property
+    def poll_hz(self: Lab) -> float:
+        """Profiling poll rate in Hz (0 < rate <= 20). Assign to change it."""
+        return self._poller.rate_hz
+
+    @poll_hz.setter
+    def poll_hz(self: Lab, hz: float) -> None:
+        self._poller.set_rate(hz)
+
+    def profile(self: Lab, include_gone: bool = True) -> pd.DataFrame:
+        """Publishers and subscribers now: topic, endpoint, kind, unit, process, pid,
+        host, rate_hz, messages_total, inflight, num_buffers, channel_kind, errors, status.
+
+        Rates come from this Lab's own polls (deltas of ezmsg's monotonic totals), so
+        other clients polling ezmsg do not change them. ``status`` is ``ok``, ``missing``
+        (the process did not answer: rate NaN, not zero) or ``gone`` (left the graph).
+        """
+        self._check_open()
+        return self._metrics.profile(
+            errors=dict(self._logs.error_counts), now_s=time.time(), include_gone=include_gone
+        )
+
+    def metrics(self: Lab, since: Any = None, topics: Iterable[str] | None = None) -> pd.DataFrame:
+        """Profiling history in long format: time, topic, endpoint, kind, unit, status,
+        metric (rate_hz, messages_total, inflight), value. ``since``: seconds ago, a
+        duration string (``"30s"``) or a time."""
+        return self._metrics.metrics(since_s=since_to_epoch_s(since), topics=topics)
+
+    def wait_for_profile(self: Lab, timeout: float = 10.0) -> pd.DataFrame:
+        """Block until every publisher of every unit process has a rate; return profile()."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.profile(include_gone=False)
+            pubs = frame[frame["kind"] == "publisher"]
+            snap = self._topology.snapshot
+            procs = {str(p) for p, meta in snap.processes.items() if meta.units} if snap else set()
+            if (
+                procs
+                and procs <= set(frame["process"])
+                and len(pubs)
+                and pubs["rate_hz"].notna().all()
+            ):
+                return frame
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"The profile was not complete within {timeout:g} s (processes "
+                    f"{sorted(procs - set(frame['process']))} had not answered); check "
+                    "lab.profile() and that the pipeline is running."
+                )
+            time.sleep(0.02)
+
+    # ------------------------------------------------------------------ traces
+    def trace(
+        self: Lab,
+        topics: str | Iterable[str] | None = None,
+        metrics: str | Iterable[str] | None = None,
+        duration: float | None = None,
+        *,
+        budget: float = DEFAULT_BUDGET,
+        ttl: float = DEFAULT_TTL_S,
+        timeout: float | None = None,
+    ) -> TraceSettings:
+        """Start latency tracing (all topics and metrics by default).
+
+        Parameters
+        ----------
+        topics, metrics : optional
+            Limit tracing; metrics are ``publish_delta_ns``, ``backpressure_wait_ns``,
+            ``lease_time_ns``, ``user_span_ns``.
+        duration : float, optional
+            Stop by itself after this many seconds.
+        budget : float
+            Fraction of each process's time tracing may cost (default 0.05); the Lab
+            picks ezmsg's ``sample_mod`` per process from its message rate.
+        ttl : float
+            ezmsg turns tracing off by itself this long after the Lab stops renewing it
+            (a crashed kernel does not leave tracing on).
+
+        Returns the settings in effect, with the sample_mod chosen per process.
+        """
+        self._check_open()
+        return self._run(
+            self._trace_feed.start(topics, metrics, duration, budget, ttl),
+            timeout,
+            "trace()",
+        )
+
+    def untrace(self: Lab, *, timeout: float | None = None) -> None:
+        """Stop tracing (samples already received are kept)."""
+        self._check_open()
+        self._run(self._trace_feed.stop(), timeout, "untrace()")
+
+    @property
+    def tracing(self: Lab) -> TraceSettings | None:
+        """The active trace settings, or None."""
+        return self._trace_feed.active
+
+    def latency(
+        self: Lab,
+        since: Any = None,
+        topics: Iterable[str] | None = None,
+        metrics: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """Per topic and trace metric: count, mean, p50, p95, p99, max in milliseconds."""
+        return self._traces.latency(since_to_epoch_s(since), topics, metrics)
+
+    def trace_samples(
+        self: Lab,
+        since: Any = None,
+        topics: Iterable[str] | None = None,
+        metrics: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """Raw trace samples: time, process, pid, host, endpoint, topic, task, metric,
+        value_ms, channel_kind."""
+        return self._traces.frame(since_to_epoch_s(since), topics, metrics)
+
+    # ------------------------------------------------------------------ logs
+    def logs(
+        self: Lab, unit: str | None = None, level: str | None = None, since: Any = None
+    ) -> pd.DataFrame:
+        """Log records and uncaught exceptions of the units this Lab launched: time,
+        unit, pipeline, process, pid, level, logger, message, traceback, kind.
+        ``level`` keeps that level and above."""
+        return self._logs.frame(unit=unit, level=level, since_s=since_to_epoch_s(since))
+
+    # ------------------------------------------------------------------ helpers
+    def _check_unit(self: Lab, unit: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        if unit not in known:
+            import difflib
+
+            close = difflib.get_close_matches(unit, known, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise LabError(f"No unit {unit!r} in this graph.{hint} Known: {known}")

@@ -1,0 +1,1 @@
+"""Stores and conversions: topology, settings schema and validation, metrics."""

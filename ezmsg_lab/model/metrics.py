@@ -1,0 +1,407 @@
+"""Profiling store: true rates from the Lab's own polls, bounded history.
+
+Rules (see DESIGN.md, "Rules that keep the numbers true"):
+
+- a rate is the delta of an endpoint's monotonic ``*_total`` counter between two of this
+  Lab's polls, over the delta of that process's own timestamps; ezmsg's ``*_window``
+  fields are reset by any client and are never used;
+- a counter that goes backwards means the endpoint restarted: a new series starts, with
+  no rate for its first poll (never a negative rate);
+- a process that is in the topology but did not answer a poll is ``missing`` (rate NaN),
+  not zero traffic; endpoints of processes that left the topology are ``gone``.
+
+Pure Python and numpy: no ezmsg import, testable on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .clock import to_utc
+from .ring import ColumnRing
+
+CHANNEL_KINDS = ("UNKNOWN", "LOCAL", "SHM", "TCP")
+_CHANNEL_CODE = {name: i for i, name in enumerate(CHANNEL_KINDS)}
+STATUSES = ("ok", "missing", "gone")
+KINDS = ("publisher", "subscriber")
+
+# How long endpoints of a process that left the topology stay listed in profile().
+GONE_KEEP_S = 60.0
+
+
+@dataclass(frozen=True)
+class EndpointSample:
+    """One endpoint's counters in one poll (converted from ezmsg's snapshot)."""
+
+    process_id: str
+    endpoint_id: str
+    topic: str
+    kind: str  # "publisher" or "subscriber"
+    total: int
+    ts_ns: float  # the process's perf_counter_ns at snapshot time
+    inflight: int = 0
+    num_buffers: int = 0
+    channel: str = "UNKNOWN"
+
+
+@dataclass(frozen=True)
+class ProcessMeta:
+    """A process as the GraphServer's process table knows it."""
+
+    process_id: str
+    pid: int | None
+    host: str | None
+    units: tuple[str, ...] = ()
+
+
+@dataclass
+class Series:
+    """One endpoint's counter history, from its first poll until it restarts or leaves."""
+
+    index: int
+    process_id: str
+    endpoint_id: str
+    topic: str
+    kind: str
+    unit: str | None
+    generation: int = 0
+    last_ts_ns: float = math.nan
+    last_total: int = -1
+    latest: dict[str, object] = field(default_factory=dict)
+
+
+def unit_of_topic(topic: str, units: Iterable[str]) -> str | None:
+    """The unit that owns a stream address (``DEMO/FILTER/INPUT`` -> ``DEMO/FILTER``)."""
+    owner = topic.rsplit("/", 1)[0]
+    return owner if owner in set(units) else None
+
+
+class MetricsStore:
+    """Per-endpoint counters and rates, with history in a columnar ring buffer.
+
+    Parameters
+    ----------
+    capacity : int
+        Rows of history kept (one row per endpoint per poll); about 34 bytes a row.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.history = ColumnRing(
+            capacity,
+            {
+                "t_ns": np.int64,  # epoch nanoseconds of the poll (UTC)
+                "series": np.int32,
+                "total": np.int64,
+                "rate": np.float64,
+                "inflight": np.int32,
+                "num_buffers": np.int32,
+                "status": np.int8,
+                "channel": np.int8,
+            },
+        )
+        self.series: list[Series] = []
+        self._current: dict[tuple[str, str], Series] = {}
+        self._process_status: dict[str, str] = {}
+        self._gone_at: dict[str, float] = {}
+        self.processes: dict[str, ProcessMeta] = {}
+        self.polls = 0
+        self.last_poll_s: float | None = None
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(
+        self,
+        poll_s: float,
+        samples: Iterable[EndpointSample],
+        expected: Mapping[str, ProcessMeta],
+    ) -> None:
+        """Record one poll.
+
+        Parameters
+        ----------
+        poll_s : float
+            Epoch seconds (UTC) of the poll.
+        samples : EndpointSample
+            Every endpoint of every process that answered.
+        expected : mapping of process id to ProcessMeta
+            The GraphServer's process table at poll time (pid and host come from here:
+            ezmsg 3.9.0 profiling payloads carry the parent's pid for forked processes).
+        """
+        with self.lock:
+            self._ingest(poll_s, samples, expected)
+
+    def _ingest(
+        self,
+        poll_s: float,
+        samples: Iterable[EndpointSample],
+        expected: Mapping[str, ProcessMeta],
+    ) -> None:
+        self.polls += 1
+        self.last_poll_s = poll_s
+        t_ns = int(poll_s * 1e9)
+        answered: set[str] = set()
+        rows: dict[str, list] = {c: [] for c in self.history.columns}
+
+        for s in samples:
+            answered.add(s.process_id)
+            key = (s.process_id, s.endpoint_id)
+            series = self._current.get(key)
+            meta = expected.get(s.process_id) or self.processes.get(s.process_id)
+            if series is None or s.total < series.last_total:
+                generation = 0 if series is None else series.generation + 1
+                series = Series(
+                    index=len(self.series),
+                    process_id=s.process_id,
+                    endpoint_id=s.endpoint_id,
+                    topic=s.topic,
+                    kind=s.kind,
+                    unit=unit_of_topic(s.topic, meta.units) if meta else None,
+                    generation=generation,
+                )
+                self.series.append(series)
+                self._current[key] = series
+                rate = math.nan
+            else:
+                dt = (s.ts_ns - series.last_ts_ns) / 1e9
+                rate = (s.total - series.last_total) / dt if dt > 0 else math.nan
+            series.last_ts_ns = s.ts_ns
+            series.last_total = s.total
+            series.latest = {
+                "t_ns": t_ns,
+                "total": s.total,
+                "rate": rate,
+                "inflight": s.inflight,
+                "num_buffers": s.num_buffers,
+                "channel": s.channel,
+                "status": "ok",
+            }
+            self._append_row(
+                rows, t_ns, series.index, s.total, rate, s.inflight, s.num_buffers, "ok", s.channel
+            )
+
+        # Processes in the topology that did not answer: missing, not zero traffic.
+        for process_id in expected:
+            if process_id in answered:
+                self._process_status[process_id] = "ok"
+                continue
+            self._process_status[process_id] = "missing"
+            for series in self._series_of(process_id):
+                series.latest = {
+                    **series.latest,
+                    "t_ns": t_ns,
+                    "rate": math.nan,
+                    "status": "missing",
+                }
+                self._append_row(
+                    rows,
+                    t_ns,
+                    series.index,
+                    series.last_total,
+                    math.nan,
+                    0,
+                    0,
+                    "missing",
+                    "UNKNOWN",
+                )
+
+        # Processes that left the topology: their endpoints are gone.
+        for process_id in list(self._process_status):
+            if process_id not in expected:
+                if self._process_status[process_id] != "gone":
+                    self._gone_at[process_id] = poll_s
+                self._process_status[process_id] = "gone"
+                for series in self._series_of(process_id):
+                    if series.latest.get("status") != "gone":
+                        series.latest = {
+                            **series.latest,
+                            "t_ns": t_ns,
+                            "rate": math.nan,
+                            "status": "gone",
+                        }
+        for process_id, meta in expected.items():
+            self.processes[process_id] = meta
+            self._gone_at.pop(process_id, None)
+
+        self.history.extend(**{name: np.asarray(vals) for name, vals in rows.items()})
+
+    @staticmethod
+    def _append_row(rows, t_ns, series, total, rate, inflight, num_buffers, status, channel):
+        rows["t_ns"].append(t_ns)
+        rows["series"].append(series)
+        rows["total"].append(total)
+        rows["rate"].append(rate)
+        rows["inflight"].append(inflight)
+        rows["num_buffers"].append(num_buffers)
+        rows["status"].append(STATUSES.index(status))
+        rows["channel"].append(_CHANNEL_CODE.get(channel, 0))
+
+    def _series_of(self, process_id: str) -> list[Series]:
+        return [s for (pid, _), s in self._current.items() if pid == process_id]
+
+    def status_of(self, process_id: str) -> str | None:
+        return self._process_status.get(process_id)
+
+    # ------------------------------------------------------------------ views
+    def profile(
+        self,
+        errors: Mapping[str, int] | None = None,
+        now_s: float | None = None,
+        include_gone: bool = True,
+    ) -> pd.DataFrame:
+        """The latest poll: one row per endpoint (publishers first, then subscribers)."""
+        errors = errors or {}
+        now_s = now_s if now_s is not None else (self.last_poll_s or 0.0)
+        with self.lock:
+            recs = self._profile_records(errors, now_s, include_gone)
+        columns = [
+            "time",
+            "topic",
+            "endpoint",
+            "kind",
+            "unit",
+            "process",
+            "pid",
+            "host",
+            "rate_hz",
+            "messages_total",
+            "inflight",
+            "num_buffers",
+            "channel_kind",
+            "errors",
+            "status",
+        ]
+        if not recs:
+            return _empty_profile(columns)
+        return _profile_frame(recs)
+
+    def _profile_records(
+        self, errors: Mapping[str, int], now_s: float, include_gone: bool
+    ) -> list[tuple]:
+        recs: list[tuple] = []
+        for series in self._current.values():
+            if not series.latest:
+                continue
+            status = series.latest["status"]
+            if status == "gone" and (
+                not include_gone
+                or now_s - self._gone_at.get(series.process_id, now_s) > GONE_KEEP_S
+            ):
+                continue
+            meta = self.processes.get(series.process_id)
+            recs.append(
+                (
+                    series.latest["t_ns"],
+                    series.topic,
+                    series.endpoint_id,
+                    series.kind,
+                    series.unit,
+                    series.process_id,
+                    meta.pid if meta else None,
+                    meta.host if meta else None,
+                    series.latest["rate"],
+                    series.latest["total"],
+                    series.latest["inflight"],
+                    series.latest["num_buffers"],
+                    series.latest["channel"],
+                    errors.get(series.unit, 0) if series.unit else 0,
+                    status,
+                )
+            )
+        return recs
+
+    def metrics(
+        self, since_s: float | None = None, topics: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """History in long format: time, topic, endpoint, kind, unit, status, metric, value."""
+        with self.lock:
+            cols = self.history.view()
+            series = list(self.series)
+        return _metrics_frame(cols, series, since_s, topics)
+
+
+def _profile_frame(recs: list[tuple]) -> pd.DataFrame:
+    cols = list(zip(*recs, strict=True))
+    df = pd.DataFrame(
+        {
+            "time": pd.to_datetime(np.asarray(cols[0], dtype=np.int64), utc=True),
+            "topic": np.asarray(cols[1], dtype=object),
+            "endpoint": np.asarray(cols[2], dtype=object),
+            "kind": pd.Categorical(cols[3], categories=KINDS),
+            "unit": np.asarray(cols[4], dtype=object),
+            "process": np.asarray(cols[5], dtype=object),
+            "pid": pd.array(cols[6], dtype="Int64"),
+            "host": np.asarray(cols[7], dtype=object),
+            "rate_hz": np.asarray(cols[8], dtype=np.float64),
+            "messages_total": np.asarray(cols[9], dtype=np.int64),
+            "inflight": np.asarray(cols[10], dtype=np.int64),
+            "num_buffers": np.asarray(cols[11], dtype=np.int64),
+            "channel_kind": pd.Categorical(cols[12], categories=CHANNEL_KINDS),
+            "errors": np.asarray(cols[13], dtype=np.int64),
+            "status": pd.Categorical(cols[14], categories=STATUSES),
+        }
+    )
+    return df.sort_values(["kind", "topic", "endpoint"], ignore_index=True)
+
+
+def _metrics_frame(
+    cols: dict[str, np.ndarray],
+    series: list[Series],
+    since_s: float | None,
+    topics: Iterable[str] | None,
+) -> pd.DataFrame:
+    keep = np.ones(len(cols["t_ns"]), dtype=bool)
+    if since_s is not None:
+        keep &= cols["t_ns"] >= int(since_s * 1e9)
+    if topics is not None:
+        wanted = {topics} if isinstance(topics, str) else set(topics)
+        ok = np.array([s.topic in wanted for s in series], dtype=bool)
+        keep &= ok[cols["series"]] if len(ok) else False
+    cols = {k: v[keep] for k, v in cols.items()}
+    metric_names = ("rate_hz", "messages_total", "inflight")
+    m = len(metric_names)
+    n = len(cols["t_ns"])
+    rep = np.tile(cols["series"], m)
+    attrs = {
+        name: np.array([getattr(s, attr) for s in series] + [None], dtype=object)[:-1]
+        for name, attr in (
+            ("topic", "topic"),
+            ("endpoint", "endpoint_id"),
+            ("kind", "kind"),
+            ("unit", "unit"),
+        )
+    }
+    return pd.DataFrame(
+        {
+            "time": pd.to_datetime(np.tile(cols["t_ns"], m), utc=True),
+            **{name: arr[rep] for name, arr in attrs.items()},
+            "status": pd.Categorical.from_codes(np.tile(cols["status"], m), categories=STATUSES),
+            "metric": pd.Categorical(np.repeat(metric_names, n), categories=metric_names),
+            "value": np.concatenate(
+                [
+                    cols["rate"],
+                    cols["total"].astype(np.float64),
+                    cols["inflight"].astype(np.float64),
+                ]
+            ),
+        }
+    )
+
+
+def _empty_profile(columns: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    df["time"] = to_utc(np.array([], dtype=np.float64))
+    for c in ("rate_hz",):
+        df[c] = df[c].astype(np.float64)
+    for c in ("messages_total", "inflight", "num_buffers", "errors"):
+        df[c] = df[c].astype(np.int64)
+    df["pid"] = df["pid"].astype("Int64")
+    df["kind"] = pd.Categorical([], categories=KINDS)
+    df["channel_kind"] = pd.Categorical([], categories=CHANNEL_KINDS)
+    df["status"] = pd.Categorical([], categories=STATUSES)
+    return df

@@ -1,0 +1,199 @@
+"""Settings store: every unit's current settings and the history of every field change.
+
+Fed by ezmsg's settings snapshot and event stream (INITIAL_SETTINGS, SETTINGS_UPDATED).
+Field changes are computed from the structured values, with dotted paths for nested
+dataclasses; the initial values are part of the history.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .clock import to_utc
+
+_MISSING = object()
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted path: leaf} for nested dicts (ezmsg's structured settings values)."""
+    if not isinstance(value, dict):
+        return {prefix: value} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, dict) and item:
+            out.update(flatten(item, path))
+        else:
+            out[path] = item
+    return out
+
+
+def structured(value: Any) -> dict[str, Any] | None:
+    """The structured (dict) form of an ezmsg SettingsSnapshotValue, if it has one."""
+    sv = getattr(value, "structured_value", None)
+    if isinstance(sv, dict):
+        return sv
+    rv = getattr(value, "repr_value", None)
+    return rv if isinstance(rv, dict) else None
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    seq: int
+    time: float
+    unit: str
+    field: str
+    old: Any
+    new: Any
+    event: str
+    source_session: str | None
+    source_process: str | None
+
+
+class SettingsStore:
+    """Current settings per unit and the change history. Thread-safe reads."""
+
+    def __init__(self, max_history: int = 100_000) -> None:
+        self.current: dict[str, Any] = {}  # address -> ezmsg SettingsSnapshotValue
+        self.updated_at: dict[str, float] = {}
+        self.last_seq = 0
+        self.gaps = 0
+        self._history: list[SettingsChange] = []
+        self._max_history = max_history
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[str, Any, Any], None]] = []
+
+    def add_listener(self, fn: Callable[[str, Any, Any], None]) -> None:
+        """``fn(address, value, event)`` after each change (on the control loop)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[str, Any, Any], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def ingest_snapshot(self, snapshot: dict[str, Any], time_s: float) -> None:
+        """Seed from ``settings_snapshot()`` (values only; history comes from events)."""
+        with self._lock:
+            for address, value in snapshot.items():
+                self.current.setdefault(address, value)
+                self.updated_at.setdefault(address, time_s)
+
+    def ingest_event(self, event: Any) -> list[SettingsChange]:
+        """Apply one ezmsg SettingsChangedEvent; returns the field changes it made."""
+        kind = getattr(event.event_type, "value", str(event.event_type))
+        address = event.component_address
+        with self._lock:
+            if event.seq <= self.last_seq:
+                return []
+            if self.last_seq and event.seq > self.last_seq + 1:
+                self.gaps += event.seq - self.last_seq - 1
+            self.last_seq = event.seq
+            previous = self.current.get(address) if kind != "INITIAL_SETTINGS" else None
+            old = flatten(structured(previous) or {}) if previous is not None else {}
+            new = flatten(structured(event.value) or {})
+            changes = [
+                SettingsChange(
+                    seq=event.seq,
+                    time=event.timestamp,
+                    unit=address,
+                    field=path,
+                    old=old.get(path),
+                    new=value,
+                    event=kind,
+                    source_session=event.source_session_id,
+                    source_process=str(event.source_process_id)
+                    if event.source_process_id
+                    else None,
+                )
+                for path, value in new.items()
+                if kind == "INITIAL_SETTINGS" or old.get(path, _MISSING) != value
+            ]
+            self.current[address] = event.value
+            self.updated_at[address] = event.timestamp
+            self._history.extend(changes)
+            if len(self._history) > self._max_history:
+                del self._history[: len(self._history) - self._max_history]
+        for fn in list(self._listeners):
+            fn(address, event.value, event)
+        return changes
+
+    def history(self, unit: str | None = None, since_s: float | None = None) -> pd.DataFrame:
+        with self._lock:
+            rows = [
+                c
+                for c in self._history
+                if (unit is None or c.unit == unit) and (since_s is None or c.time >= since_s)
+            ]
+        return pd.DataFrame(
+            {
+                "seq": pd.array([c.seq for c in rows], dtype="int64"),
+                "time": to_utc(np.array([c.time for c in rows], dtype=np.float64)),
+                "unit": [c.unit for c in rows],
+                "field": [c.field for c in rows],
+                "old": [c.old for c in rows],
+                "new": [c.new for c in rows],
+                "event": [c.event for c in rows],
+                "source_session": [c.source_session for c in rows],
+                "source_process": [c.source_process for c in rows],
+            }
+        )
+
+    def frame(self, dynamic: dict[str, bool] | None = None) -> pd.DataFrame:
+        """One row per unit and field: value, type, default, bounds, choices, description,
+        dynamic. Nested dataclass fields appear as dotted leaf rows."""
+        dynamic = dynamic or {}
+        with self._lock:
+            items = sorted(self.current.items())
+        rows = []
+        for address, value in items:
+            schema = getattr(value, "settings_schema", None)
+            fields = {f.name: f for f in (schema.fields if schema else [])}
+            values = structured(value) or {}
+            for name, leaf in flatten(values).items():
+                top = fields.get(name.split(".")[0])
+                nested = "." in name
+                bounds = top.bounds if (top and not nested) else None
+                rows.append(
+                    {
+                        "unit": address,
+                        "field": name,
+                        "value": leaf,
+                        "type": (top.field_type if top and not nested else type(leaf).__name__),
+                        "default": _default(top, name) if top else None,
+                        "min": bounds[0] if bounds else None,
+                        "max": bounds[1] if bounds else None,
+                        "choices": list(top.choices)
+                        if top and top.choices and not nested
+                        else None,
+                        "description": top.description if top and not nested else None,
+                        "dynamic": bool(dynamic.get(address, False)),
+                    }
+                )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "unit",
+                "field",
+                "value",
+                "type",
+                "default",
+                "min",
+                "max",
+                "choices",
+                "description",
+                "dynamic",
+            ],
+        )
+
+
+def _default(field_meta: Any, path: str) -> Any:
+    default = field_meta.default
+    for part in path.split(".")[1:]:
+        default = default.get(part) if isinstance(default, dict) else None
+    return default
