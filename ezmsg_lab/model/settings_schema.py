@@ -1,0 +1,464 @@
+"""A unit's settings as a tree of field specs: what each field accepts and how to edit it.
+
+The tree is built from the settings *class* when it can be recovered (unpickled from the
+settings snapshot), because the class knows what ezmsg's metadata loses: enum members
+(rough edge 6), ``Literal`` choices under ``from __future__ import annotations``, nested
+dataclasses, ``X | None`` and numpy annotations. When the class cannot be imported in this
+kernel, the tree falls back to ezmsg's ``SettingsSchemaMetadata`` (field type strings,
+bounds, choices) merged with 3.10's ``json_schema`` when present.
+
+Example
+-------
+>>> from ezmsg_lab.demo.units import FilterSettings
+>>> spec = spec_from_class(FilterSettings)
+>>> spec.field("window").kind, [c.name for c in spec.field("window").choices]
+('enum', ['RECTANGULAR', 'HANN', 'HAMMING', 'BLACKMAN'])
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import enum
+import pickle
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Bounds",
+    "Choice",
+    "FieldKind",
+    "FieldSpec",
+    "SettingsSpec",
+    "settings_class_from_snapshot",
+    "settings_object_from_snapshot",
+    "spec_from_class",
+    "spec_from_metadata",
+    "spec_from_snapshot",
+]
+
+FieldKind = Literal[
+    "float", "int", "bool", "str", "literal", "enum", "optional", "dataclass", "tuple",
+    "list", "dict", "array", "union", "callable", "any",
+]  # fmt: skip
+
+_NONE_TYPE = type(None)
+INIT_FALSE_REASON = "init=False field: the class computes it"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Numeric bounds of a field; ``None`` means unbounded on that side."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_inclusive: bool = True
+    hi_inclusive: bool = True
+
+    def contains(self, x: float) -> bool:
+        """Whether ``x`` lies within the bounds (NaN never does)."""
+        if self.lo is not None and not (x >= self.lo if self.lo_inclusive else x > self.lo):
+            return False
+        return self.hi is None or bool(x <= self.hi if self.hi_inclusive else x < self.hi)
+
+    def describe(self) -> str:
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>=' if self.lo_inclusive else '>'} {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"{'<=' if self.hi_inclusive else '<'} {self.hi:g}")
+        return " and ".join(parts) or "unbounded"
+
+    @property
+    def finite(self) -> bool:
+        """Both sides set: a slider can show the range."""
+        return self.lo is not None and self.hi is not None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One allowed value of a ``Literal`` or ``Enum`` field.
+
+    ``value`` is what gets sent: for an enum, the member of the unit's own class (or the raw
+    value when the class is not importable here and ezmsg 3.10 coerces it in the unit).
+    """
+
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one settings field accepts.
+
+    Children: the fields of a nested dataclass (paths ``parent.child``); for ``optional``
+    the one non-None member, for ``union`` every member (same path as the field); for
+    ``tuple`` the element types (one element and ``variadic=True`` for ``tuple[X, ...]``);
+    for ``list`` the element; for ``dict`` the key and the value.
+    """
+
+    name: str
+    path: str
+    kind: FieldKind
+    type_display: str
+    required: bool = False
+    has_default: bool = False
+    default: Any = None
+    bounds: Bounds | None = None
+    choices: tuple[Choice, ...] = ()
+    description: str | None = None
+    nullable: bool = False
+    children: tuple[FieldSpec, ...] = ()
+    editable: bool = True
+    reason: str | None = None
+    py_type: Any = None  # the resolved annotation/class, None when built from metadata
+    variadic: bool = False
+    dtype: np.dtype | None = None  # for arrays annotated npt.NDArray[...]
+    array_like: bool = False  # npt.ArrayLike: keep the user's value, check it converts
+
+    def child(self, name: str) -> FieldSpec:
+        for c in self.children:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class SettingsSpec:
+    """The field-spec tree of one settings class.
+
+    Attributes
+    ----------
+    type_name : str
+        Qualified name of the settings class.
+    cls : type or None
+        The class itself when importable in this kernel, else None.
+    fields : tuple of FieldSpec
+        Top-level fields in declaration order.
+    source : {"class", "metadata"}
+        Where the tree came from.
+    reason : str or None
+        Why the class was not used, when ``source == "metadata"``.
+    """
+
+    type_name: str
+    cls: type | None
+    fields: tuple[FieldSpec, ...]
+    source: Literal["class", "metadata"] = "class"
+    reason: str | None = None
+
+    def field(self, path: str) -> FieldSpec:
+        """The spec at a dotted path (``"tone.freq_hz"``); KeyError when there is none."""
+        specs = self.fields
+        found: FieldSpec | None = None
+        for part in path.split("."):
+            found = next((s for s in specs if s.name == part), None)
+            if found is None:
+                raise KeyError(path)
+            specs = _dataclass_children(found)
+        assert found is not None
+        return found
+
+    def paths(self) -> list[str]:
+        """Every dotted path, parents before children (for suggestions and forms)."""
+        out: list[str] = []
+
+        def walk(specs: tuple[FieldSpec, ...]) -> None:
+            for s in specs:
+                out.append(s.path)
+                walk(_dataclass_children(s))
+
+        walk(self.fields)
+        return out
+
+
+def _dataclass_children(spec: FieldSpec) -> tuple[FieldSpec, ...]:
+    """Fields reachable by a dotted path below ``spec`` (through ``Optional[Dataclass]``)."""
+    if spec.kind == "dataclass":
+        return spec.children
+    if spec.kind == "optional" and spec.children and spec.children[0].kind == "dataclass":
+        return spec.children[0].children
+    return ()
+
+
+# ---------------------------------------------------------------------------- snapshots
+
+
+def settings_object_from_snapshot(value: Any) -> tuple[Any, str | None]:
+    """Unpickle the settings object of a ``SettingsSnapshotValue``.
+
+    Returns ``(obj, None)`` or ``(None, reason)``. The bytes come from the GraphServer the
+    Lab is already trusting (ezmsg's protocol is pickle throughout).
+    """
+    raw = getattr(value, "serialized", None)
+    if raw is None:
+        return None, "the settings snapshot carries no serialized value"
+    try:
+        return pickle.loads(raw), None
+    except (AttributeError, ModuleNotFoundError, ImportError) as exc:
+        # Typically a class defined in another program's __main__ (rough edge 15).
+        return None, f"the settings class cannot be imported in this kernel ({exc})"
+    except Exception as exc:  # unpickling runs arbitrary reducers: report, never crash
+        return None, f"the settings value cannot be unpickled ({type(exc).__name__}: {exc})"
+
+
+def settings_class_from_snapshot(value: Any) -> tuple[type | None, str | None]:
+    """The settings class of a ``SettingsSnapshotValue``, or ``(None, reason)``.
+
+    Example
+    -------
+    >>> cls, reason = settings_class_from_snapshot(snapshot[address])  # doctest: +SKIP
+    """
+    obj, reason = settings_object_from_snapshot(value)
+    if obj is None:
+        return None, reason
+    return type(obj), None
+
+
+def spec_from_snapshot(value: Any) -> SettingsSpec | None:
+    """The best spec for a snapshot value: from the class, else from its metadata."""
+    schema = getattr(value, "settings_schema", None)
+    cls, reason = settings_class_from_snapshot(value)
+    if cls is not None and dataclasses.is_dataclass(cls):
+        return spec_from_class(cls, json_schema=getattr(schema, "json_schema", None))
+    if cls is not None:
+        reason = f"{cls.__qualname__} is not a dataclass"
+    if schema is None:
+        return None
+    return spec_from_metadata(schema, reason=reason)
+
+
+# ------------------------------------------------------------------------- from a class
+
+
+def _type_display(tp: Any) -> str:
+    if _is_array_like(tp):
+        return "ArrayLike"
+    if typing.get_origin(tp) is np.ndarray:
+        dt = typing.get_args(typing.get_args(tp)[1]) if len(typing.get_args(tp)) == 2 else ()
+        return f"NDArray[{getattr(dt[0], '__name__', dt[0])}]" if dt else "ndarray"
+    if isinstance(tp, type) and tp.__module__ == "builtins":
+        return tp.__qualname__
+    if isinstance(tp, type):
+        return tp.__qualname__
+    return re.sub(r"\b(typing|builtins|numpy\.typing|collections\.abc)\.", "", str(tp))
+
+
+def _bounds_from(md: Mapping[str, Any], extras: tuple = ()) -> Bounds | None:
+    def num(key: str) -> float | None:
+        v = md.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    lo, hi = num("ge"), num("le")
+    lo_inc = hi_inc = True
+    if lo is None and num("gt") is not None:
+        lo, lo_inc = num("gt"), False
+    if lo is None:
+        lo = num("min")
+    if hi is None and num("lt") is not None:
+        hi, hi_inc = num("lt"), False
+    if hi is None:
+        hi = num("max")
+    for ex in extras:  # annotated_types.Ge / Gt / Le / Lt / Interval inside Annotated[...]
+        for attr, side, inc in (("ge", "lo", True), ("gt", "lo", False), ("le", "hi", True), ("lt", "hi", False)):  # fmt: skip
+            v = getattr(ex, attr, None)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if side == "lo":
+                    lo, lo_inc = float(v), inc
+                else:
+                    hi, hi_inc = float(v), inc
+    if lo is None and hi is None:
+        return None
+    return Bounds(lo, hi, lo_inc, hi_inc)
+
+
+def _is_array_like(tp: Any) -> bool:
+    try:
+        return tp == npt.ArrayLike
+    except Exception:  # exotic annotations may not support ==
+        return False
+
+
+def _spec_for(
+    tp: Any,
+    name: str,
+    path: str,
+    *,
+    bounds: Bounds | None = None,
+    seen: frozenset[type] = frozenset(),
+) -> FieldSpec:
+    """The spec of one annotation (without field-level defaults and description)."""
+    disp = _type_display(tp)
+    base = {"name": name, "path": path, "type_display": disp, "py_type": tp}
+    extras: tuple = ()
+    if typing.get_origin(tp) is typing.Annotated:
+        tp, *rest = typing.get_args(tp)
+        extras = tuple(rest)
+        bounds = _bounds_from({}, extras) or bounds
+        base["py_type"] = tp
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    if tp is Any or tp is object:
+        return FieldSpec(**base, kind="any", editable=False, reason="typed Any: no safe widget; set it from a cell")  # fmt: skip
+    if _is_array_like(tp):
+        return FieldSpec(**base, kind="array", array_like=True)
+    if tp is bool:
+        return FieldSpec(**base, kind="bool")
+    if tp is int:
+        return FieldSpec(**base, kind="int", bounds=bounds)
+    if tp is float:
+        return FieldSpec(**base, kind="float", bounds=bounds)
+    if tp is str:
+        return FieldSpec(**base, kind="str")
+    if origin is Literal:
+        choices = tuple(Choice(str(a), a) for a in args)
+        return FieldSpec(**base, kind="literal", choices=choices)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        choices = tuple(Choice(m.name, m) for m in tp)
+        return FieldSpec(**base, kind="enum", choices=choices)
+    if origin in (typing.Union, types.UnionType):
+        nullable = _NONE_TYPE in args
+        members = [a for a in args if a is not _NONE_TYPE]
+        kids = tuple(_spec_for(a, name, path, bounds=bounds, seen=seen) for a in members)
+        array_like = set(typing.get_args(npt.ArrayLike))
+        if array_like and array_like.issubset(members):
+            # ``npt.ArrayLike | None`` flattens into one big Union: fold it back
+            rest = [a for a in members if a not in array_like]
+            kids = (_spec_for(npt.ArrayLike, name, path, seen=seen),) + tuple(
+                _spec_for(a, name, path, bounds=bounds, seen=seen) for a in rest
+            )
+            base["type_display"] = "ArrayLike" + (" | None" if nullable else "")
+        if len(kids) == 1:
+            return FieldSpec(**base, kind="optional", nullable=True, children=kids, bounds=bounds)  # fmt: skip
+        return FieldSpec(**base, kind="union", nullable=nullable, children=kids, bounds=bounds)  # fmt: skip
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if tp in seen:
+            return FieldSpec(**base, kind="dataclass", editable=False, reason="recursive dataclass")  # fmt: skip
+        kids = _fields_of(tp, prefix=path + ".", seen=seen | {tp})
+        return FieldSpec(**base, kind="dataclass", children=kids)
+    if tp is np.ndarray or origin is np.ndarray:
+        dtype = None
+        if len(args) == 2 and typing.get_args(args[1]):
+            try:
+                dtype = np.dtype(typing.get_args(args[1])[0])
+            except TypeError:  # np.dtype[Any] and friends: any dtype
+                dtype = None
+        return FieldSpec(**base, kind="array", dtype=dtype)
+    if tp is tuple or origin is tuple:
+        if not args:
+            return FieldSpec(**base, kind="tuple", variadic=True, children=(_any_spec(name, path),))  # fmt: skip
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        elems = args[:1] if variadic else args
+        kids = tuple(
+            _spec_for(a, f"{name}[{i}]", f"{path}[{i}]", bounds=bounds, seen=seen)
+            for i, a in enumerate(elems)
+        )
+        return FieldSpec(**base, kind="tuple", variadic=variadic, children=kids)
+    if tp in (list, set, frozenset) or origin in (list, set, frozenset, collections.abc.Sequence):
+        elem = args[0] if args else Any
+        kid = _spec_for(elem, f"{name}[]", f"{path}[]", bounds=bounds, seen=seen)
+        return FieldSpec(**base, kind="list", children=(kid,))
+    if tp is dict or origin in (dict, Mapping, collections.abc.Mapping):
+        k, v = args if len(args) == 2 else (Any, Any)
+        kids = (
+            _spec_for(k, f"{name}.key", f"{path}.key", seen=seen),
+            _spec_for(v, f"{name}.value", f"{path}.value", seen=seen),
+        )
+        return FieldSpec(**base, kind="dict", children=kids)
+    if tp is Callable or origin is Callable or (tp is typing.Callable):
+        return FieldSpec(**base, kind="callable", editable=False, reason="a callable cannot be typed into a form; pass one from a cell with lab.set")  # fmt: skip
+    if isinstance(tp, type):
+        return FieldSpec(**base, kind="any", editable=False, reason=f"no widget for {tp.__qualname__}; set it from a cell with an instance")  # fmt: skip
+    return FieldSpec(**base, kind="any", editable=False, reason=f"unsupported annotation {disp}")  # fmt: skip
+
+
+def _any_spec(name: str, path: str) -> FieldSpec:
+    return FieldSpec(name=name, path=path, kind="any", type_display="Any", py_type=Any)
+
+
+def _fields_of(cls: type, *, prefix: str = "", seen: frozenset[type] = frozenset()) -> tuple:
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception:  # an unresolvable string annotation: resolve field by field below
+        hints = {}
+    out = []
+    for f in dataclasses.fields(cls):
+        path = prefix + f.name
+        md = f.metadata if isinstance(f.metadata, Mapping) else {}
+        tp = hints.get(f.name, f.type)
+        if isinstance(tp, str):
+            tp = _resolve_string(tp, cls)
+        if isinstance(tp, str):
+            spec = FieldSpec(
+                name=f.name, path=path, kind="any", type_display=tp, editable=False,
+                reason=f"annotation {tp!r} cannot be resolved in this kernel",
+            )  # fmt: skip
+        else:
+            spec = _spec_for(tp, f.name, path, bounds=_bounds_from(md), seen=seen)
+        if isinstance(md.get("choices"), (list, tuple)) and spec.kind in ("str", "int", "float"):
+            spec = dataclasses.replace(
+                spec, kind="literal", choices=tuple(Choice(str(c), c) for c in md["choices"])
+            )
+        has_default, default = False, None
+        if f.default is not dataclasses.MISSING:
+            has_default, default = True, f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            try:
+                has_default, default = True, f.default_factory()
+            except Exception:  # a factory that needs context: the field just has no preview
+                has_default = False
+        if not f.init:
+            spec = dataclasses.replace(spec, editable=False, reason=INIT_FALSE_REASON)  # fmt: skip
+        desc = md.get("description")
+        out.append(
+            dataclasses.replace(
+                spec,
+                required=not has_default,
+                has_default=has_default,
+                default=default,
+                description=desc if isinstance(desc, str) else None,
+                bounds=spec.bounds or _bounds_from(md),
+            )
+        )
+    return tuple(out)
+
+
+def _resolve_string(annotation: str, cls: type) -> Any:
+    import sys
+
+    ns = dict(vars(sys.modules.get(cls.__module__, object())))
+    ns.setdefault("typing", typing)
+    try:
+        return eval(
+            annotation, ns, dict(vars(cls))
+        )  # the class's own module, as get_type_hints does
+    except Exception:
+        return annotation
+
+
+def spec_from_class(cls: type, *, json_schema: Mapping[str, Any] | None = None) -> SettingsSpec:
+    """Build the spec tree of a settings dataclass.
+
+    ``json_schema`` (ezmsg 3.10) only fills descriptions the class does not declare; the
+    class stays the authority on types, choices and bounds.
+    """
+    fields = _fields_of(cls, seen=frozenset({cls}))
+    if json_schema:
+        props = json_schema.get("properties") or {}
+        fields = tuple(
+            dataclasses.replace(f, description=props.get(f.name, {}).get("description"))
+            if f.description is None and isinstance(props.get(f.name), Mapping)
+            else f
+            for f in fields
+        )
+    return SettingsSpec(type_name=f"{cls.__module__}.{cls.__qualname__}", cls=cls, fields=fields)
+
+
+from ._settings_metadata import spec_from_metadata  # noqa: E402  (needs the classes above)

@@ -1,0 +1,5 @@
+"""Notebook widgets: the live graph (anywidget) and the settings forms (ipywidgets)."""
+
+from .graph import GraphWidget
+
+__all__ = ["GraphWidget"]
