@@ -20,6 +20,7 @@ from .feeds.profiling import DEFAULT_RATE_HZ, ProfilingPoller
 from .feeds.settings import SettingsFeed
 from .feeds.topology import TopologyFeed
 from .feeds.traces import TraceFeed
+from .lab_settings import SettingsMixin
 from .lab_views import LiveDataMixin
 from .model.logs import LogRecord, LogStore
 from .model.metrics import MetricsStore
@@ -37,7 +38,7 @@ DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_START_TIMEOUT_S = 30.0
 
 
-class Lab(LiveDataMixin):
+class Lab(LiveDataMixin, SettingsMixin):
     """Observe and tune ezmsg graphs from a notebook.
 
     ``Lab()`` starts a GraphServer inside this kernel on 127.0.0.1 at a free port;
