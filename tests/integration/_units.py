@@ -52,3 +52,60 @@ class FaultyPair(ez.Collection):
 
     def process_components(self) -> tuple:
         return (self.FAULTY, self.LISTENER)
+
+
+class TickerSettings(ez.Settings):
+    rate_hz: float = 100.0
+
+
+class Ticker(ez.Unit):
+    """Publishes a counter at a fixed rate (absolute schedule, no drift)."""
+
+    SETTINGS = TickerSettings
+    OUTPUT = ez.OutputStream(int)
+
+    @ez.publisher(OUTPUT)
+    async def tick(self):
+        period = 1.0 / self.SETTINGS.rate_hz
+        next_t = time.monotonic()
+        n = 0
+        while True:
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            n += 1
+            yield self.OUTPUT, n
+
+
+class BusySettings(ez.Settings):
+    work_ms: float = 2.0
+
+
+class Busy(ez.Unit):
+    """Spends exactly ``work_ms`` of CPU on every message (a busy wait, not a sleep)."""
+
+    SETTINGS = BusySettings
+    INPUT = ez.InputStream(int)
+
+    @ez.subscriber(INPUT)
+    async def on_message(self, msg: int) -> None:
+        end = time.perf_counter() + self.SETTINGS.work_ms / 1000.0
+        while time.perf_counter() < end:
+            pass
+
+
+class BusyPipeline(ez.Collection):
+    SETTINGS = TickerSettings
+
+    TICKER = Ticker()
+    BUSY = Busy()
+
+    def configure(self) -> None:
+        self.TICKER.apply_settings(self.SETTINGS)
+
+    def network(self) -> ez.NetworkDefinition:
+        return ((self.TICKER.OUTPUT, self.BUSY.INPUT),)
+
+    def process_components(self) -> tuple:
+        return (self.TICKER, self.BUSY)

@@ -1,0 +1,321 @@
+"""Stores and conversions, without ezmsg: rings, rates, traces, logs, settings history."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ezmsg_lab.feeds.traces import choose_sample_mod
+from ezmsg_lab.model.clock import since_to_epoch_s, to_utc
+from ezmsg_lab.model.logs import LogRecord, LogStore
+from ezmsg_lab.model.metrics import EndpointSample, MetricsStore, ProcessMeta
+from ezmsg_lab.model.ring import ColumnRing
+from ezmsg_lab.model.settings_store import SettingsStore, flatten
+from ezmsg_lab.model.traces import BYTES_PER_SAMPLE, TraceStore
+
+# ---------------------------------------------------------------------------- ring
+
+
+@given(st.lists(st.lists(st.integers(0, 1000), max_size=30), max_size=20), st.integers(1, 40))
+def test_ring_keeps_the_last_capacity_rows_in_order(batches, capacity):
+    ring = ColumnRing(capacity, {"v": np.int64, "w": np.float64})
+    everything: list[int] = []
+    for batch in batches:
+        ring.extend(v=batch, w=[float(x) / 2 for x in batch])
+        everything.extend(batch)
+    view = ring.view()
+    assert view["v"].tolist() == everything[-capacity:] if everything else view["v"].tolist() == []
+    assert np.allclose(view["w"], view["v"] / 2)
+    assert len(ring) == min(capacity, len(everything))
+    assert ring.dropped == max(0, len(everything) - capacity)
+
+
+def test_ring_rejects_mismatched_columns():
+    ring = ColumnRing(4, {"a": np.int8, "b": np.int8})
+    with pytest.raises(KeyError, match="missing"):
+        ring.extend(a=[1])
+    with pytest.raises(ValueError, match="lengths"):
+        ring.extend(a=[1, 2], b=[1])
+    with pytest.raises(ValueError):
+        ColumnRing(0, {"a": np.int8})
+
+
+# ---------------------------------------------------------------------------- metrics
+
+P1 = ProcessMeta("p1", 101, "host-a", ("G/SRC",))
+P2 = ProcessMeta("p2", 102, "host-a", ("G/SINK",))
+
+
+def pub(total: int, ts_s: float, process="p1", endpoint="G/SRC/OUT:e1", inflight=0):
+    return EndpointSample(
+        process,
+        endpoint,
+        "G/SRC/OUT",
+        "publisher",
+        total,
+        ts_s * 1e9,
+        inflight=inflight,
+        num_buffers=32,
+    )
+
+
+def sub(total: int, ts_s: float, endpoint="G/SINK/IN:e2"):
+    return EndpointSample(
+        "p2", endpoint, "G/SINK/IN", "subscriber", total, ts_s * 1e9, channel="SHM"
+    )
+
+
+def test_rates_come_from_total_deltas_over_process_time():
+    store = MetricsStore()
+    store.ingest(1000.0, [pub(0, 10.0), sub(0, 10.0)], {"p1": P1, "p2": P2})
+    # The Lab's poll jitters (1000.0 -> 1001.7) but the processes' own timestamps say 2 s.
+    store.ingest(1001.7, [pub(400, 12.0, inflight=3), sub(398, 12.0)], {"p1": P1, "p2": P2})
+    prof = store.profile().set_index("topic")
+    assert prof.loc["G/SRC/OUT", "rate_hz"] == pytest.approx(200.0)
+    assert prof.loc["G/SINK/IN", "rate_hz"] == pytest.approx(199.0)
+    assert prof.loc["G/SRC/OUT", "pid"] == 101 and prof.loc["G/SRC/OUT", "host"] == "host-a"
+    assert prof.loc["G/SRC/OUT", "unit"] == "G/SRC"
+    assert prof.loc["G/SRC/OUT", "inflight"] == 3
+    assert prof.loc["G/SINK/IN", "channel_kind"] == "SHM"
+    assert isinstance(prof["time"].dtype, pd.DatetimeTZDtype)
+
+
+def test_first_poll_has_no_rate_and_counter_reset_starts_a_new_series():
+    store = MetricsStore()
+    store.ingest(0.0, [pub(100, 1.0)], {"p1": P1})
+    assert math.isnan(store.profile()["rate_hz"].iloc[0])
+    store.ingest(1.0, [pub(200, 2.0)], {"p1": P1})
+    store.ingest(2.0, [pub(5, 3.0)], {"p1": P1})  # went backwards: restarted endpoint
+    store.ingest(3.0, [pub(105, 4.0)], {"p1": P1})
+    rates = store.metrics()
+    rates = rates[rates["metric"] == "rate_hz"]["value"]
+    assert rates.tolist()[1] == pytest.approx(100.0)
+    assert math.isnan(rates.tolist()[2])
+    assert rates.tolist()[3] == pytest.approx(100.0)
+    assert (rates.dropna() >= 0).all()
+    assert [s.generation for s in store.series] == [0, 1]
+
+
+def test_missing_process_is_missing_not_zero_and_left_process_is_gone():
+    store = MetricsStore()
+    both = {"p1": P1, "p2": P2}
+    store.ingest(0.0, [pub(0, 0.0), sub(0, 0.0)], both)
+    store.ingest(1.0, [pub(100, 1.0), sub(100, 1.0)], both)
+    store.ingest(2.0, [pub(200, 2.0)], both)  # p2 did not answer
+    prof = store.profile().set_index("topic")
+    assert prof.loc["G/SINK/IN", "status"] == "missing"
+    assert math.isnan(prof.loc["G/SINK/IN", "rate_hz"])
+    assert prof.loc["G/SRC/OUT", "status"] == "ok"
+    hist = store.metrics(topics=["G/SINK/IN"])
+    assert hist["status"].astype(str).tolist()[-1] == "missing"
+    store.ingest(3.0, [pub(300, 3.0)], {"p1": P1})  # p2 left the topology
+    prof = store.profile().set_index("topic")
+    assert prof.loc["G/SINK/IN", "status"] == "gone"
+    assert "G/SINK/IN" not in set(store.profile(include_gone=False)["topic"])
+    # Back after missing: the rate spans the whole gap, not just the last interval.
+    store2 = MetricsStore()
+    store2.ingest(0.0, [sub(0, 0.0)], {"p2": P2})
+    store2.ingest(1.0, [], {"p2": P2})
+    store2.ingest(2.0, [sub(300, 3.0)], {"p2": P2})
+    assert store2.profile()["rate_hz"].iloc[0] == pytest.approx(100.0)
+
+
+def test_profile_of_500_topics_and_metrics_filters():
+    store = MetricsStore()
+    procs = {f"p{i}": ProcessMeta(f"p{i}", i, "h", (f"G/U{i}",)) for i in range(500)}
+    for t in range(3):
+        store.ingest(
+            float(t),
+            [
+                EndpointSample(
+                    f"p{i}",
+                    f"G/U{i}/OUT:{i}",
+                    f"G/U{i}/OUT",
+                    "publisher",
+                    10 * t * i,
+                    float(t) * 1e9,
+                )
+                for i in range(500)
+            ],
+            procs,
+        )
+    prof = store.profile()
+    assert len(prof) == 500
+    assert prof.set_index("topic").loc["G/U7/OUT", "rate_hz"] == pytest.approx(70.0)
+    m = store.metrics(topics=["G/U7/OUT"], since_s=1.0)
+    assert len(m) == 2 * 3 and set(m["topic"]) == {"G/U7/OUT"}
+
+
+# ---------------------------------------------------------------------------- traces
+
+
+@dataclass
+class Sample:
+    timestamp: float
+    endpoint_id: str
+    topic: str
+    metric: str
+    value: float
+    channel_kind: object = None
+    sample_seq: int | None = None
+
+
+def test_trace_ingest_converts_clock_normalises_publish_delta_and_computes_percentiles():
+    store = TraceStore(capacity=10_000)
+    store.sample_mod["p1"] = 4
+    rng = np.random.default_rng(0)
+    spans = rng.uniform(1e6, 3e6, 1000)
+    samples = [
+        Sample(
+            1e9 + i,
+            "G/B/IN:x",
+            "G/B/IN:on_message",
+            "user_span_ns",
+            v,
+            SimpleNamespace(value="SHM"),
+        )
+        for i, v in enumerate(spans)
+    ]
+    samples += [
+        Sample(2e9, "G/A/OUT:y", "G/A/OUT", "publish_delta_ns", 0.0),
+        Sample(2e9 + 1, "G/A/OUT:y", "G/A/OUT", "publish_delta_ns", 40e6),
+    ]
+    stored = store.ingest("p1", samples, offset_ns=1_700_000_000 * 10**9)
+    assert stored == 1001  # the zero first publish_delta is dropped
+    lat = store.latency().set_index(["topic", "metric"])
+    row = lat.loc[("G/B/IN", "user_span_ns")]
+    assert row["count"] == 1000
+    assert row["p50_ms"] == pytest.approx(np.percentile(spans, 50) / 1e6)
+    assert row["p99_ms"] == pytest.approx(np.percentile(spans, 99) / 1e6)
+    assert row["max_ms"] == pytest.approx(spans.max() / 1e6)
+    # publish_delta with sample_mod 4 spans 4 messages: 40 ms -> 10 ms per message.
+    assert lat.loc[("G/A/OUT", "publish_delta_ns"), "p50_ms"] == pytest.approx(10.0)
+    frame = store.frame()
+    assert frame["time"].iloc[0] == pd.Timestamp(1_700_000_001, unit="s", tz="UTC")
+    assert set(frame["task"].dropna()) == {"on_message"}
+    assert frame["channel_kind"].iloc[0] == "SHM"
+    assert len(store.frame(metrics=["publish_delta_ns"])) == 1
+    with pytest.raises(ValueError, match="unknown trace metric"):
+        store.latency(metrics=["nope"])
+
+
+def test_trace_memory_per_sample():
+    store = TraceStore(capacity=100_000)
+    assert store.samples.nbytes / store.samples.capacity == BYTES_PER_SAMPLE <= 32
+
+
+@pytest.mark.parametrize(
+    "rate, budget, expected",
+    [
+        (0.0, 0.05, 1),
+        (100.0, 0.05, 1),
+        (5_000.0, 0.05, 1),
+        (77_600.0, 0.05, 16),
+        (77_600.0, 0.01, 78),
+        (float("nan"), 0.05, 1),
+    ],
+)
+def test_sample_mod_keeps_tracing_within_budget(rate, budget, expected):
+    mod = choose_sample_mod(rate, budget, cost_s=10e-6)
+    assert mod == expected
+    if rate == rate and rate > 0:
+        assert rate * 10e-6 / mod <= budget
+
+
+def test_sample_mod_rejects_bad_budget():
+    with pytest.raises(ValueError, match="budget"):
+        choose_sample_mod(100.0, 0.0)
+
+
+# ---------------------------------------------------------------------------- logs
+
+
+def _rec(t: float, unit="G/F", kind="error", level="ERROR") -> LogRecord:
+    return LogRecord(t, unit, "G", "p1", 42, level, "ezmsg", f"boom at {t}", "Traceback...", kind)
+
+
+def test_error_bursts_are_reported_once():
+    store = LogStore(burst_quiet_s=5.0)
+    starts = [store.add(_rec(t)) for t in (0.0, 0.01, 0.02, 4.0, 10.0, 10.5)]
+    assert starts == [True, False, False, False, True, False]
+    assert store.error_counts["G/F"] == 6
+    assert not store.add(_rec(11.0, kind="log", level="INFO"))
+    frame = store.frame(unit="G/F", level="ERROR")
+    assert len(frame) == 6 and isinstance(frame["time"].dtype, pd.DatetimeTZDtype)
+    assert len(store.frame(level="INFO")) == 7
+    assert store.last_error("G/F").message == "boom at 10.5"
+    with pytest.raises(ValueError, match="level"):
+        store.frame(level="LOUD")
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def _event(seq, unit, value, kind="SETTINGS_UPDATED"):
+    return SimpleNamespace(
+        seq=seq,
+        event_type=SimpleNamespace(value=kind),
+        component_address=unit,
+        timestamp=1000.0 + seq,
+        source_session_id="s",
+        source_process_id=None,
+        value=SimpleNamespace(structured_value=value, repr_value=value, settings_schema=None),
+    )
+
+
+def test_settings_history_records_initial_values_and_field_changes():
+    store = SettingsStore()
+    seen = []
+    store.add_listener(lambda address, value, event: seen.append(address))
+    store.ingest_event(
+        _event(1, "G/F", {"cutoff": 20.0, "tone": {"f": 5.0, "a": 1.0}}, "INITIAL_SETTINGS")
+    )
+    store.ingest_event(_event(2, "G/F", {"cutoff": 30.0, "tone": {"f": 5.0, "a": 2.0}}))
+    store.ingest_event(_event(2, "G/F", {"cutoff": 99.0, "tone": {"f": 5.0, "a": 2.0}}))  # dup
+    store.ingest_event(_event(5, "G/F", {"cutoff": 31.0, "tone": {"f": 5.0, "a": 2.0}}))
+    hist = store.history()
+    assert hist[hist["event"] == "INITIAL_SETTINGS"]["field"].tolist() == [
+        "cutoff",
+        "tone.f",
+        "tone.a",
+    ]
+    updates = hist[hist["event"] == "SETTINGS_UPDATED"]
+    assert updates[["field", "old", "new"]].values.tolist() == [
+        ["cutoff", 20.0, 30.0],
+        ["tone.a", 1.0, 2.0],
+        ["cutoff", 30.0, 31.0],
+    ]
+    assert store.gaps == 2
+    assert seen == ["G/F", "G/F", "G/F"]
+    assert isinstance(hist["time"].dtype, pd.DatetimeTZDtype)
+
+
+def test_flatten():
+    assert flatten({"a": 1, "b": {"c": 2, "d": {}}}) == {"a": 1, "b.c": 2, "b.d": {}}
+
+
+# ---------------------------------------------------------------------------- clock
+
+
+def test_since_forms():
+    now = time.time()
+    assert since_to_epoch_s(None) is None
+    assert since_to_epoch_s(30) == pytest.approx(now - 30, abs=1)
+    assert since_to_epoch_s("30s") == pytest.approx(now - 30, abs=1)
+    assert since_to_epoch_s(pd.Timedelta(minutes=1)) == pytest.approx(now - 60, abs=1)
+    assert (
+        since_to_epoch_s("2026-01-01T00:00:00") == pd.Timestamp("2026-01-01", tz="UTC").timestamp()
+    )
+    with pytest.raises(ValueError):
+        since_to_epoch_s(-1)
+    with pytest.raises(TypeError):
+        since_to_epoch_s(True)
+    assert str(to_utc(0.0).tz) == "UTC"
