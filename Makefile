@@ -50,7 +50,12 @@ test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit
 
 bench: $(VENV)/.installed
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --json benchmarks/results
+
+# The graph widget's JavaScript: install the locked packages, bundle js/src into
+# ezmsg_lab/widgets/static/graph.js (commit the result; tests/unit/test_js_bundle.py checks it).
+js:
+	cd js && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) $(VENV310)

@@ -128,12 +128,17 @@ class Lab(LiveDataMixin, SettingsMixin):
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         ezmsg_log_level: str | None = "WARNING",
+        **options: Any,
     ) -> Lab:
         """Join a running GraphServer (``"host:port"``) without owning it.
 
         With no address, ``EZMSG_GRAPHSERVER_ADDR`` is used. Closing the Lab stops what it
-        launched and leaves the server running.
+        launched and leaves the server running. Other keyword options (``poll_hz``,
+        ``history``, ``trace_capacity``) are as for ``Lab()``.
         """
+        unknown = set(options) - {"poll_hz", "history", "trace_capacity"}
+        if unknown:
+            raise TypeError(f"Lab.attach() got unexpected keyword argument(s) {sorted(unknown)}")
         if address is None:
             resolved = address_from_env()
             if resolved is None:
@@ -144,7 +149,7 @@ class Lab(LiveDataMixin, SettingsMixin):
                 )
         else:
             resolved = parse_address(address)
-        return cls(timeout=timeout, ezmsg_log_level=ezmsg_log_level, _attach=resolved)
+        return cls(timeout=timeout, ezmsg_log_level=ezmsg_log_level, _attach=resolved, **options)
 
     async def _start_feeds(self) -> None:
         await self._conn.open(self.timeout)

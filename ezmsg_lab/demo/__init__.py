@@ -1,5 +1,6 @@
 """Importable, spawn-safe demo pipelines used by the notebooks, tests and benchmarks."""
 
+from .throughput import ThroughputPipeline, ThroughputSettings
 from .units import (
     Chunk,
     DemoPipeline,
@@ -7,8 +8,11 @@ from .units import (
     Detections,
     Detector,
     DetectorSettings,
+    EchoSettings,
     Filter,
     FilterSettings,
+    SettingsEcho,
+    SettingsSeen,
     SignalSource,
     SignalSourceSettings,
     Sink,
@@ -25,12 +29,17 @@ __all__ = [
     "Detections",
     "Detector",
     "DetectorSettings",
+    "EchoSettings",
     "Filter",
     "FilterSettings",
     "SignalSource",
     "SignalSourceSettings",
     "Sink",
     "SinkSettings",
+    "ThroughputPipeline",
+    "ThroughputSettings",
+    "SettingsEcho",
+    "SettingsSeen",
     "Tone",
     "Window",
     "design_fir",

@@ -373,3 +373,60 @@ class DemoPipeline(ez.Collection):
         if self.SETTINGS.separate_processes:
             return (self.SOURCE, self.FILTER, self.DETECTOR, self.SINK)
         return ()
+
+
+# --------------------------------------------------------------------------- settings echo
+# Appended for the settings benchmark and tests: a unit that reports what its own code sees.
+
+
+class EchoSettings(ez.Settings):
+    value: float = field(default=0.0, metadata={"description": "Any number; echoed back."})
+    window: Window = field(default=Window.HANN, metadata={"description": "Any Window member."})
+    label: str = field(default="echo", metadata={"description": "Any text; echoed back."})
+
+
+@dataclass
+class SettingsSeen:
+    """What a SettingsEcho unit saw, published each time its settings change."""
+
+    value: float
+    window_name: str  # the member's name, or "<foreign ClassName>" for another class
+    label: str
+    seen_ns: int  # time.perf_counter_ns() in the unit when its own handler ran
+    count: int
+
+
+class SettingsEchoState(ez.State):
+    count: int
+
+
+class SettingsEcho(ez.Unit):
+    """Publishes :class:`SettingsSeen` from inside its settings handler.
+
+    ``seen_ns`` is ``time.perf_counter_ns()`` (CLOCK_MONOTONIC on Linux: one clock for all
+    processes of the host), so a caller on the same host can time how long a change takes
+    to reach the unit's own code. ``window_name`` tells whether an enum arrived as a member
+    of the unit's own ``Window`` class (ezmsg rough edge 6).
+    """
+
+    SETTINGS = EchoSettings
+    STATE = SettingsEchoState
+
+    INPUT_SETTINGS = ez.InputStream(EchoSettings)
+    OUTPUT_SEEN = ez.OutputStream(SettingsSeen)
+
+    async def initialize(self) -> None:
+        self.STATE.count = 0
+
+    @ez.subscriber(INPUT_SETTINGS)
+    @ez.publisher(OUTPUT_SEEN)
+    async def on_settings(self, msg: EchoSettings) -> AsyncGenerator:
+        seen_ns = time.perf_counter_ns()
+        self.apply_settings(msg)
+        self.STATE.count += 1
+        w = msg.window
+        name = w.name if isinstance(w, Window) else f"<foreign {type(w).__name__}>"
+        yield (
+            self.OUTPUT_SEEN,
+            SettingsSeen(msg.value, name, msg.label, seen_ns, self.STATE.count),
+        )

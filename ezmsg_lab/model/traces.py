@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -74,6 +75,7 @@ class TraceStore:
         self.processes: dict[str, ProcessMeta] = {}
         self.batches = 0
         self.lock = threading.RLock()
+        self._channel_codes: dict[object, int] = {}
 
     def _key(self, process_id: str, endpoint_id: str, topic: str) -> int:
         k = (process_id, endpoint_id, topic)
@@ -98,19 +100,19 @@ class TraceStore:
             return 0
         self.batches += 1
         ts, values, endpoints, topics, metrics, channels = zip(*map(_FIELDS, samples), strict=True)
-        key_index = self._key_index
-        keys = np.fromiter(
-            (
-                key_index.get((process_id, e, t)) or self._key(process_id, e, t)
-                for e, t in zip(endpoints, topics, strict=True)
-            ),
-            dtype=np.int32,
-            count=n,
-        )
-        metric = np.fromiter((_METRIC_CODE.get(m, -1) for m in metrics), dtype=np.int8, count=n)
+        # Lookups run in C (map over dict.__getitem__); unseen values are added once per
+        # batch and the lookup retried, so the common case has no Python-level loop.
+        triples = list(zip(repeat(process_id, n), endpoints, topics, strict=False))
+        try:
+            keys = np.fromiter(map(self._key_index.__getitem__, triples), np.int32, n)
+        except KeyError:
+            for endpoint, topic in set(zip(endpoints, topics, strict=True)):
+                self._key(process_id, endpoint, topic)
+            keys = np.fromiter(map(self._key_index.__getitem__, triples), np.int32, n)
+        metric = _codes(metrics, _METRIC_CODE, lambda m: -1, n)
+        channel = _codes(channels, self._channel_codes, _channel_code, n)
         value = np.asarray(values, dtype=np.float64)
         t_ns = np.asarray(ts, dtype=np.float64).astype(np.int64) + offset_ns
-        channel = np.fromiter(map(_channel_code, channels), dtype=np.int8, count=n)
 
         keep = metric >= 0
         pub = metric == _METRIC_CODE["publish_delta_ns"]
@@ -222,6 +224,19 @@ class TraceStore:
 
     def update_processes(self, processes: Mapping[str, ProcessMeta]) -> None:
         self.processes.update(processes)
+
+
+def _codes(values: tuple, table: dict, fallback, n: int) -> np.ndarray:
+    """int8 codes for ``values`` via ``table``; unseen values get ``fallback(value)``."""
+    try:
+        return np.fromiter(map(table.__getitem__, values), np.int8, n)
+    except KeyError:
+        for v in set(values):
+            if v not in table:
+                table[v] = fallback(v)
+        return np.fromiter(map(table.__getitem__, values), np.int8, n)
+    except TypeError:  # unhashable stand-ins: code each value directly
+        return np.fromiter(map(fallback, values), np.int8, n)
 
 
 def _split_task(endpoint_id: str, topic: str) -> tuple[str, str | None]:

@@ -1,0 +1,339 @@
+"""Live-data benchmarks (the Live data issue's targets), each beside raw ezmsg.
+
+- time from Lab() to the demo's first complete topology and profile (< 1 s);
+- trace ingest into the ring buffers (>= 1,000,000 samples/s, <= 32 bytes a sample);
+- DataFrame of 1,000,000 trace samples (< 200 ms) and of a 500-topic profile (< 20 ms);
+- throughput of a free-running pipeline while the Lab polls at 10 Hz (>= 98 % of the
+  unobserved pipeline) and while it traces at the default budget (>= 90 %).
+
+Run: ``python -m benchmarks.bench_live_data`` (or ``make bench`` for all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import pickle
+import time
+
+import numpy as np
+import pandas as pd
+
+from ._common import Result, median, report, write_json
+
+# ---------------------------------------------------------------------------- startup
+
+
+def startup_lab() -> float:
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo import DemoPipeline
+
+    t0 = time.perf_counter()
+    lab = Lab()
+    try:
+        lab.launch(DemoPipeline(), name="DEMO")
+        lab.topology()
+        lab.wait_for_profile(10)
+        return time.perf_counter() - t0
+    finally:
+        lab.close()
+
+
+def startup_raw() -> float:
+    """Raw ezmsg: server, GraphRunner, then snapshots until every process reports."""
+    import ezmsg.core as ez
+    from ezmsg.core.graphcontext import GraphContext
+    from ezmsg.core.graphserver import GraphServer
+
+    from ezmsg_lab.demo import DemoPipeline
+
+    t0 = time.perf_counter()
+    server = GraphServer()
+    server.start(("127.0.0.1", 0))
+    runner = ez.GraphRunner(components={"DEMO": DemoPipeline()}, graph_address=server.address)
+    runner.start()
+
+    async def first_complete_profile() -> None:
+        async with GraphContext(server.address, auto_start=False) as ctx:
+            while True:
+                snap = await ctx.snapshot()
+                prof = await ctx.profiling_snapshot_all()
+                if len(snap.processes) == 4 and len(prof) == 4:
+                    return
+
+    try:
+        asyncio.run(first_complete_profile())
+        return time.perf_counter() - t0
+    finally:
+        runner.stop()
+        server.stop()
+
+
+def bench_startup(repeats: int = 5) -> Result:
+    lab_s = [startup_lab() for _ in range(repeats)]
+    raw_s = [startup_raw() for _ in range(repeats)]
+    ours = median(lab_s)
+    return report(
+        Result(
+            "startup: Lab() -> complete topology+profile",
+            ours,
+            median(raw_s),
+            "s",
+            "< 1 s",
+            ours < 1.0,
+            "raw: first profiling_snapshot_all with every process (no rates yet)",
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- traces
+
+
+def _trace_batches(n_samples: int, batch: int = 1000):
+    from ezmsg.core.graphmeta import ProfileChannelType, ProfilingTraceSample
+
+    rng = np.random.default_rng(1)
+    topics = [f"G/U{i}/IN" for i in range(20)]
+    metrics = ["lease_time_ns", "user_span_ns", "publish_delta_ns", "backpressure_wait_ns"]
+    out = []
+    t = 1e12
+    for b in range(n_samples // batch):
+        samples = []
+        for i in range(batch):
+            topic = topics[(b + i) % len(topics)]
+            t += 1000.0
+            samples.append(
+                ProfilingTraceSample(
+                    timestamp=t,
+                    endpoint_id=f"{topic}:uuid{(b + i) % len(topics)}",
+                    topic=topic,
+                    metric=metrics[i % 4],
+                    value=float(rng.integers(10_000, 5_000_000)),
+                    channel_kind=ProfileChannelType.SHM,
+                    sample_seq=i,
+                )
+            )
+        out.append(samples)
+    return out
+
+
+def bench_traces(n_samples: int = 1_000_000) -> list[Result]:
+    from ezmsg_lab.model.traces import TraceStore
+
+    batches = _trace_batches(n_samples)
+    # Raw ezmsg: decoding the same samples from its stream's pickled batches.
+    payloads = [pickle.dumps(b) for b in batches]
+    t0 = time.perf_counter()
+    for p in payloads:
+        pickle.loads(p)
+    raw_rate = n_samples / (time.perf_counter() - t0)
+
+    rates = []
+    for _ in range(3):
+        store = TraceStore(capacity=n_samples)
+        t0 = time.perf_counter()
+        for samples in batches:
+            store.ingest("p1", samples, 0)
+        rates.append(n_samples / (time.perf_counter() - t0))
+    ingest = median(rates)
+    per_sample = store.samples.nbytes / store.samples.capacity
+    results = [
+        report(
+            Result(
+                "trace ingest",
+                ingest,
+                raw_rate,
+                "samples/s",
+                ">= 1e6",
+                ingest >= 1e6,
+                "raw: ezmsg unpickling the same batches",
+            )
+        ),
+        report(Result("trace memory", per_sample, None, "B/sample", "<= 32", per_sample <= 32)),
+    ]
+
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        frame = store.frame()
+        times.append(time.perf_counter() - t0)
+    assert len(frame) == n_samples
+    flat = [s for b in batches[:100] for s in b]  # raw: 100k samples, scaled up
+    t0 = time.perf_counter()
+    pd.DataFrame([dataclasses.asdict(s) for s in flat])
+    raw_df = (time.perf_counter() - t0) * (n_samples / len(flat))
+    ours = median(times) * 1000
+    results.append(
+        report(
+            Result(
+                "DataFrame of 1M trace samples",
+                ours,
+                raw_df * 1000,
+                "ms",
+                "< 200 ms",
+                ours < 200,
+                "raw: DataFrame of ezmsg's sample dataclasses",
+            )
+        )
+    )
+    t0 = time.perf_counter()
+    store.latency()
+    lat_ms = (time.perf_counter() - t0) * 1000
+    results.append(report(Result("latency() over 1M samples", lat_ms, None, "ms", "-", None)))
+    return results
+
+
+def bench_profile_frame(topics: int = 500) -> Result:
+    from ezmsg.core.graphmeta import (
+        ProcessProfilingSnapshot,
+        PublisherProfileSnapshot,
+    )
+
+    from ezmsg_lab.feeds.profiling import endpoint_samples
+    from ezmsg_lab.model.metrics import MetricsStore, ProcessMeta
+
+    procs = {f"p{i}": ProcessMeta(f"p{i}", 1000 + i, "h", (f"G/U{i}",)) for i in range(topics)}
+    store = MetricsStore()
+    snaps = {}
+    for t in range(2):
+        snaps = {
+            f"p{i}": ProcessProfilingSnapshot(
+                process_id=f"p{i}",
+                pid=1,
+                host="h",
+                window_seconds=1.0,
+                timestamp=t * 1e9,
+                publishers={
+                    f"G/U{i}/OUT:{i}": PublisherProfileSnapshot(
+                        f"G/U{i}/OUT:{i}", f"G/U{i}/OUT", 100 * t, 100, 100.0, 1, 32, t * 1e9
+                    )
+                },
+                subscribers={},
+            )
+            for i in range(topics)
+        }
+        samples = [s for pid, snap in snaps.items() for s in endpoint_samples(pid, snap)]
+        store.ingest(float(t), samples, procs)
+    times = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        frame = store.profile()
+        times.append(time.perf_counter() - t0)
+    assert len(frame) == topics
+    t0 = time.perf_counter()
+    for _ in range(5):
+        pd.DataFrame([dataclasses.asdict(p) for s in snaps.values() for p in s.publishers.values()])
+    raw = (time.perf_counter() - t0) / 5
+    ours = median(times) * 1000
+    return report(
+        Result(
+            f"DataFrame of a {topics}-topic profile",
+            ours,
+            raw * 1000,
+            "ms",
+            "< 20 ms",
+            ours < 20,
+            "raw: DataFrame of ezmsg's snapshot dataclasses",
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- throughput
+
+
+def _count(ctx_call, address) -> tuple[int, float]:
+    """Messages the throughput sink has received, and the process's timestamp (s)."""
+
+    async def go():
+        from ezmsg.core.graphcontext import GraphContext
+
+        async with GraphContext(tuple(address), auto_start=False) as ctx:
+            snap = await ctx.process_profiling_snapshot("BENCH/COUNT")
+            sub = next(s for s in snap.subscribers.values() if s.topic == "BENCH/COUNT/INPUT")
+            return sub.messages_received_total, sub.timestamp / 1e9
+
+    return asyncio.run(go())
+
+
+def _throughput(address, seconds: float) -> float:
+    n0, t0 = _count(None, address)
+    time.sleep(seconds)
+    n1, t1 = _count(None, address)
+    return (n1 - n0) / (t1 - t0)
+
+
+def bench_throughput(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
+    import ezmsg.core as ez
+    from ezmsg.core.graphserver import GraphServer
+
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo import ThroughputPipeline
+
+    server = GraphServer()
+    server.start(("127.0.0.1", 0))
+    runner = ez.GraphRunner(
+        components={"BENCH": ThroughputPipeline()}, graph_address=server.address
+    )
+    runner.start()
+    address = server.address
+    raw, polled, traced = [], [], []
+    try:
+        _throughput(address, 1.0)  # warm up
+        for _ in range(rounds):
+            raw.append(_throughput(address, seconds))
+            with Lab.attach(f"{address[0]}:{address[1]}", poll_hz=10.0) as lab:
+                lab.wait_for_profile(10)
+                polled.append(_throughput(address, seconds))
+                settings = lab.trace()
+                traced.append(_throughput(address, seconds))
+                mods = sorted(settings.sample_mod.values())
+                lab.untrace()
+    finally:
+        runner.stop()
+        server.stop()
+    base = median(raw)
+    p, t = median(polled), median(traced)
+    return [
+        report(
+            Result(
+                "throughput, Lab polling at 10 Hz",
+                p,
+                base,
+                "msg/s",
+                ">= 98 %",
+                p / base >= 0.98,
+                f"unobserved {base:.0f} msg/s, medians of {rounds}",
+            )
+        ),
+        report(
+            Result(
+                "throughput, tracing at default budget",
+                t,
+                base,
+                "msg/s",
+                ">= 90 %",
+                t / base >= 0.90,
+                f"sample_mod {mods}",
+            )
+        ),
+    ]
+
+
+def main(json_path: str | None = None) -> list[Result]:
+    import logging
+
+    logging.getLogger("ezmsg").setLevel(logging.ERROR)
+    print("== live data (Live data issue)")
+    results = [bench_startup()]
+    results += bench_traces()
+    results.append(bench_profile_frame())
+    results += bench_throughput()
+    write_json(results, json_path)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", help="write results as JSON to this file")
+    main(parser.parse_args().json)
