@@ -214,6 +214,7 @@ class Lab(LiveDataMixin, SettingsMixin):
         connections: Iterable[tuple[Any, Any]] | None = None,
         process_components: Iterable[Any] | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
+        unit_stderr: bool = False,
     ) -> Pipeline:
         """Start an ezmsg pipeline without blocking the cell.
 
@@ -228,6 +229,10 @@ class Lab(LiveDataMixin, SettingsMixin):
             look at live unit objects (``pipeline.unit_objects``).
         start_timeout : float
             :class:`PipelineStartError` is raised if the units are not running by then.
+        unit_stderr : bool
+            Also let ezmsg print unit log records to the processes' stderr (off by
+            default: forked from a kernel, that output floods the cells; the records are
+            in :meth:`logs` either way).
 
         Returns
         -------
@@ -247,6 +252,7 @@ class Lab(LiveDataMixin, SettingsMixin):
             process_components=process_components,
             on_event=self._on_unit_event,
             is_registered=self._units_registered,
+            unit_stderr=unit_stderr,
         )
         running = {p.name for p in self._pipelines if p.running}
         if pipeline.name in running:

@@ -93,6 +93,146 @@ lab
     ]
 
 
+@notebook("profiling")
+def _profiling():
+    return [
+        md(
+            """
+# Profiling a live pipeline
+
+Rates, backlogs and latencies of the demo chain as pandas DataFrames. Every number here
+comes from this Lab's own polls (deltas of ezmsg's monotonic counters), so another tool
+polling the same graph does not change them; every time column is UTC.
+"""
+        ),
+        code(
+            """
+import pandas as pd
+from ezmsg_lab import Lab, plots
+from ezmsg_lab.demo import DemoPipeline, FilterSettings
+
+lab = Lab(poll_hz=5)  # profiling polls at 5 Hz (default 1 Hz, up to 20 Hz)
+demo = lab.launch(DemoPipeline(), name="DEMO")
+profile = lab.wait_for_profile()
+profile[["topic", "kind", "unit", "channel_kind", "status"]]
+"""
+        ),
+        md("The live numbers (they change every run):"),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+profile[["topic", "kind", "pid", "rate_hz", "messages_total", "inflight", "num_buffers"]]
+"""
+        ),
+        code(
+            """
+profile.dtypes
+"""
+        ),
+        md("The topology, with the real pid and host of each unit process:"),
+        code(
+            """
+topo = lab.topology()
+topo.units[["address", "collection", "component_type", "dynamic_settings"]]
+"""
+        ),
+        code(
+            """
+(topo.units["pid"].isin(demo.pids)).all(), topo.edges[["from", "to"]]
+"""
+        ),
+        md("Rates over time, from the profiling history (long format):"),
+        code(
+            """
+import time
+deadline = time.monotonic() + 10
+while lab.metrics(since="60s")["time"].nunique() < 15 and time.monotonic() < deadline:
+    time.sleep(0.1)
+history = lab.metrics(since="60s")
+list(history.columns), sorted(history["metric"].unique())
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+plots.rates(history, kind="publisher");
+"""
+        ),
+        md(
+            """
+## Latency traces
+
+`lab.trace()` turns ezmsg's tracing on with a time-to-live (a crashed kernel cannot leave it
+on) and a sampling budget: the Lab picks `sample_mod` per process so that tracing costs at
+most 5 % of its time. `duration=` stops it by itself.
+"""
+        ),
+        code(
+            """
+tracing = lab.trace(duration=3.0)
+deadline = time.monotonic() + 15
+while lab.tracing is not None and time.monotonic() < deadline:
+    time.sleep(0.1)
+latency = lab.latency()
+latency[["topic", "metric"]]
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+latency.round(3)
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+plots.latency_hist(lab.trace_samples(), metric="user_span_ns");
+"""
+        ),
+        md(
+            """
+## When a unit raises
+
+A unit's traceback goes to its process's stderr, which a notebook never shows. The Lab
+collects the log records and exceptions of the units it launched, counts errors per unit,
+and says once (per burst) when a unit starts raising. Here a filter is launched with its
+cutoff above the Nyquist frequency: it raises on every message.
+"""
+        ),
+        code(
+            """
+broken = lab.launch(DemoPipeline(filter=FilterSettings(cutoff_hz=600.0)), name="BROKEN")
+deadline = time.monotonic() + 10
+while lab.logs(unit="BROKEN/FILTER").empty and time.monotonic() < deadline:
+    time.sleep(0.05)
+errors = lab.logs(unit="BROKEN/FILTER", level="ERROR")
+print(errors["message"].iloc[0])
+"""
+        ),
+        code(
+            """
+print(errors["traceback"].iloc[0].strip().splitlines()[-1])
+"""
+        ),
+        code(
+            """
+deadline = time.monotonic() + 10
+while lab.profile().query("unit == 'BROKEN/FILTER'")["errors"].min() < 5 and time.monotonic() < deadline:
+    time.sleep(0.05)
+p = lab.profile()
+p[p["unit"].isin(["BROKEN/FILTER", "BROKEN/SOURCE"])].assign(
+    raising=lambda d: d["errors"] > 0
+)[["topic", "kind", "raising"]]
+"""
+        ),
+        code(
+            """
+lab.close()
+"""
+        ),
+    ]
+
+
 def build(name: str, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {

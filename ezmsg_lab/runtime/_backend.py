@@ -122,15 +122,26 @@ class LabBackendProcess(DefaultBackendProcess):
         *args: Any,
         events: Any = None,
         parent_pid: int | None = None,
+        quiet_stderr: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._lab_events = events
         self._lab_parent_pid = parent_pid
+        self._lab_quiet_stderr = quiet_stderr
 
     # -- process entry point (unit processes only; in-kernel pipelines call process())
     def run(self) -> None:
         handler = _ForwardingHandler(self._lab_events, self.units)
+        if self._lab_quiet_stderr:
+            # ezmsg logs a task's traceback on every failing message; forked from a
+            # kernel, that stderr lands in notebook cells as a flood. The records go to
+            # the Lab instead (lab.logs()), which says once per burst that a unit raises.
+            ez_logger = logging.getLogger("ezmsg")
+            for h in list(ez_logger.handlers):
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                    ez_logger.removeHandler(h)
+            ez_logger.propagate = False
         for name in ("", "ezmsg"):
             logging.getLogger(name).addHandler(handler)
         if self._lab_parent_pid is not None:

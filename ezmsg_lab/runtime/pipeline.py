@@ -160,6 +160,7 @@ class Pipeline:
         process_components: Iterable[Any] | None = None,
         on_event: Callable[[Pipeline, UnitEvent], None] | None = None,
         is_registered: Callable[[list[str]], bool] | None = None,
+        unit_stderr: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not one of {MODES}")
@@ -172,6 +173,7 @@ class Pipeline:
         )
         self._on_event = on_event
         self._is_registered = is_registered
+        self._unit_stderr = unit_stderr
         self._runner: Any = None
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
