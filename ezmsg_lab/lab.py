@@ -19,7 +19,7 @@ from .errors import LabClosedError, LabError
 from .feeds.profiling import DEFAULT_RATE_HZ, ProfilingPoller
 from .feeds.settings import SettingsFeed
 from .feeds.topology import TopologyFeed
-from .feeds.traces import TraceFeed
+from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceFeed
 from .lab_settings import SettingsMixin
 from .lab_views import LiveDataMixin
 from .model.logs import LogRecord, LogStore
@@ -419,12 +419,39 @@ class AsyncLab:
             self._lab._conn.call(lambda ctx: ctx.snapshot()), timeout, "snapshot()"
         )
 
+    async def ping(self, *, timeout: float | None = None) -> float:
+        return await asyncio.to_thread(self._lab.ping, timeout=timeout)
+
+    async def trace(self, *args: Any, **kwargs: Any) -> Any:
+        """Like :meth:`Lab.trace`."""
+        self._lab._check_open()
+        return await self._run(
+            self._lab._trace_feed.start(*_trace_args(*args, **kwargs)),
+            kwargs.get("timeout"),
+            "trace()",
+        )
+
+    async def untrace(self, *, timeout: float | None = None) -> None:
+        await self._run(self._lab._trace_feed.stop(), timeout, "untrace()")
+
     async def launch(self, components: Any, name: str | None = None, **kwargs: Any) -> Pipeline:
         """Like :meth:`Lab.launch`, without blocking the kernel's event loop."""
         return await asyncio.to_thread(self._lab.launch, components, name, **kwargs)
 
     async def close(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self._lab.close, timeout)
+
+
+def _trace_args(
+    topics: Any = None,
+    metrics: Any = None,
+    duration: float | None = None,
+    *,
+    budget: float = DEFAULT_BUDGET,
+    ttl: float = DEFAULT_TTL_S,
+    timeout: float | None = None,
+) -> tuple[Any, Any, float | None, float, float]:
+    return topics, metrics, duration, budget, ttl
 
 
 def _print_unit_error(record: LogRecord) -> None:

@@ -176,3 +176,20 @@ def test_feeds_keep_running_while_a_cell_blocks(lab):
     assert seen_during_sleep.is_set(), "the topology feed stalled while the cell blocked"
     worker.join(10)
     assert lab._topology.version > version0
+
+
+def test_async_twin_works_from_a_running_loop(lab):
+    """`await lab.aio...` in a cell runs on the kernel's loop, not the Lab's."""
+
+    async def cell():
+        snap = await lab.aio.snapshot()
+        demo = await lab.aio.launch(DemoPipeline(), name="DEMO")
+        rtt = await lab.aio.ping()
+        settings = await lab.aio.trace(duration=0.5, budget=0.05)
+        await lab.aio.untrace()
+        return snap, demo, rtt, settings
+
+    snap, demo, rtt, settings = asyncio.run(cell())
+    assert snap.processes == {}
+    assert demo.running and rtt < 1.0
+    assert settings.budget == 0.05 and lab.tracing is None
