@@ -1,5 +1,5 @@
 """Notebook widgets: the live graph (anywidget) and the settings forms (ipywidgets)."""
 
-from .graph import GraphWidget
+from .settings_form import SettingsForm, SettingsPanel, settings_panel
 
-__all__ = ["GraphWidget"]
+__all__ = ["SettingsForm", "SettingsPanel", "settings_panel"]
