@@ -251,3 +251,18 @@ def test_unit_objects_refused_for_process_pipelines(lab):
     demo = lab.launch(DemoPipeline(), name="DEMO")
     with pytest.raises(PipelineError, match="in-kernel"):
         _ = demo.unit_objects
+
+
+def test_close_after_the_server_died_still_stops_unit_processes():
+    """ezmsg leaves unit processes stuck when their GraphServer dies (rough edge 12)."""
+    lab = Lab()
+    demo = lab.launch(DemoPipeline(), name="DEMO")
+    pids = demo.pids
+    lab._server.stop()
+    t0 = time.monotonic()
+    lab.close(timeout=5.0)
+    assert time.monotonic() - t0 < 15.0
+    assert wait_until(lambda: not live_children(), 10), live_children()
+    assert not any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
+    )
