@@ -22,6 +22,7 @@ from .feeds.topology import TopologyFeed
 from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceFeed
 from .lab_settings import SettingsMixin
 from .lab_views import LiveDataMixin
+from .lab_widgets import WidgetsMixin
 from .model.logs import LogRecord, LogStore
 from .model.metrics import MetricsStore
 from .model.settings_store import SettingsStore
@@ -38,7 +39,7 @@ DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_START_TIMEOUT_S = 30.0
 
 
-class Lab(LiveDataMixin, SettingsMixin):
+class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
     """Observe and tune ezmsg graphs from a notebook.
 
     ``Lab()`` starts a GraphServer inside this kernel on 127.0.0.1 at a free port;
@@ -331,6 +332,11 @@ class Lab(LiveDataMixin, SettingsMixin):
         self._teardown(timeout)
 
     def _teardown(self, timeout: float) -> None:
+        for detach in getattr(self, "_widget_closers", []):
+            try:
+                detach()
+            except Exception:
+                logger.exception("detaching a widget failed")
         for pipeline in self._pipelines:
             try:
                 pipeline.stop(timeout)

@@ -1,0 +1,130 @@
+"""The dashboard: the live graph, the selected unit's settings form and its metrics."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as W
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+_TABLE_COLUMNS = [
+    "topic",
+    "kind",
+    "rate_hz",
+    "messages_total",
+    "inflight",
+    "num_buffers",
+    "channel_kind",
+    "errors",
+    "status",
+]
+_STYLE = """<style>
+.ezmsg-lab-metrics { border-collapse: collapse; font-size: 12px; }
+.ezmsg-lab-metrics th, .ezmsg-lab-metrics td { padding: 2px 6px; text-align: right; }
+.ezmsg-lab-metrics th { border-bottom: 1px solid #bbb; }
+.ezmsg-lab-metrics td:first-child, .ezmsg-lab-metrics th:first-child { text-align: left; }
+</style>"""
+
+
+class Dashboard(W.HBox):
+    """Graph + settings form of the selected unit + a live metrics table of it.
+
+    Parameters
+    ----------
+    graph : GraphWidget
+    form_for : callable
+        ``form_for(address)`` returns the settings form widget of a unit (or raises; the
+        error is shown in place of the form).
+    metrics_for : callable
+        ``metrics_for(address)`` returns that unit's rows of ``lab.profile()``.
+    subscribe : callable
+        ``subscribe(fn)`` calls ``fn()`` after each profiling poll and returns a function
+        that unsubscribes.
+    """
+
+    def __init__(
+        self,
+        *,
+        graph: Any,
+        form_for: Callable[[str], Any],
+        metrics_for: Callable[[str], pd.DataFrame],
+        subscribe: Callable[[Callable[[], None]], Callable[[], None]],
+    ) -> None:
+        self.graph = graph
+        self._form_for = form_for
+        self._metrics_for = metrics_for
+        self.form: Any = None
+        self.title = W.HTML("<b>Click a unit in the graph</b>")
+        self.form_box = W.VBox([])
+        self.table = W.HTML("")
+        self.error = W.HTML("")
+        side = W.VBox(
+            [self.title, self.form_box, W.HTML("<b>Live metrics</b>"), self.table, self.error],
+            layout=W.Layout(width="40%", padding="0 0 0 12px", overflow="auto"),
+        )
+        super().__init__(
+            [W.Box([graph], layout=W.Layout(width="60%")), side],
+            layout=W.Layout(width="100%", align_items="flex-start"),
+        )
+        graph.observe(self._on_select, names=["selected"])
+        self._unsubscribe = subscribe(self._on_poll)
+        if graph.selected:
+            self._on_select({"new": graph.selected})
+
+    @property
+    def selected(self) -> str:
+        return self.graph.selected
+
+    def _on_select(self, change: dict[str, Any]) -> None:
+        unit = change["new"]
+        if self.form is not None and hasattr(self.form, "close"):
+            self.form.close()
+        self.form = None
+        if not unit:
+            self.title.value = "<b>Click a unit in the graph</b>"
+            self.form_box.children = ()
+            self.refresh()
+            return
+        self.title.value = f"<b>{html.escape(unit)}</b>"
+        try:
+            self.form = self._form_for(unit)
+            self.form_box.children = (self.form,)
+        except Exception as exc:  # shown, never raised into the widget machinery
+            self.form_box.children = (W.HTML(f"<i>{html.escape(str(exc))}</i>"),)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-render the metrics table of the selected unit."""
+        unit = self.graph.selected
+        if not unit:
+            self.table.value = ""
+            return
+        try:
+            frame = self._metrics_for(unit)
+            frame = frame[[c for c in _TABLE_COLUMNS if c in frame.columns]]
+            self.table.value = _STYLE + frame.to_html(
+                index=False,
+                float_format=lambda x: f"{x:.1f}",
+                classes="ezmsg-lab-metrics",
+                border=0,
+                na_rep="-",
+            )
+            self.error.value = ""
+        except Exception as exc:
+            self.error.value = f"<span style='color:#b00'>{html.escape(repr(exc))}</span>"
+
+    def _on_poll(self) -> None:
+        if self.graph.selected:
+            self.refresh()
+
+    def close(self) -> None:
+        self._unsubscribe()
+        if self.form is not None and hasattr(self.form, "close"):
+            self.form.close()
+        self.graph.close()
+        super().close()
