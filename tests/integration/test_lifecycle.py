@@ -178,6 +178,10 @@ def test_killed_server_gives_connection_error_within_timeout(ezmsg_serve):
         lab.close()
 
 
+@pytest.mark.filterwarnings(
+    # ezmsg's GraphServer tasks are garbage-collected after its loop closed under them.
+    "ignore::pytest.PytestUnraisableExceptionWarning"
+)
 def test_stopped_embedded_server_gives_connection_error(lab):
     from ezmsg_lab import LabConnectionError
 
@@ -253,6 +257,10 @@ def test_unit_objects_refused_for_process_pipelines(lab):
         _ = demo.unit_objects
 
 
+@pytest.mark.filterwarnings(
+    # ezmsg's GraphServer tasks are garbage-collected after its loop closed under them.
+    "ignore::pytest.PytestUnraisableExceptionWarning"
+)
 def test_close_after_the_server_died_still_stops_unit_processes():
     """ezmsg leaves unit processes stuck when their GraphServer dies (rough edge 12)."""
     lab = Lab()
