@@ -1,0 +1,211 @@
+"""Graph widget at scale, in headless chromium: 300 units and 600 edges.
+
+Measures (and prints): loading the widget's ESM, the first render of the graph (layout by
+elkjs plus SVG) and later renders, and the page's JS heap while the widget is updated at
+2 Hz for 60 s (annotations every tick, a topology diff every fifth) — heap read with CDP
+``Performance.getMetrics`` (JSHeapUsedSize) after a forced garbage collection, every 10 s.
+
+Run: ``python -m benchmarks.bench_graph_widget [--duration 60] [--json out.json]``.
+There is no raw-ezmsg counterpart (ezmsg has no graph view), so ``raw`` is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from typing import Any
+
+from benchmarks._common import Result, report, write_json
+from ezmsg_lab.model import graph_annotations as ga
+from ezmsg_lab.model import graph_view as gv
+from ezmsg_lab.widgets._harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    open_harness,
+    synthetic_snapshot,
+)
+
+N_UNITS = 300
+N_EDGES = 600
+RENDER_TARGET_MS = 1000.0
+UPDATE_HZ = 2.0
+# "Does not grow": the heap after the run may exceed the heap before by this much.
+HEAP_GROWTH_LIMIT = 0.10
+
+_RENDER_JS = """async (data) => {
+  if (window.view) window.view.cleanup();
+  document.getElementById('host').replaceChildren();
+  const t0 = performance.now();
+  window.mount(data);
+  const root = window.view.el.querySelector('.ezg-root');
+  while (root.dataset.layouts !== '1') {
+    if (performance.now() - t0 > 60000) throw new Error('no layout within 60 s');
+    await new Promise(r => setTimeout(r, 5));
+  }
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return {wall: performance.now() - t0, elk: Number(root.dataset.elkMs),
+          render: Number(root.dataset.renderMs),
+          units: root.querySelectorAll('.ezg-unit').length,
+          edges: root.querySelectorAll('path.ezg-edge').length};
+}"""
+
+
+def _heap(cdp: Any) -> tuple[float, float]:
+    cdp.send("HeapProfiler.collectGarbage")
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return metrics["JSHeapUsedSize"], metrics["Nodes"]
+
+
+def _annotations(state: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    edges = list(state["edges"].values())
+    return dict(
+        ga.make_annotations(
+            edge_rates={e["id"]: rng.uniform(10, 2000) for e in edges},
+            edge_channels={e["id"]: rng.choice(["LOCAL", "SHM", "TCP"]) for e in edges},
+            publishers={
+                s["address"]: (rng.randint(0, 32), 32)
+                for u in state["units"].values()
+                for s in u["outputs"]
+            },
+            unit_errors={a: (1, "ValueError: demo") for a in list(state["units"])[::37]},
+            missing_processes=[p for p in list(state["processes"])[::53]],
+        )
+    )
+
+
+def main(json_path: str | None = None, duration_s: float = 60.0) -> list[Result]:
+    """Run the measurements and print them; returns the results (also to ``json_path``)."""
+    print(f"== graph widget ({N_UNITS} units, {N_EDGES} edges, headless chromium)")
+    if not os.path.exists(CHROMIUM):
+        print(f"skipped: {CHROMIUM} is missing (make browser)")
+        return []
+    from playwright.sync_api import sync_playwright
+
+    base = gv.graph_state(synthetic_snapshot(N_UNITS, N_EDGES))
+    assert len(base["units"]) == N_UNITS and len(base["edges"]) == N_EDGES
+    # A second topology: one unit less (its edges go too), so diffs add and remove.
+    snap = synthetic_snapshot(N_UNITS, N_EDGES)
+    victim = sorted(base["units"])[N_UNITS // 2]
+    for session in snap.sessions.values():
+        session.metadata.components.pop(victim)
+        session.edges = [e for e in session.edges if not e.from_topic.startswith(victim + "/")]
+        session.edges = [e for e in session.edges if not e.to_topic.startswith(victim + "/")]
+    snap.graph = {}
+    snap.edge_owners = {}
+    other = gv.graph_state(snap, previous=base)
+    diffs = {
+        base["digest"]: gv.diff_state(base, other),
+        other["digest"]: gv.diff_state(other, base),
+    }
+
+    results: list[Result] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        t0 = time.perf_counter()
+        open_harness(page)
+        load_ms = (time.perf_counter() - t0) * 1000
+        results.append(
+            report(Result("graph: load page + widget ESM", load_ms, None, "ms", "-", None))
+        )
+        runs = [page.evaluate(_RENDER_JS, {"state": base, "height": 860}) for _ in range(5)]
+        assert runs[0]["units"] == N_UNITS and runs[0]["edges"] == N_EDGES, runs[0]
+        first = runs[0]["wall"]
+        later = statistics.median(r["wall"] for r in runs[1:])
+        note = f"elk {runs[0]['elk']:.0f} ms of it"
+        results.append(
+            report(
+                Result(
+                    "graph: first render 300 units/600 edges",
+                    first,
+                    None,
+                    "ms",
+                    f"< {RENDER_TARGET_MS:.0f} ms",
+                    first < RENDER_TARGET_MS,
+                    note,
+                )
+            )
+        )
+        results.append(
+            report(
+                Result(
+                    "graph: later renders (median of 4)",
+                    later,
+                    None,
+                    "ms",
+                    f"< {RENDER_TARGET_MS:.0f} ms",
+                    later < RENDER_TARGET_MS,
+                    f"elk median {statistics.median(r['elk'] for r in runs[1:]):.0f} ms",
+                )
+            )
+        )
+
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        heap0, nodes0 = _heap(cdp)
+        samples: list[tuple[float, float]] = []  # (seconds into the run, heap bytes)
+        rng = random.Random(0)
+        state = base
+        ticks = 0
+        relayouts = 0
+        start = time.monotonic()
+        next_tick = start
+        while time.monotonic() - start < duration_s:
+            next_tick += 1.0 / UPDATE_HZ
+            ticks += 1
+            if ticks % 5 == 0:
+                diff = diffs[state["digest"]]
+                page.evaluate("d => window.view.model.pyMsg({type: 'diff', diff: d})", diff)
+                state = other if state is base else base
+                relayouts += 1
+            page.evaluate(
+                "a => window.view.model.pySet('annotations', a)", _annotations(state, rng)
+            )
+            if ticks % 20 == 0:  # every 10 s
+                samples.append((time.monotonic() - start, _heap(cdp)[0]))
+            # Pace the updates at 2 Hz (a benchmark's clock, not a test's wait).
+            time.sleep(max(0.0, next_tick - time.monotonic()))
+        page.wait_for_function(
+            "n => Number(window.view.el.querySelector('.ezg-root').dataset.layouts) >= n",
+            arg=1 + relayouts,
+            timeout=60_000,
+        )
+        heap1, nodes1 = _heap(cdp)
+        errors = page.evaluate("window.view.model.data.js_error")
+        browser.close()
+
+    # The first annotations add a label per edge (600 text nodes) once; "growing" means
+    # growing after that, so the steady baseline is the first 10-s sample.
+    baseline = samples[0][1] if samples else heap0
+    growth = (heap1 - baseline) / baseline
+    trace = ", ".join(f"{t:.0f}s {h / 1e6:.1f}" for t, h in samples)
+    results.append(
+        report(
+            Result(
+                f"graph: JS heap after {duration_s:.0f} s at 2 Hz",
+                heap1 / 1e6,
+                None,
+                "MB",
+                f"growth < {HEAP_GROWTH_LIMIT:.0%}",
+                growth < HEAP_GROWTH_LIMIT and not errors,
+                f"{growth:+.1%} since the 10-s sample ({baseline / 1e6:.1f} MB), "
+                f"{(heap1 - heap0) / heap0:+.1%} since before the first update "
+                f"({heap0 / 1e6:.1f} MB); MB at [{trace}]; {ticks} updates, {relayouts} "
+                f"re-layouts, DOM nodes {nodes0:.0f} -> {nodes1:.0f}"
+                + (f", js_error: {errors}" if errors else ""),
+            )
+        )
+    )
+    write_json(results, json_path)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of 2 Hz updates")
+    parser.add_argument("--json", help="write the results to this JSON file")
+    args = parser.parse_args()
+    main(args.json, duration_s=args.duration)

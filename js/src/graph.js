@@ -1,0 +1,431 @@
+// ezmsg-lab graph widget (anywidget ESM): live topology of an ezmsg graph.
+//
+// The Python side (ezmsg_lab/widgets/graph.py) syncs `state` (graph_view.graph_state),
+// `annotations`, `selected`, `collapsed` and `js_error`, and sends diffs of large states
+// as custom messages: {type: "diff", diff} / {type: "full", state}. This view answers
+// {type: "hello"|"resync", have: digest} when its state is not the one a diff expects.
+import { drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
+import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
+import { alignToPrevious, buildElkGraph, layoutKey, runLayout, warmUp } from "./layout.js";
+import { applyDiff, normalizeState, shortType } from "./state.js";
+import { CSS } from "./style.js";
+
+let viewCounter = 0;
+warmUp();
+
+function div(cls, parent, textContent) {
+  const d = document.createElement("div");
+  if (cls) d.className = cls;
+  if (textContent !== undefined) d.textContent = textContent;
+  if (parent) parent.appendChild(d);
+  return d;
+}
+
+
+/** @param {{model: any, el: HTMLElement}} ctx */
+function render({ model, el }) {
+  const ac = new AbortController();
+  const listen = (target, type, fn, opts) => target.addEventListener(type, guard(type, fn), { signal: ac.signal, ...(opts || {}) });
+  const prefix = `ezg${++viewCounter}-${Math.random().toString(36).slice(2, 7)}`;
+  let disposed = false;
+
+  const style = document.createElement("style");
+  style.textContent = CSS;
+  const root = div("ezg-root");
+  root.dataset.layouts = "0";
+  const toolbar = div("ezg-toolbar", root);
+  div("ezg-title", toolbar, "ezmsg graph");
+  const counts = div("ezg-counts", toolbar);
+  div("ezg-spacer", toolbar);
+  const expandBtn = document.createElement("button");
+  expandBtn.className = "ezg-btn ezg-expand";
+  expandBtn.textContent = "Expand all";
+  expandBtn.style.display = "none";
+  const fitBtn = document.createElement("button");
+  fitBtn.className = "ezg-btn ezg-fit";
+  fitBtn.textContent = "Fit";
+  fitBtn.title = "Fit the graph to the view";
+  toolbar.append(expandBtn, fitBtn);
+  const svgRoot = svg("svg", { class: "ezg-svg" }, root);
+  drawDefs(svgRoot, prefix);
+  const viewport = svg("g", { class: "ezg-viewport" }, svgRoot);
+  const scene = svg("g", { class: "ezg-scene" }, viewport);
+  const empty = div("ezg-empty", root, "No units yet: launch a pipeline to see it here.");
+  const legend = div("ezg-legend", root);
+  const tooltip = div("ezg-tooltip", root);
+  const banner = div("ezg-banner", root);
+  el.append(style, root);
+
+  let state = normalizeState(model.get("state"));
+  let ann = model.get("annotations") || {};
+  let collapsed = new Set(model.get("collapsed") || []);
+  let selected = model.get("selected") || "";
+  let positions = new Map();
+  let lastKey = null;
+  let lastLayout = null;
+  let index = null;
+  let bounds = null;
+  const view = { x: 0, y: 0, k: 1 };
+  let userMoved = false;
+  let layoutCount = 0;
+  let running = false;
+  let pending = false;
+
+  function reportError(where, err) {
+    const msg = `${where}: ${err && err.message ? err.message : String(err)}`;
+    banner.textContent = `Graph widget error \u2014 ${msg}`;
+    banner.style.display = "block";
+    console.error("[ezmsg-lab graph]", err);
+    try {
+      model.set("js_error", msg);
+      model.save_changes();
+    } catch (e2) {
+      // The model is gone (view closing): the banner is all we can do.
+      console.error("[ezmsg-lab graph] could not report the error", e2);
+    }
+  }
+
+  function guard(where, fn) {
+    return (...args) => {
+      if (disposed) return undefined;
+      try {
+        const r = fn(...args);
+        if (r && typeof r.then === "function") r.catch((e) => reportError(where, e));
+        return r;
+      } catch (e) {
+        reportError(where, e);
+        return undefined;
+      }
+    };
+  }
+
+  const modelHandlers = [];
+  const onModel = (name, fn) => {
+    const h = guard(name, fn);
+    model.on(name, h);
+    modelHandlers.push([name, h]);
+  };
+
+  // ------------------------------------------------------------------ layout + draw
+  function requestLayout() {
+    if (running) {
+      pending = true;
+      return;
+    }
+    running = true;
+    pending = false;
+    relayout()
+      .catch((e) => reportError("layout", e))
+      .finally(() => {
+        running = false;
+        if (pending && !disposed) requestLayout();
+      });
+  }
+
+  async function relayout() {
+    const t0 = performance.now();
+    const built = buildElkGraph(state, collapsed, positions);
+    const key = layoutKey(built);
+    let layout;
+    if (key === lastKey && lastLayout) {
+      // Same shapes: keep the geometry, take the fresh records (colours, pids, names).
+      layout = lastLayout;
+      for (const [id, n] of layout.nodes) Object.assign(n, built.info.get(id));
+      const byId = new Map([...built.folded.values()].map((f) => [f.id, f]));
+      for (const e of layout.edges) e.members = (byId.get(e.id) || { members: [] }).members;
+    } else {
+      const t1 = performance.now();
+      layout = await runLayout(built);
+      if (disposed) return;
+      root.dataset.elkMs = (performance.now() - t1).toFixed(1);
+      alignToPrevious(layout, positions);
+    }
+    lastKey = key;
+    lastLayout = layout;
+    positions = new Map([...layout.nodes].map(([id, n]) => [id, { x: n.x, y: n.y }]));
+    index = drawScene(scene, layout, state, prefix);
+    applyAnnotations(index, state, ann, selected);
+    bounds = boundsOf(layout);
+    updateChrome();
+    if (!userMoved) fit();
+    layoutCount += 1;
+    root.dataset.layouts = String(layoutCount);
+    root.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  }
+
+  function boundsOf(layout) {
+    let x0 = Infinity;
+    let y0 = Infinity;
+    let x1 = -Infinity;
+    let y1 = -Infinity;
+    for (const n of layout.nodes.values()) {
+      x0 = Math.min(x0, n.x);
+      y0 = Math.min(y0, n.y);
+      x1 = Math.max(x1, n.x + n.w);
+      y1 = Math.max(y1, n.y + n.h);
+    }
+    return Number.isFinite(x0) ? { x0, y0, x1, y1 } : null;
+  }
+
+  function applyView() {
+    viewport.setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
+    root.dataset.zoom = view.k.toFixed(3);
+  }
+
+  function fit() {
+    const w = svgRoot.clientWidth;
+    const h = svgRoot.clientHeight;
+    if (!bounds || !w || !h) return;
+    const pad = 28;
+    const top = 44; // leave room for the toolbar
+    const bw = bounds.x1 - bounds.x0;
+    const bh = bounds.y1 - bounds.y0;
+    const place = (right) => {
+      const k = Math.max(0.05, Math.min(1.25, (w - pad - right) / bw, (h - top - pad) / bh));
+      view.k = k;
+      view.x = pad + (w - pad - right - bw * k) / 2 - bounds.x0 * k;
+      view.y = top + (h - top - pad - bh * k) / 2 - bounds.y0 * k;
+    };
+    place(pad);
+    // The legend sits bottom right: when the fitted drawing reaches under it, fit again
+    // beside it, so that no unit starts hidden.
+    if (legend.style.display !== "none" && legend.offsetWidth) {
+      const lx = w - legend.offsetWidth - 20;
+      const ly = h - legend.offsetHeight - 20;
+      if (view.y + bounds.y1 * view.k > ly && view.x + bounds.x1 * view.k > lx) place(legend.offsetWidth + 20);
+    }
+    applyView();
+  }
+
+  function updateChrome() {
+    const nUnits = Object.keys(state.units).length;
+    const nEdges = Object.keys(state.edges).length;
+    const nProcs = Object.keys(state.processes).length;
+    counts.textContent = `${nUnits} unit${nUnits === 1 ? "" : "s"} \u00b7 ${nEdges} edge${nEdges === 1 ? "" : "s"} \u00b7 ${nProcs} process${nProcs === 1 ? "" : "es"}`;
+    empty.style.display = nUnits || Object.keys(state.topics).length ? "none" : "flex";
+    expandBtn.style.display = collapsed.size ? "" : "none";
+    updateLegend();
+  }
+
+  function updateLegend() {
+    drawLegend(legend, state, ann);
+  }
+
+  function restyle() {
+    if (!index) return;
+    applyAnnotations(index, state, ann, selected);
+    updateLegend();
+  }
+
+  // ------------------------------------------------------------------ interaction
+  function select(address) {
+    selected = address;
+    model.set("selected", address);
+    model.save_changes();
+    restyle();
+  }
+
+  function setCollapsed(next) {
+    collapsed = next;
+    model.set("collapsed", [...next].sort());
+    model.save_changes();
+    requestLayout();
+  }
+
+  let drag = null;
+  listen(svgRoot, "pointerdown", (ev) => {
+    if (ev.button !== 0) return;
+    drag = { x: ev.clientX, y: ev.clientY, vx: view.x, vy: view.y, moved: false, id: ev.pointerId };
+  });
+  listen(svgRoot, "pointermove", (ev) => {
+    if (drag && ev.pointerId === drag.id) {
+      const dx = ev.clientX - drag.x;
+      const dy = ev.clientY - drag.y;
+      if (!drag.moved && Math.hypot(dx, dy) > 3) {
+        drag.moved = true;
+        svgRoot.classList.add("ezg-panning");
+        if (svgRoot.setPointerCapture) svgRoot.setPointerCapture(ev.pointerId);
+      }
+      if (drag.moved) {
+        view.x = drag.vx + dx;
+        view.y = drag.vy + dy;
+        userMoved = true;
+        applyView();
+        hideTooltip();
+        return;
+      }
+    }
+    hover(ev);
+  });
+  const endDrag = (ev) => {
+    if (!drag) return;
+    const wasDrag = drag.moved;
+    svgRoot.classList.remove("ezg-panning");
+    drag = null;
+    if (wasDrag) return;
+    const target = /** @type {Element} */ (ev.target);
+    const toggle = target.closest && target.closest("[data-toggle]");
+    if (toggle) {
+      const id = toggle.getAttribute("data-toggle");
+      const next = new Set(collapsed);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      setCollapsed(next);
+      return;
+    }
+    const folded = target.closest && target.closest(".ezg-collapsed");
+    if (folded) {
+      const next = new Set(collapsed);
+      next.delete(folded.getAttribute("data-group"));
+      setCollapsed(next);
+      return;
+    }
+    const unit = target.closest && target.closest(".ezg-unit");
+    if (unit) select(unit.getAttribute("data-address"));
+    else if (selected) select("");
+  };
+  listen(svgRoot, "pointerup", endDrag);
+  listen(svgRoot, "pointercancel", () => {
+    drag = null;
+    svgRoot.classList.remove("ezg-panning");
+  });
+  listen(svgRoot, "pointerleave", hideTooltip);
+  listen(
+    svgRoot,
+    "wheel",
+    (ev) => {
+      ev.preventDefault();
+      const r = svgRoot.getBoundingClientRect();
+      const mx = ev.clientX - r.left;
+      const my = ev.clientY - r.top;
+      const scale = ev.deltaMode === 1 ? 40 : 1;
+      const k = Math.max(0.05, Math.min(4, view.k * Math.exp(-ev.deltaY * scale * 0.0015)));
+      view.x = mx - ((mx - view.x) * k) / view.k;
+      view.y = my - ((my - view.y) * k) / view.k;
+      view.k = k;
+      userMoved = true;
+      applyView();
+    },
+    { passive: false },
+  );
+  listen(fitBtn, "click", () => {
+    userMoved = false;
+    fit();
+  });
+  listen(expandBtn, "click", () => setCollapsed(new Set()));
+
+  function hideTooltip() {
+    tooltip.style.display = "none";
+    for (const p of scene.querySelectorAll(".ezg-edge.ezg-hover")) p.classList.remove("ezg-hover");
+  }
+
+  function hover(ev) {
+    const target = /** @type {Element} */ (ev.target);
+    const unitEl = target.closest && target.closest(".ezg-unit");
+    const edgeEl = !unitEl && target.closest && target.closest("[data-edge]");
+    let html = "";
+    hideTooltip();
+    if (unitEl) html = unitTooltip(state, ann, unitEl.getAttribute("data-address"));
+    else if (edgeEl && index) {
+      const e = index.edges.get(edgeEl.getAttribute("data-edge"));
+      if (e) {
+        e.path.classList.add("ezg-hover");
+        html = edgeTooltip(state, e);
+      }
+    }
+    if (!html) return;
+    tooltip.innerHTML = html;
+    tooltip.style.display = "block";
+    const r = root.getBoundingClientRect();
+    let x = ev.clientX - r.left + 14;
+    let y = ev.clientY - r.top + 14;
+    const tw = tooltip.offsetWidth;
+    const th = tooltip.offsetHeight;
+    if (x + tw > r.width - 6) x = Math.max(6, ev.clientX - r.left - tw - 14);
+    if (y + th > r.height - 6) y = Math.max(6, ev.clientY - r.top - th - 14);
+    tooltip.style.left = `${x}px`;
+    tooltip.style.top = `${y}px`;
+  }
+
+  // ------------------------------------------------------------------ model events
+  onModel("change:state", () => {
+    state = normalizeState(model.get("state"));
+    requestLayout();
+  });
+  onModel("change:annotations", () => {
+    ann = model.get("annotations") || {};
+    restyle();
+  });
+  onModel("change:selected", () => {
+    selected = model.get("selected") || "";
+    restyle();
+  });
+  onModel("change:collapsed", () => {
+    const next = new Set(model.get("collapsed") || []);
+    // Our own model.set() echoes here too: lay out once per change, not twice.
+    if (next.size === collapsed.size && [...next].every((g) => collapsed.has(g))) return;
+    collapsed = next;
+    requestLayout();
+  });
+  onModel("msg:custom", (msg) => {
+    if (!msg || typeof msg !== "object") return;
+    if (msg.type === "diff") {
+      let next = null;
+      try {
+        next = applyDiff(state, msg.diff);
+      } catch (e) {
+        // Not the state this diff was made from (a view that missed one): start over.
+        model.send({ type: "resync", have: state.digest, reason: String(e.message || e) });
+        return;
+      }
+      state = next;
+      requestLayout();
+    } else if (msg.type === "full") {
+      state = normalizeState(msg.state);
+      requestLayout();
+    } else if (msg.type === "fit") {
+      userMoved = false;
+      fit();
+    }
+  });
+
+  let resizeObserver = null;
+  if (typeof ResizeObserver !== "undefined") {
+    resizeObserver = new ResizeObserver(guard("resize", () => {
+      if (!userMoved) fit();
+    }));
+    resizeObserver.observe(svgRoot);
+  }
+
+  const showPyError = () => {
+    const text = model.get("py_error");
+    if (text) {
+      banner.textContent = `Update failed in Python \u2014 ${text}`;
+      banner.style.display = "block";
+    } else if (!model.get("js_error")) banner.style.display = "none";
+  };
+  onModel("change:py_error", showPyError);
+  showPyError();
+
+  const height = model.get("height");
+  if (height) root.style.setProperty("--ezg-height", `${height}px`);
+  onModel("change:height", () => root.style.setProperty("--ezg-height", `${model.get("height")}px`));
+
+  applyView();
+  updateChrome();
+  requestLayout();
+  // Tell Python which state this view starts from; it sends the current one if they differ.
+  guard("hello", () => model.send({ type: "hello", have: state.digest }))();
+
+  return () => {
+    disposed = true;
+    ac.abort();
+    if (resizeObserver) resizeObserver.disconnect();
+    for (const [name, h] of modelHandlers) model.off(name, h);
+    modelHandlers.length = 0;
+    style.remove();
+    root.remove();
+  };
+}
+
+export default { render };

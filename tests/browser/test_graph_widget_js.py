@@ -1,0 +1,235 @@
+"""The graph widget's JavaScript in headless chromium, with a fake anywidget model.
+
+The fake model (ezmsg_lab/widgets/_harness.py) records what the widget sets, saves and
+sends; ``pySet``/``pyMsg`` play the Python side.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from ezmsg_lab.model import graph_annotations as ga
+from ezmsg_lab.model import graph_view as gv
+from tests.unit.test_graph_view import demo_snapshot
+
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def demo_state() -> dict[str, Any]:
+    return gv.graph_state(demo_snapshot())
+
+
+@pytest.fixture
+def bigger_state(demo_state: dict[str, Any]) -> dict[str, Any]:
+    return gv.graph_state(demo_snapshot(with_extra_unit=True), previous=demo_state)
+
+
+def mount(page: Any, **data: Any) -> None:
+    page.evaluate("d => window.mount(d)", data)
+    wait_layouts(page, 1)
+
+
+def wait_layouts(page: Any, n: int) -> None:
+    page.wait_for_function(
+        "n => Number(document.querySelector('.ezg-root')?.dataset.layouts) >= n",
+        arg=n,
+        timeout=TIMEOUT_MS,
+    )
+
+
+def model(page: Any, expr: str) -> Any:
+    return page.evaluate(f"window.view.model.{expr}")
+
+
+def card_positions(page: Any) -> dict[str, tuple[float, float]]:
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.ezg-unit')].map(g => {
+             const r = g.querySelector('.ezg-card');
+             return [g.dataset.address, [Number(r.getAttribute('x')), Number(r.getAttribute('y'))]];
+           }))"""
+    )
+
+
+def test_renders_the_units_edges_ports_and_legend(page: Any, demo_state: dict) -> None:
+    mount(page, state=demo_state)
+    units = page.eval_on_selector_all(".ezg-unit", "els => els.map(e => e.dataset.address)")
+    assert sorted(units) == sorted(demo_state["units"])
+    assert page.locator("path.ezg-edge").count() == len(demo_state["edges"]) == 3
+    # Data ports are drawn, unwired settings inputs are not.
+    ports = page.eval_on_selector_all(".ezg-port", "els => els.map(e => e.dataset.port)")
+    assert "DEMO/FILTER/INPUT_SIGNAL" in ports and "DEMO/FILTER/OUTPUT_SIGNAL" in ports
+    assert not [p for p in ports if p.endswith("INPUT_SETTINGS")]
+    # Each edge ends where its ports are: the route starts at the source port.
+    start = page.evaluate(
+        """() => {
+          const d = document.querySelector('path.ezg-edge').getAttribute('d');
+          return d.slice(1).split(' ')[0].split(',').map(Number);
+        }"""
+    )
+    port_xy = page.evaluate(
+        """() => [...document.querySelectorAll('.ezg-port')].map(
+             c => [Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))])"""
+    )
+    assert min(abs(start[0] - x) + abs(start[1] - y) for x, y in port_xy) < 8
+    assert page.locator(".ezg-group[data-group='DEMO']").count() == 1
+    assert page.locator(".ezg-legend [data-process]").count() == 4
+    assert "4 units" in page.inner_text(".ezg-counts")
+    # Process colours differ between units.
+    fills = page.eval_on_selector_all(".ezg-bar", "els => els.map(e => e.style.fill)")
+    assert len(set(fills)) == 4
+    assert model(page, "sent[0]") == {"type": "hello", "have": demo_state["digest"]}
+    assert page.page_errors == []
+
+
+def test_click_sets_selected_and_saves(page: Any, demo_state: dict) -> None:
+    mount(page, state=demo_state)
+    page.click(".ezg-unit[data-address='DEMO/FILTER'] .ezg-name")
+    assert model(page, "data.selected") == "DEMO/FILTER"
+    assert model(page, "saved") >= 1
+    assert ["selected", "DEMO/FILTER"] in model(page, "setLog")
+    assert "ezg-selected" in page.get_attribute(".ezg-unit[data-address='DEMO/FILTER']", "class")
+    # Python changing the selection restyles without a click.
+    page.evaluate("window.view.model.pySet('selected', 'DEMO/SINK')")
+    assert "ezg-selected" in page.get_attribute(".ezg-unit[data-address='DEMO/SINK']", "class")
+    assert "ezg-selected" not in page.get_attribute(
+        ".ezg-unit[data-address='DEMO/FILTER']", "class"
+    )
+
+
+def test_state_change_redraws_and_kept_nodes_stay(
+    page: Any, demo_state: dict, bigger_state: dict
+) -> None:
+    mount(page, state=demo_state)
+    before = card_positions(page)
+    page.evaluate("s => window.view.model.pySet('state', s)", bigger_state)
+    wait_layouts(page, 2)
+    after = card_positions(page)
+    assert sorted(after) == sorted(bigger_state["units"])
+    assert page.locator("path.ezg-edge").count() == 4
+    # Nodes that stayed do not jump.
+    moved = {a: abs(after[a][0] - x) + abs(after[a][1] - y) for a, (x, y) in before.items()}
+    assert max(moved.values()) < 40, moved
+
+
+def test_diff_message_applies_and_a_wrong_base_asks_for_a_resync(
+    page: Any, demo_state: dict, bigger_state: dict
+) -> None:
+    mount(page, state=demo_state)
+    diff = gv.diff_state(demo_state, bigger_state)
+    page.evaluate("d => window.view.model.pyMsg({type: 'diff', diff: d})", diff)
+    wait_layouts(page, 2)
+    assert page.locator(".ezg-unit[data-address='DEMO/LOGGER']").count() == 1
+    assert not [m for m in model(page, "sent") if m["type"] == "resync"]
+    # The same diff again no longer fits: the view asks for the whole state.
+    page.evaluate("d => window.view.model.pyMsg({type: 'diff', diff: d})", diff)
+    resync = [m for m in model(page, "sent") if m["type"] == "resync"]
+    assert resync and resync[0]["have"] == bigger_state["digest"]
+    # ... and a full state message replaces what it has.
+    page.evaluate("s => window.view.model.pyMsg({type: 'full', state: s})", demo_state)
+    wait_layouts(page, 3)
+    assert page.locator(".ezg-unit").count() == 4
+
+
+def test_collapse_and_expand_a_collection(page: Any, demo_state: dict) -> None:
+    mount(page, state=demo_state)
+    page.click("[data-toggle='DEMO']")
+    wait_layouts(page, 2)
+    assert page.get_attribute(".ezg-root", "data-layouts") == "2"  # one layout per change
+    assert model(page, "data.collapsed") == ["DEMO"]
+    assert model(page, "saved") >= 1
+    assert page.locator(".ezg-unit").count() == 0
+    assert "4 units" in page.text_content(".ezg-collapsed[data-group='DEMO']")
+    page.click(".ezg-collapsed[data-group='DEMO']")
+    wait_layouts(page, 3)
+    assert model(page, "data.collapsed") == []
+    assert page.locator(".ezg-unit").count() == 4
+    # Python collapsing works too.
+    page.evaluate("window.view.model.pySet('collapsed', ['DEMO'])")
+    wait_layouts(page, 4)
+    assert page.locator(".ezg-collapsed").count() == 1
+
+
+def test_annotations_restyle_without_relayout(page: Any, demo_state: dict) -> None:
+    mount(page, state=demo_state)
+    filt = next(p for p in demo_state["processes"].values() if p["units"] == ["DEMO/SINK"])
+    ann = ga.make_annotations(
+        edge_rates={("DEMO/SOURCE/OUTPUT_SIGNAL", "DEMO/FILTER/INPUT_SIGNAL"): 100.0},
+        edge_channels={("DEMO/SOURCE/OUTPUT_SIGNAL", "DEMO/FILTER/INPUT_SIGNAL"): "SHM"},
+        publishers={"DEMO/FILTER/OUTPUT_SIGNAL": (30, 32)},
+        unit_errors={"DEMO/DETECTOR": (3, "ValueError: cutoff above Nyquist")},
+        missing_processes=[filt["id"]],
+    )
+    page.evaluate("a => window.view.model.pySet('annotations', a)", ann)
+    assert page.get_attribute(".ezg-root", "data-layouts") == "1"
+    labels = page.eval_on_selector_all(".ezg-edge-label", "els => els.map(e => e.textContent)")
+    assert "100 Hz \u00b7 SHM" in labels
+    crit = page.eval_on_selector_all(
+        "path.ezg-edge.ezg-critical", "els => els.map(e => e.dataset.edge)"
+    )
+    assert len(crit) == 1 and "DEMO/FILTER/OUTPUT_SIGNAL" in crit[0]
+    assert "ezg-critical" in page.get_attribute(
+        ".ezg-port[data-port='DEMO/FILTER/OUTPUT_SIGNAL']", "class"
+    )
+    assert "ezg-has-error" in page.get_attribute(".ezg-unit[data-address='DEMO/DETECTOR']", "class")
+    assert "ezg-missing" in page.get_attribute(".ezg-unit[data-address='DEMO/SINK']", "class")
+    assert page.locator(".ezg-legend-row.ezg-missing").count() == 1
+    # The tooltip tells the address, pid, the error.
+    page.hover(".ezg-unit[data-address='DEMO/DETECTOR'] .ezg-name")
+    tip = page.inner_text(".ezg-tooltip")
+    assert "DEMO/DETECTOR" in tip and "6616" in tip and "cutoff above Nyquist" in tip
+
+
+def test_js_errors_reach_js_error(page: Any, demo_state: dict) -> None:
+    mount(page, state=demo_state)
+    broken = copy.deepcopy(demo_state)
+    broken["units"]["DEMO/FILTER"]["inputs"] = 5  # not a list: the layout code throws
+    page.evaluate("s => window.view.model.pySet('state', s)", broken)
+    page.wait_for_function("() => window.view.model.data.js_error !== ''", timeout=TIMEOUT_MS)
+    assert model(page, "data.js_error").startswith("layout:")
+    assert page.is_visible(".ezg-banner")
+    # The view recovers with a good state.
+    page.evaluate("s => window.view.model.pySet('state', s)", demo_state)
+    wait_layouts(page, 2)
+
+
+def test_pan_zoom_fit_and_cleanup(page: Any, demo_state: dict) -> None:
+    mount(page, state=demo_state)
+    zoom0 = float(page.get_attribute(".ezg-root", "data-zoom"))
+    box = page.locator(".ezg-svg").bounding_box()
+    page.mouse.move(box["x"] + 50, box["y"] + 300)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        "z => Number(document.querySelector('.ezg-root').dataset.zoom) > z", arg=zoom0
+    )
+    # Dragging the background pans and does not select.
+    page.mouse.move(box["x"] + 20, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 220, box["y"] + 160, steps=5)
+    page.mouse.up()
+    assert model(page, "data.selected") == ""
+    page.click(".ezg-fit")
+    assert float(page.get_attribute(".ezg-root", "data-zoom")) == pytest.approx(zoom0, abs=1e-3)
+    assert model(page, "listenerCount()") > 0
+    page.evaluate("window.view.cleanup()")
+    assert model(page, "listenerCount()") == 0
+    assert page.evaluate("window.view.el.childElementCount") == 0
+    # Model events after cleanup do nothing (and raise nothing).
+    page.evaluate("s => window.view.model.pySet('state', s)", demo_state)
+    assert page.page_errors == []
+
+
+def test_many_processes_are_summarised_per_host(page: Any) -> None:
+    from ezmsg_lab.widgets._harness import synthetic_snapshot
+
+    state = gv.graph_state(synthetic_snapshot(30, 40, per_collection=5))
+    mount(page, state=state, annotations=ga.make_annotations(missing_processes=[]))
+    rows = page.eval_on_selector_all(".ezg-legend .ezg-host", "els => els.map(e => e.textContent)")
+    assert rows == ["node-a15 processes", "node-b15 processes"]
+    assert "\u2265 90%" in page.inner_text(".ezg-legend")
+    # Units on two hosts carry their host on the card.
+    assert page.locator(".ezg-unit .ezg-host").count() == 30
+    assert page.page_errors == []
