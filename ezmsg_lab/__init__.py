@@ -11,6 +11,7 @@ from .errors import (
     PipelineStartError,
 )
 from .lab import AsyncLab, Lab
+from .model.settings_validate import SettingsValidationError
 from .runtime.pipeline import Pipeline, ProcessInfo
 from .runtime.server import Address
 
@@ -28,6 +29,7 @@ __all__ = [
     "PipelineError",
     "PipelineStartError",
     "ProcessInfo",
+    "SettingsValidationError",
     "__version__",
 ]
 

@@ -1,7 +1,551 @@
-"""Validated live tuning: ``lab.set``, forms, undo (mixed into :class:`~ezmsg_lab.Lab`)."""
+"""Validated live tuning: ``lab.set``, forms, undo (mixed into :class:`~ezmsg_lab.Lab`).
+
+Every change is validated and coerced on the Lab side against the unit's own settings
+class (unpickled from ezmsg's settings snapshot) before anything is sent, goes out as one
+message (one field patched in the owning process, or one whole settings object), and is
+confirmed by ezmsg's settings event. Then the Lab watches the unit for a moment, because a
+confirmed value can still break it (see :mod:`ezmsg_lab.model.settings_changes`).
+
+Changes to one unit are applied one at a time in the order they were asked for (a FIFO
+per unit), whichever thread asks; changes to different units go in parallel.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import dataclasses
+import pickle
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import LabError, LabTimeoutError
+from .feeds.settings_control import (
+    DEFAULT_WATCH_S,
+    ChangeWatcher,
+    Counters,
+    SettingsControl,
+    SettingsRefusedError,
+    path_get,
+    unpickled,
+)
+from .model.settings_changes import (
+    Health,
+    SetResult,
+    SettingsEffectError,
+    UnitQueue,
+    change_call,
+    effect_message,
+    settings_equal,
+)
+from .model.settings_link import FormLink, lab_form_classes
+from .model.settings_schema import SettingsSpec, spec_from_class, spec_from_snapshot
+from .model.settings_store import structured
+from .model.settings_validate import build_update, validate_updates
+
+if TYPE_CHECKING:
+    from .lab import Lab
+    from .widgets.settings_form import SettingsForm, SettingsPanel
+
+__all__ = ["SetResult", "SettingsEffectError", "SettingsMixin", "SettingsRefusedError"]
+
+_SETTINGS_TOPIC_SUFFIX = "/INPUT_SETTINGS"
+MAX_UNDO = 1000  # changes kept for lab.undo()
+_SETUP_LOCK = threading.Lock()
+
+
+class _State:
+    """Per-Lab settings state, created on first use (Lab.__init__ knows nothing of it)."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.control = SettingsControl(lab._conn, lab._settings)
+        self.watcher = ChangeWatcher(lab._loop, lab._poller, lab._metrics, lab._logs)
+        self.lock = threading.Lock()
+        self.queues: dict[str, UnitQueue] = {}
+        self.undo: list[SetResult] = []
+        self.specs: dict[type, SettingsSpec] = {}
+        self.parsed: dict[str, tuple[Any, SettingsSpec | None, Any]] = {}
+        self.executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def queue(self, address: str) -> UnitQueue:
+        with self.lock:
+            return self.queues.setdefault(address, UnitQueue())
+
+    def parse(self, address: str, value: Any) -> tuple[SettingsSpec | None, Any]:
+        """(spec, settings object or None) of a snapshot value, cached per value."""
+        cached = self.parsed.get(address)
+        if cached is not None and cached[0] is value:
+            return cached[1], cached[2]
+        obj = unpickled(value)
+        if obj is not None and dataclasses.is_dataclass(obj):
+            cls = type(obj)
+            spec = self.specs.get(cls)
+            if spec is None:
+                schema = getattr(value, "settings_schema", None)
+                spec = spec_from_class(cls, json_schema=getattr(schema, "json_schema", None))
+                self.specs[cls] = spec
+        else:
+            obj, spec = None, spec_from_snapshot(value)
+        self.parsed[address] = (value, spec, obj)
+        return spec, obj
+
+    def worker(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self.lock:
+            if self.executor is None:
+                self.executor = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="ezmsg-lab-forms"
+                )
+            return self.executor
+
+
+def _state(lab: Any) -> _State:
+    st = lab.__dict__.get("_settings_state")
+    if st is None:
+        with _SETUP_LOCK:
+            st = lab.__dict__.get("_settings_state")
+            if st is None:
+                st = lab.__dict__["_settings_state"] = _State(lab)
+    return st
+
+
+def _merge(fields: Mapping[str, Any] | None, kw: dict[str, Any]) -> dict[str, Any]:
+    if fields is not None and not isinstance(fields, Mapping):
+        raise TypeError(
+            f"fields must be a dict of {{field path: value}}, got {type(fields).__name__}; "
+            "e.g. lab.set('DEMO/FILTER', {'cutoff_hz': 30}) or lab.set('DEMO/FILTER', cutoff_hz=30)"
+        )
+    updates = dict(fields or {})
+    both = sorted(set(updates) & set(kw))
+    if both:
+        raise TypeError(f"{', '.join(both)} given both in the dict and as keywords")
+    updates.update(kw)
+    if not updates:
+        raise TypeError("Nothing to set: give fields, e.g. lab.set('DEMO/FILTER', cutoff_hz=30)")
+    return updates
+
 
 class SettingsMixin:
-    """Settings API of a Lab; see the Settings issue."""
+    """Settings API of a Lab: :meth:`set`, :meth:`undo`, :meth:`revert`,
+    :meth:`temporarily`, :meth:`settings_form`, :meth:`settings_panel`."""
+
+    # ------------------------------------------------------------------ lab.set
+    def set(
+        self: Lab,
+        address: str,
+        fields: Mapping[str, Any] | None = None,
+        /,
+        *,
+        check: bool = False,
+        timeout: float | None = None,
+        watch: bool | float = True,
+        **kw: Any,
+    ) -> SetResult:
+        """Change a running unit's settings, validated first, confirmed by ezmsg.
+
+        Parameters
+        ----------
+        address : str
+            The unit, e.g. ``"DEMO/FILTER"``.
+        fields : dict, optional
+            ``{field path: value}``; dotted paths reach nested dataclasses
+            (``{"tone.freq_hz": 7}``). Keyword arguments add to it (fields named
+            ``check``, ``timeout`` or ``watch`` need the dict form).
+        check : bool
+            Raise :class:`SettingsEffectError` when the unit starts raising or stops
+            publishing after the change, instead of printing a notice. The change stays in
+            effect either way: ``lab.undo()`` reverts it.
+        timeout : float, optional
+            Seconds until the change must be confirmed (default: the Lab's timeout).
+        watch : bool or float
+            Watch the unit after the change for this many seconds (True: 0.75 s; it returns
+            as soon as the unit is seen working). False skips the watch.
+
+        Returns
+        -------
+        SetResult
+            ``requested``, ``applied`` (read back from ezmsg's settings event),
+            ``previous``, ``seq``, ``elapsed_s`` and ``health``.
+
+        Raises
+        ------
+        SettingsValidationError
+            A value was refused by the Lab's checks (type, bounds, choices, unknown
+            field); nothing was sent. Several fields change all or nothing.
+        SettingsRefusedError
+            The unit cannot take live settings, or ezmsg refused the value.
+        LabTimeoutError
+            No settings event confirmed the change in time.
+
+        Examples
+        --------
+        >>> lab.set("DEMO/FILTER", cutoff_hz=30)  # doctest: +SKIP
+        <SetResult DEMO/FILTER: cutoff_hz 20.0 -> 30.0 (applied)>
+        >>> lab.set("DEMO/SOURCE", {"tone.freq_hz": 7, "noise_std": 0.1})  # doctest: +SKIP
+        """
+        updates = _merge(fields, kw)
+        result, before = self._settings_apply(
+            address, updates, timeout=timeout, record=True, counters=bool(watch)
+        )
+        return self._settings_after(result, watch, check, before)
+
+    def undo(
+        self: Lab, *, timeout: float | None = None, watch: bool | float = True, check: bool = False
+    ) -> SetResult:
+        """Revert the last settings change this Lab made (and not yet undone).
+
+        Only the fields that change set are put back, to their values before it; changes
+        made since by others to other fields stay. Repeated calls go further back.
+
+        Examples
+        --------
+        >>> lab.set("DEMO/FILTER", cutoff_hz=600)  # doctest: +SKIP
+        >>> lab.undo()  # doctest: +SKIP
+        <SetResult DEMO/FILTER: cutoff_hz 600.0 -> 20.0 (applied)>
+        """
+        self._check_open()
+        st = _state(self)
+        with st.lock:
+            if not st.undo:
+                raise LabError(
+                    "Nothing to undo: this Lab has made no settings change yet (or all were "
+                    "undone). lab.revert(address) restores a unit's initial settings."
+                )
+            last = st.undo.pop()
+        try:
+            result, before = self._settings_apply(
+                last.unit, dict(last.previous), timeout=timeout, record=False, counters=bool(watch)
+            )
+        except BaseException:
+            with st.lock:
+                st.undo.append(last)
+            raise
+        return self._settings_after(result, watch, check, before)
+
+    def revert(
+        self: Lab, address: str, *, timeout: float | None = None, watch: bool | float = True
+    ) -> SetResult:
+        """Put a unit back to the settings it was launched with.
+
+        Every field that differs is sent at once; ``lab.undo()`` takes the revert back.
+
+        Examples
+        --------
+        >>> lab.revert("DEMO/FILTER")  # doctest: +SKIP
+        """
+        self._check_open()
+        self._settings_target(address)
+        initial = self._settings_initial(address)
+        spec, current = _state(self).parse(address, self._settings.current[address])
+        if current is None or spec is None:
+            raise SettingsRefusedError(
+                f"{address}: its settings class cannot be imported in this kernel, so the "
+                "Lab cannot rebuild its initial settings; relaunch the pipeline instead.",
+                unit=address,
+                code="NOT_IMPORTABLE",
+            )
+        paths = [
+            f.name
+            for f in dataclasses.fields(initial)
+            if f.init and not settings_equal(getattr(initial, f.name), getattr(current, f.name))
+        ]
+        if not paths:
+            value = self._settings.current[address]
+            return SetResult(address, {}, {}, {}, self._settings.last_seq, 0.0, "none", value=value)
+        updates = {p: getattr(initial, p) for p in paths}
+        result, before = self._settings_apply(
+            address, updates, timeout=timeout, record=True, counters=bool(watch)
+        )
+        return self._settings_after(result, watch, False, before)
+
+    @contextlib.contextmanager
+    def temporarily(
+        self: Lab,
+        address: str,
+        fields: Mapping[str, Any] | None = None,
+        /,
+        *,
+        check: bool = False,
+        timeout: float | None = None,
+        watch: bool | float = True,
+        **kw: Any,
+    ) -> Iterator[SetResult]:
+        """Change settings for the duration of a ``with`` block, restored on exit.
+
+        The fields are put back to their values before the block on every exit, also when
+        the block raises (and when ``check=True`` raises on entry). Neither the change nor
+        the restore goes on the undo history.
+
+        Examples
+        --------
+        >>> with lab.temporarily("DEMO/FILTER", bypass=True):  # doctest: +SKIP
+        ...     raw = lab.profile()
+        """
+        try:
+            result = self.set(address, fields, check=check, timeout=timeout, watch=watch, **kw)
+        except SettingsEffectError as err:
+            self._settings_restore(err.result, timeout)
+            raise
+        try:
+            yield result
+        finally:
+            self._settings_restore(result, timeout)
+
+    @property
+    def settings_changes(self: Lab) -> list[SetResult]:
+        """The changes :meth:`undo` can take back, oldest first."""
+        st = _state(self)
+        with st.lock:
+            return list(st.undo)
+
+    # ------------------------------------------------------------------ forms
+    def settings_form(
+        self: Lab,
+        address: str,
+        policy: str = "live",
+        *,
+        debounce_s: float = 0.15,
+        watch: bool | float = True,
+    ) -> SettingsForm:
+        """An ipywidgets form for a unit's settings, wired to :meth:`set`.
+
+        Edits are validated in the form (nothing is sent while a field is invalid) and sent
+        per ``policy``: ``"live"`` (debounced), ``"release"`` or ``"manual"`` (Apply and
+        Reset). The form follows changes made elsewhere (other cells, other clients) and
+        shows when what was applied differs from what was requested; a unit that breaks
+        after a change is reported in the form's status line. Units without live settings
+        render read-only, saying why. ``form.close()`` stops following the unit.
+
+        Examples
+        --------
+        >>> form = lab.settings_form("DEMO/FILTER")  # doctest: +SKIP
+        >>> form.control("cutoff_hz").value = 30.0  # doctest: +SKIP
+        """
+        self._check_open()
+        known = set(self._settings.current)
+        if address not in known:
+            self._check_unit(address, known)
+        value = self._settings.current[address]
+        spec, obj = _state(self).parse(address, value)
+        reason = self._settings_read_only(address)
+        form = lab_form_classes()[0](
+            spec,
+            obj if obj is not None else structured(value),
+            policy=policy,  # type: ignore[arg-type]
+            debounce_s=debounce_s,
+            unit=address,
+            read_only_reason=reason,
+        )
+        st = _state(self)
+        window = DEFAULT_WATCH_S if watch is True else float(watch or 0)
+
+        def watch_change(result: SetResult, before: Counters | None) -> Health:
+            return st.watcher.watch(result, window, before, lambda: self._closed)
+
+        FormLink(
+            form,
+            address,
+            self._settings,
+            apply=lambda updates: self._settings_apply(
+                address, updates, timeout=None, record=True, counters=window > 0
+            ),
+            watch=watch_change if window > 0 else None,
+            worker=st.worker,
+        )
+        return form
+
+    def settings_panel(self: Lab, policy: str = "live", **options: Any) -> SettingsPanel:
+        """Every unit's form in one searchable panel (``panel.search.value = "cutoff"``).
+
+        Closing the panel closes its forms.
+        """
+        forms = {
+            a: self.settings_form(a, policy, **options) for a in sorted(self._settings.current)
+        }
+        return lab_form_classes()[1](forms)
+
+    # ------------------------------------------------------------------ internals
+    def _settings_components(self: Lab) -> dict[str, Any]:
+        snap = self._topology.snapshot
+        out: dict[str, Any] = {}
+        if snap is not None:
+            for session in snap.sessions.values():
+                if session.metadata is not None:
+                    out.update(session.metadata.components)
+        return out
+
+    def _settings_read_only(self: Lab, address: str) -> str | None:
+        comp = self._settings_components().get(address)
+        if comp is None or comp.dynamic_settings.enabled:
+            return None
+        if hasattr(comp, "children"):
+            units = ", ".join(c for c in comp.children[:4]) or "its units"
+            return (
+                f"{address} is a collection: ezmsg lists its settings but cannot change them "
+                f"while it runs; set its units instead ({units})"
+            )
+        return (
+            f"{address} has no INPUT_SETTINGS stream, so ezmsg cannot change its settings "
+            "while it runs; relaunch it with new settings"
+        )
+
+    def _settings_target(self: Lab, address: str) -> str | None:
+        """Check the unit exists and takes live settings; its settings topic if known."""
+        self._check_open()
+        known = set(self._settings.current)
+        comps = self._settings_components()
+        if address not in known:
+            self._check_unit(address, known | set(comps))
+        reason = self._settings_read_only(address)
+        if reason is not None:
+            raise SettingsRefusedError(f"{reason}.", unit=address, code="NOT_DYNAMIC")
+        comp = comps.get(address)
+        return comp.dynamic_settings.input_topic if comp is not None else None
+
+    def _settings_initial(self: Lab, address: str) -> Any:
+        comp = self._settings_components().get(address)
+        raw = comp.initial_settings[0] if comp is not None else None
+        if raw is None:
+            raise SettingsRefusedError(
+                f"{address}: no running pipeline declares its initial settings (is it still "
+                "running? see lab.pipelines); nothing was sent.",
+                unit=address,
+                code="NO_INITIAL",
+            )
+        try:
+            initial = pickle.loads(raw)
+        except Exception as exc:  # a class that is not importable here
+            raise SettingsRefusedError(
+                f"{address}: its initial settings cannot be read here ({exc})",
+                unit=address,
+                code="NOT_IMPORTABLE",
+            ) from None
+        if not dataclasses.is_dataclass(initial):
+            raise SettingsRefusedError(
+                f"{address}: its settings are a {type(initial).__name__}, not a dataclass; "
+                "the Lab can only revert dataclass settings.",
+                unit=address,
+                code="NOT_DATACLASS",
+            )
+        return initial
+
+    def _settings_apply(
+        self: Lab,
+        address: str,
+        updates: dict[str, Any],
+        *,
+        timeout: float | None,
+        record: bool,
+        counters: bool = False,
+    ) -> tuple[SetResult, Counters | None]:
+        """Validate, send as one message, wait for the confirming event. No watching.
+
+        With ``counters``, also the unit's message counters just before sending (what the
+        watch compares with); read after validation, so refused input costs nothing.
+        """
+        t0 = time.perf_counter()
+        total = self._timeout(timeout)
+        topic = self._settings_target(address)
+        st = _state(self)
+        queue = st.queue(address)
+        if not queue.acquire(total):
+            raise LabTimeoutError(
+                f"{address}: other settings changes to this unit were still being applied "
+                f"after {total:g} s; nothing was sent. Pass a larger timeout=."
+            )
+        try:
+            value = self._settings.current[address]  # the latest, after earlier changes
+            spec, current = st.parse(address, value)
+            if spec is None:
+                raise SettingsRefusedError(
+                    f"{address}: ezmsg gives no settings schema for it, so the Lab cannot "
+                    "check a change; nothing was sent.",
+                    unit=address,
+                    code="NO_SCHEMA",
+                )
+            if current is not None:
+                new = build_update(spec, current, updates, unit=address)
+                requested = {p: path_get(new, p) for p in updates}
+                previous = {p: path_get(current, p) for p in updates}
+            else:
+                # Class not importable here: check what the metadata allows, send one field
+                # and let the owning process (ezmsg 3.10) rebuild and coerce it.
+                new = None
+                requested = validate_updates(spec, structured(value), updates, unit=address)
+                previous = {p: path_get(structured(value), p) for p in updates}
+                if len(requested) > 1:
+                    raise SettingsRefusedError(
+                        f"{address}: its settings class ({spec.type_name}) cannot be imported "
+                        "here, so several fields cannot be changed at once; set them one at "
+                        "a time.",
+                        unit=address,
+                        code="NOT_IMPORTABLE",
+                    )
+            before = st.watcher.counters(address) if counters else None
+            what = change_call(address, requested)
+            remaining = max(0.05, total - (time.perf_counter() - t0))
+            inner = remaining * 0.95  # the control loop's own bound must not fire first
+            sent_at = time.time()
+            if len(requested) == 1:
+                ((path, v),) = requested.items()
+                coro = st.control.send_field(address, path, v, inner, what)
+                method = "update_setting"
+            else:
+                if topic is None:
+                    topic = address + _SETTINGS_TOPIC_SUFFIX
+                coro = st.control.send_object(address, topic, new, inner, what)
+                method = "publish"
+            snap_value, applied_obj, seq = self._run(coro, remaining, what)
+            confirmed_at = time.time()
+            applied = {p: path_get(applied_obj, p) for p in requested}
+            result = SetResult(
+                unit=address,
+                requested=requested,
+                applied=applied,
+                previous=previous,
+                seq=seq,
+                elapsed_s=time.perf_counter() - t0,
+                method=method,
+                value=applied_obj if applied_obj is not None else structured(snap_value),
+                sent_at=sent_at,
+                confirmed_at=confirmed_at,
+            )
+            if record:
+                with st.lock:
+                    st.undo.append(result)
+                    del st.undo[:-MAX_UNDO]  # a live slider sends many changes
+            return result, before
+        finally:
+            queue.release()
+
+    def _settings_after(
+        self: Lab,
+        result: SetResult,
+        watch: bool | float,
+        check: bool,
+        before: Counters | None,
+    ) -> SetResult:
+        """Watch the unit, then report a problem (print, or raise with ``check``)."""
+        if not watch:
+            return result
+        window = DEFAULT_WATCH_S if watch is True else float(watch)
+        health = _state(self).watcher.watch(result, window, before, lambda: self._closed)
+        watched = dataclasses.replace(result, health=health)
+        st = _state(self)
+        with st.lock:
+            st.undo[:] = [watched if r is result else r for r in st.undo]
+        if health.problem:
+            message = effect_message(watched)
+            if check:
+                raise SettingsEffectError(message, watched)
+            print(message, file=sys.stderr, flush=True)
+        return watched
+
+    def _settings_restore(self: Lab, result: SetResult, timeout: float | None) -> None:
+        st = _state(self)
+        with st.lock:
+            st.undo[:] = [r for r in st.undo if r is not result]
+        if result.previous:
+            self._settings_apply(result.unit, dict(result.previous), timeout=timeout, record=False)

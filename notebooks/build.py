@@ -233,6 +233,163 @@ lab.close()
     ]
 
 
+@notebook("tuning")
+def _tuning():
+    return [
+        md(
+            """
+# Tuning a running pipeline
+
+`lab.set` changes a unit's settings while it runs. The Lab checks every value against the
+unit's own settings class first (types, bounds, choices, enums), sends all the fields of one
+call as one message, and returns once ezmsg's settings event confirms it. Then it watches
+the unit for a moment: a value of the right type can still break it.
+"""
+        ),
+        code(
+            """
+from ezmsg_lab import Lab, SettingsValidationError
+from ezmsg_lab.demo import DemoPipeline, Window
+
+lab = Lab()
+demo = lab.launch(DemoPipeline(), name="DEMO")
+lab.wait_for_profile()
+lab.settings("DEMO/FILTER")[["field", "value", "type", "min", "max", "choices"]]
+"""
+        ),
+        md("## From a cell"),
+        code(
+            """
+lab.set("DEMO/FILTER", cutoff_hz=30)
+"""
+        ),
+        md(
+            """
+Several fields change together (one settings object, never half of it). Enums are given by
+name, by value or as members; the unit receives a member of its own class. Dotted paths
+reach nested settings.
+"""
+        ),
+        code(
+            """
+result = lab.set("DEMO/FILTER", window="HANN", taps=63)
+result.requested, result.applied, result.method
+"""
+        ),
+        code(
+            """
+lab.set("DEMO/SOURCE", {"tone.freq_hz": 8, "noise_std": 0.1})
+"""
+        ),
+        md("## Refused before anything is sent"),
+        code(
+            """
+try:
+    lab.set("DEMO/FILTER", cutoff_hz="fast", taps=2)
+except SettingsValidationError as err:
+    print(err)
+"""
+        ),
+        code(
+            """
+try:
+    lab.set("DEMO/FILTER", cutof_hz=40)
+except SettingsValidationError as err:
+    print(err)
+"""
+        ),
+        md(
+            """
+## The closed loop
+
+A cutoff of 600 Hz is a valid float, but the demo samples at 1 kHz: the filter then raises
+on every message while ezmsg reports success. The Lab sees the unit raising and says so in
+the cell, naming the change and how to undo it (`check=True` raises instead).
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+broken = lab.set("DEMO/FILTER", cutoff_hz=600)
+"""
+        ),
+        code(
+            """
+broken.health.status, broken.health.detail
+"""
+        ),
+        code(
+            """
+lab.undo()
+"""
+        ),
+        md(
+            """
+## Forms
+
+`lab.settings_form(unit)` builds an ipywidgets form from the settings class: sliders for
+bounded numbers, dropdowns for enums and `Literal`s, a None toggle for `Optional` fields.
+Edits are validated in the form and sent after a short debounce; changes made elsewhere
+show up in it.
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+form = lab.settings_form("DEMO/FILTER")
+form
+"""
+        ),
+        md(
+            """
+What a user does with the mouse, done from code: move the slider (`flush()` sends now
+instead of after the debounce).
+"""
+        ),
+        code(
+            """
+form.control("cutoff_hz").value = 45.0
+form.flush()
+lab.settings("DEMO/FILTER").set_index("field").loc["cutoff_hz", "value"]
+"""
+        ),
+        code(
+            """
+import asyncio
+
+lab.set("DEMO/FILTER", taps=41)
+await asyncio.sleep(0.2)  # the form updates on the kernel's loop, between cells
+form.control("taps").value
+"""
+        ),
+        md(
+            """
+`lab.settings_panel()` puts every unit's form in one searchable panel (not shown here, to
+keep this notebook small).
+"""
+        ),
+        md("## Trying something, and going back"),
+        code(
+            """
+with lab.temporarily("DEMO/FILTER", bypass=True):
+    print("inside:", lab.settings("DEMO/FILTER").set_index("field").loc["bypass", "value"])
+print("after:", lab.settings("DEMO/FILTER").set_index("field").loc["bypass", "value"])
+"""
+        ),
+        code(
+            """
+lab.revert("DEMO/FILTER")
+"""
+        ),
+        code(
+            """
+form.close()
+lab.close()
+"""
+        ),
+    ]
+
+
 def build(name: str, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {

@@ -92,6 +92,9 @@ class Editor:
             [W.HBox([label, self.control, *extra]), self.help, self.error, self.note],
             layout=W.Layout(margin="0 0 4px 0"),
         )
+        # Stable hooks for user CSS and browser tests: one class per field path.
+        self.widget.add_class("ezlab-field")
+        self.widget.add_class("ezlab-field-" + spec.path.replace(".", "__"))
 
     # -------------------------------------------------------------------------- controls
     def _make_control(

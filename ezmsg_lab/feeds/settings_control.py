@@ -1,0 +1,416 @@
+"""Sending settings to units and waiting for ezmsg's settings event that confirms them.
+
+Runs on the control loop (the Lab's one GraphContext). Two ways to send, chosen per
+update by :class:`~ezmsg_lab.lab_settings.SettingsMixin`:
+
+- one field: ``GraphContext.update_setting``. The owning process patches its *current*
+  value, so a concurrent change to another field by another client is never overwritten;
+  ezmsg 3.10 also coerces the value there (a second line behind the Lab's validation).
+- several fields: one whole settings object, published on the unit's ``INPUT_SETTINGS``
+  by a publisher the Lab keeps open per unit, so the unit sees all fields change at once.
+  ezmsg's own ``update_settings`` opens a publisher per call and broadcasts before the
+  unit's subscriber has connected: on ezmsg 3.9.0 it delivered 2 of 5 updates (measured),
+  and every call churns the topology. The kept publisher waits once for the connection.
+
+In both cases the call returns the ``SettingsSnapshotValue`` of the first settings event
+for the unit whose value equals what was sent: the proof that the unit's process received
+it (ezmsg reports a settings message before the unit's own handler runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import LabError, LabTimeoutError
+from ..model.logs import LogStore
+from ..model.metrics import MetricsStore
+from ..model.settings_changes import UNWATCHED, Health, PollSample, SetResult, judge
+from ..model.settings_changes import settings_equal as _equal
+from ..model.settings_store import SettingsStore
+from ..runtime.connection import Connection
+from ..runtime.loop import ControlLoop
+from .profiling import ProfilingPoller
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ChangeWatcher",
+    "Counters",
+    "DEFAULT_WATCH_S",
+    "SettingsControl",
+    "SettingsRefusedError",
+    "field_matcher",
+    "object_matcher",
+    "path_get",
+    "unpickled",
+]
+
+# A publisher of settings carries a handful of small objects: few, small buffers (ezmsg
+# grows a buffer when a message does not fit).
+_PUB_BUFFERS = 4
+_PUB_BUF_SIZE = 1 << 14
+
+DEFAULT_WATCH_S = 0.75
+# Poll rate while watching a change: two polls 50 ms apart judge a unit that publishes at
+# 100 Hz in about 0.1 s, instead of waiting seconds at the default 1 Hz.
+WATCH_POLL_HZ = 20.0
+# Errors from messages processed just before the unit applied a change are not the
+# change's doing (it matters when undoing a breaking change).
+_ERROR_MARGIN_S = 0.005
+
+Counters = tuple[int | None, int | None, float | None]
+
+_CODE_RE = re.compile(r"Process request failed \((?:ProcessControlErrorCode\.)?(\w+)\): (.*)", re.S)
+
+
+class SettingsRefusedError(LabError):
+    """ezmsg refused a settings update the Lab had validated, or the unit cannot take one.
+
+    Attributes
+    ----------
+    unit : str
+        Address of the unit.
+    code : str
+        ezmsg's ``ProcessControlErrorCode`` name (``HANDLER_ERROR``, ``UNROUTABLE_UNIT``,
+        ...) or ``NOT_DYNAMIC`` when the unit has no ``INPUT_SETTINGS``.
+    detail : str
+        ezmsg's own message, in full.
+    """
+
+    def __init__(self, message: str, *, unit: str, code: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.unit, self.code, self.detail = unit, code, detail
+
+
+def _short_pydantic(detail: str) -> str:
+    """The first human line of a pydantic message, without its ``[type=...]`` tail."""
+    lines = [ln.strip() for ln in detail.splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("Input should", "Value error", "Assertion failed")) or "should" in ln:
+            return re.sub(r"\s*\[type=.*$", "", ln)
+    return re.sub(r"\s*\[type=.*$", "", lines[-1]) if lines else detail
+
+
+def refusal(unit: str, what: str, exc: RuntimeError) -> SettingsRefusedError:
+    """Map ezmsg's ``RuntimeError("Process request failed (CODE): ...")`` to a Lab error."""
+    m = _CODE_RE.search(str(exc))
+    code, detail = (m.group(1), m.group(2).strip()) if m else ("UNKNOWN", str(exc))
+    if code in ("UNROUTABLE_UNIT", "PROCESS_DISCONNECTED", "ROUTE_WRITE_FAILED"):
+        msg = (
+            f"{unit}: {what} was not applied: no running process owns this unit ({code}). "
+            "Is its pipeline still running? See lab.pipelines and lab.logs()."
+        )
+    elif code == "TIMEOUT":
+        msg = (
+            f"{unit}: {what} was not applied: the unit's process did not answer in time. "
+            "It may be blocked in a long computation; see lab.logs(unit=...)."
+        )
+    elif code == "UNSUPPORTED_OPERATION":
+        msg = f"{unit}: {what} was not applied: the unit has no INPUT_SETTINGS ({detail})."
+    elif code == "HANDLER_ERROR" and "Invalid value for settings field" in detail:
+        # ezmsg 3.10 coerces in the owning process and refuses with pydantic's message.
+        msg = f"{unit}: ezmsg refused {what}: {_short_pydantic(detail)}. Nothing changed."
+    else:
+        first = detail.splitlines()[0] if detail else code
+        msg = f"{unit}: ezmsg refused {what} ({code}): {first}"
+    return SettingsRefusedError(msg, unit=unit, code=code, detail=detail)
+
+
+def unpickled(value: Any) -> Any:
+    """The settings object inside a ``SettingsSnapshotValue``, or None."""
+    raw = getattr(value, "serialized", None)
+    if raw is None:
+        return None
+    try:
+        return pickle.loads(raw)
+    except Exception:  # a class not importable here: cannot be one the Lab built
+        return None
+
+
+def path_get(obj: Any, path: str) -> Any:
+    """The value at a dotted path of a settings object (or dict)."""
+    for part in path.split("."):
+        if obj is None:
+            return None
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    return obj
+
+
+def field_matcher(path: str, value: Any) -> Callable[[Any], bool]:
+    """Match a settings object whose ``path`` holds ``value`` (other fields may differ)."""
+    return lambda obj: obj is not None and _equal(path_get(obj, path), value)
+
+
+def object_matcher(expected: Any) -> Callable[[Any], bool]:
+    """Match a settings object equal to ``expected`` in every field."""
+    return lambda obj: obj is not None and _equal(obj, expected)
+
+
+class _Waiter:
+    __slots__ = ("address", "match", "future")
+
+    def __init__(self, address: str, match: Callable[[Any], bool], future: asyncio.Future) -> None:
+        self.address, self.match, self.future = address, match, future
+
+
+class SettingsControl:
+    """Sends settings for the Lab and resolves confirmations from the settings store.
+
+    Use only on the control loop, except :meth:`on_event` (a store listener, called on the
+    control loop by the settings feed).
+    """
+
+    def __init__(self, conn: Connection, store: SettingsStore) -> None:
+        self._conn = conn
+        self._store = store
+        self._waiters: list[_Waiter] = []
+        self._pubs: dict[str, Any] = {}  # settings topic -> ezmsg Publisher
+        self._pub_locks: dict[str, asyncio.Lock] = {}
+        store.add_listener(self.on_event)
+
+    def detach(self) -> None:
+        self._store.remove_listener(self.on_event)
+
+    # ------------------------------------------------------------------ confirmation
+    def on_event(self, address: str, value: Any, event: Any) -> None:
+        waiters = [w for w in self._waiters if w.address == address and not w.future.done()]
+        if not waiters:
+            return
+        obj = unpickled(value)  # once per event, whatever the number of waiters
+        for w in waiters:
+            if w.match(obj):
+                w.future.set_result((value, obj, int(event.seq)))
+
+    async def _confirmed(
+        self,
+        address: str,
+        match: Callable[[Any], bool],
+        send: Callable[[], Any],
+        timeout: float,
+        what: str,
+    ) -> tuple[Any, Any, int]:
+        """Register a waiter, run ``send()``, then wait for the matching event.
+
+        The waiter exists before sending: the event can arrive before ezmsg's reply does.
+        Returns ``(snapshot value, settings object, seq)`` of the confirming event.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(address, match, loop.create_future())
+        self._waiters.append(waiter)
+        try:
+            try:
+                await send()
+                return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+            except asyncio.TimeoutError:
+                raise LabTimeoutError(
+                    f"{address}: {what} was sent, but no settings event confirmed it within "
+                    f"{timeout:g} s. The unit may be stuck or its pipeline stopped; check "
+                    f"lab.settings_history({address!r}) and lab.logs(unit={address!r})."
+                ) from None
+        finally:
+            self._waiters.remove(waiter)
+
+    # ------------------------------------------------------------------ sending
+    async def send_field(
+        self, address: str, path: str, value: Any, timeout: float, what: str
+    ) -> tuple[Any, Any, int]:
+        """Patch one (dotted) field in the owning process; wait for its event."""
+
+        async def send() -> Any:
+            async def op(ctx: Any) -> Any:
+                try:
+                    return await ctx.update_setting(
+                        address, path, value, timeout=max(0.1, timeout * 0.9)
+                    )
+                except RuntimeError as exc:
+                    # A refusal is an answer, not a lost connection: hand it back as a value
+                    # so Connection.call does not judge it by its text.
+                    if str(exc).startswith("Process request failed"):
+                        return exc
+                    raise
+
+            reply = await self._conn.call(op)
+            if isinstance(reply, RuntimeError):
+                raise refusal(address, what, reply)
+            return reply
+
+        return await self._confirmed(address, field_matcher(path, value), send, timeout, what)
+
+    async def send_object(
+        self, address: str, topic: str, obj: Any, timeout: float, what: str
+    ) -> tuple[Any, Any, int]:
+        """Publish a whole settings object on the unit's settings topic; wait for its event."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pub = await self._publisher(topic, timeout)
+
+        async def send() -> None:
+            await self._wait_connected(pub, topic, max(0.05, deadline - loop.time()))
+            await pub.broadcast(obj)
+
+        return await self._confirmed(
+            address, object_matcher(obj), send, max(0.05, deadline - loop.time()), what
+        )
+
+    async def _publisher(self, topic: str, timeout: float) -> Any:
+        pub = self._pubs.get(topic)
+        if pub is not None:
+            return pub
+        lock = self._pub_locks.setdefault(topic, asyncio.Lock())
+        async with lock:
+            pub = self._pubs.get(topic)
+            if pub is None:
+                pub = await self._conn.call(
+                    lambda ctx: ctx.publisher(
+                        topic, num_buffers=_PUB_BUFFERS, buf_size=_PUB_BUF_SIZE
+                    )
+                )
+                self._pubs[topic] = pub
+        return pub
+
+    @staticmethod
+    async def _wait_connected(pub: Any, topic: str, timeout: float) -> None:
+        # ezmsg tells the subscribers about a new publisher and they connect on their own
+        # time; a message broadcast before that is lost. Publisher has no public way to
+        # ask, so read its channel table (absent in some future ezmsg: then just go on).
+        channels = getattr(pub, "_channels", None)
+        if channels is None or channels:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not channels:
+            if loop.time() > deadline:
+                raise LabTimeoutError(
+                    f"No subscriber connected to {topic} within {timeout:g} s, so nothing was "
+                    "sent. Is the unit's pipeline running?"
+                )
+            await asyncio.sleep(0.002)
+
+    async def close(self) -> None:
+        """Close the publishers (ezmsg also closes them with the GraphContext)."""
+        self.detach()
+        pubs, self._pubs = list(self._pubs.values()), {}
+        for pub in pubs:
+            with contextlib.suppress(Exception):
+                pub.close()
+                await asyncio.wait_for(pub.wait_closed(), 1.0)
+
+
+class ChangeWatcher:
+    """Watches a unit right after a settings change: did it keep working?
+
+    Evidence comes from the Lab's own stores (the one profiling poller, the unit logs);
+    while any change is watched the poller runs at :data:`WATCH_POLL_HZ`, then goes back
+    to the user's rate. Called from the caller's thread, never the control loop.
+    """
+
+    def __init__(
+        self, loop: ControlLoop, poller: ProfilingPoller, metrics: MetricsStore, logs: LogStore
+    ) -> None:
+        self._loop, self._poller, self._metrics, self._logs = loop, poller, metrics, logs
+        self._lock = threading.Lock()
+        self._boosts = 0
+        self._saved_hz: float | None = None
+
+    def counters(self, address: str) -> Counters:
+        """(messages published, messages received, publish rate) of a unit's data streams
+        at the latest poll. Settings topics are left out: the Lab's own settings publisher
+        and ezmsg's in-process one carry the unit's address too."""
+        frame = self._metrics.profile(include_gone=False)
+        rows = frame[(frame["unit"] == address) & ~frame["topic"].str.endswith("/INPUT_SETTINGS")]
+        pubs = rows[rows["kind"] == "publisher"]
+        subs = rows[rows["kind"] == "subscriber"]
+        out = int(pubs["messages_total"].sum()) if len(pubs) else None
+        inn = int(subs["messages_total"].sum()) if len(subs) else None
+        rates = pubs["rate_hz"].dropna()
+        return out, inn, float(rates.sum()) if len(rates) else None
+
+    def watch(
+        self,
+        result: SetResult,
+        window: float,
+        before: Counters | None,
+        closed: Callable[[], bool],
+    ) -> Health:
+        """Watch ``result.unit`` for at most ``window`` seconds; return as soon as judged."""
+        address = result.unit
+        wake = threading.Condition()
+        starts: list[float] = []
+
+        def on_poll() -> None:  # on the control loop, after each poll
+            with wake:
+                starts.append(time.time() - (self._poller.poll_seconds or 0.0))
+                wake.notify_all()
+
+        errors_from = result.confirmed_at + _ERROR_MARGIN_S
+        samples: list[PollSample] = []
+        has_inputs = before is not None and before[1] is not None
+        period = 1.0 / WATCH_POLL_HZ
+        self._poller.on_poll.append(on_poll)
+        self._boost(True)
+        t0 = last_poll = time.monotonic()
+        try:
+            while True:
+                with wake:
+                    if not starts:
+                        wake.wait(period)
+                    latest = starts[-1] if starts else None
+                    starts.clear()
+                now = time.monotonic()
+                if latest is not None:
+                    last_poll = now
+                    out, inn, _ = self.counters(address)
+                    has_inputs = has_inputs or inn is not None
+                    samples.append(PollSample(latest, out, inn))
+                elif now - last_poll >= period:
+                    # After a rate change the poller keeps its old schedule for a while (up
+                    # to 0.25 s); waking it (set_rate does) polls now.
+                    self._loop.call_soon(self._poller.set_rate, WATCH_POLL_HZ)
+                    last_poll = now
+                errors = self._logs.errors_since(address, errors_from)
+                last = self._logs.last_error(address) if errors else None
+                verdict = judge(
+                    samples,
+                    confirmed_s=result.confirmed_at,
+                    errors=errors,
+                    last_error=_last_line(last.message) if last else None,
+                    rate_before_hz=before[2] if before else None,
+                    elapsed_s=time.monotonic() - t0,
+                    window_s=window,
+                    has_inputs=has_inputs,
+                )
+                if verdict is not None or closed():
+                    return verdict or UNWATCHED
+        finally:
+            with contextlib.suppress(ValueError):
+                self._poller.on_poll.remove(on_poll)
+            self._boost(False)
+
+    def _boost(self, on: bool) -> None:
+        # set_rate wakes an asyncio.Event: call it on the control loop only.
+        with self._lock:
+            self._boosts += 1 if on else -1
+            if on and self._boosts == 1:
+                self._saved_hz = self._poller.rate_hz
+                if self._saved_hz < WATCH_POLL_HZ:
+                    self._loop.call_soon(self._poller.set_rate, WATCH_POLL_HZ)
+            elif not on and self._boosts == 0 and self._saved_hz is not None:
+                saved, self._saved_hz = self._saved_hz, None
+                if saved < WATCH_POLL_HZ:
+                    self._loop.call_soon(self._unboost, saved)
+
+    def _unboost(self, saved: float) -> None:
+        if self._poller.rate_hz == WATCH_POLL_HZ:  # unless the user set a rate meanwhile
+            self._poller.set_rate(saved)
+
+
+def _last_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[-1] if text and text.strip() else text
