@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from typing import Any
 
@@ -17,9 +18,25 @@ logger = logging.getLogger(__name__)
 _open: dict[int, Any] = {}
 _lock = threading.Lock()
 _hooked = False
+_owner_pid = os.getpid()
+
+
+def _forget_in_child() -> None:
+    # A forked unit process inherits this registry (and the hooks below, which
+    # multiprocessing runs when the child exits): the Labs belong to the parent. Closing
+    # them from a child would stop the parent's in-kernel pipelines through their shared
+    # multiprocessing events.
+    global _owner_pid
+    _open.clear()
+    _owner_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _close_all() -> None:
+    if os.getpid() != _owner_pid:
+        return
     with _lock:
         labs = list(_open.values())
     for lab in labs:

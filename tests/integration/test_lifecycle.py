@@ -274,3 +274,19 @@ def test_close_after_the_server_died_still_stops_unit_processes():
     assert not any(
         psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
     )
+
+
+def test_stopping_a_process_pipeline_leaves_in_kernel_pipelines_running(lab):
+    """Forked unit processes inherit the Lab's exit hook; it must not fire in them (it
+    used to close the parent's Lab copy there, stopping in-kernel pipelines through their
+    shared multiprocessing events)."""
+    live = lab.launch(DemoPipeline(), name="LIVE", mode="in-kernel")
+    other = lab.launch(DemoPipeline(), name="OTHER")
+    sink = live.unit_objects["LIVE/SINK"]
+    other.stop()
+    assert not other.running
+    received = sink.STATE.received
+    assert wait_until(lambda: sink.STATE.received > received + 10, 10)
+    assert live.running
+    live.stop()
+    assert not live.running
