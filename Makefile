@@ -6,8 +6,9 @@ VENV := .venv
 VENV310 := .venv-ezmsg310
 BIN := $(VENV)/bin
 PORT ?= 8888
-# The newest 3.10 pre-release (ezmsg-sigproc users run it); pip picks the newest match.
-EZMSG_PRE := ezmsg>=3.10.0b1,<3.11
+# The newest 3.10 pre-release (ezmsg-sigproc users run it), with pydantic (its [schema]
+# extra) so its own settings coercion is on; pip picks the newest match.
+EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
 .PHONY: lab test test-fast lint bench browser js clean
 

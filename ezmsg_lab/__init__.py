@@ -9,8 +9,11 @@ from .errors import (
     LabTimeoutError,
     PipelineError,
     PipelineStartError,
+    SettingsEffectError,
+    SettingsRefusedError,
 )
 from .lab import AsyncLab, Lab
+from .model.settings_changes import SetResult
 from .model.settings_validate import SettingsValidationError
 from .runtime.pipeline import Pipeline, ProcessInfo
 from .runtime.server import Address
@@ -28,6 +31,9 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "PipelineStartError",
+    "SetResult",
+    "SettingsEffectError",
+    "SettingsRefusedError",
     "ProcessInfo",
     "SettingsValidationError",
     "__version__",

@@ -12,6 +12,8 @@ __all__ = [
     "LabTimeoutError",
     "PipelineError",
     "PipelineStartError",
+    "SettingsEffectError",
+    "SettingsRefusedError",
 ]
 
 
@@ -60,3 +62,40 @@ class PipelineStartError(PipelineError):
         self.unit = unit
         self.cause = cause
         self.traceback = traceback
+
+
+class SettingsRefusedError(LabError):
+    """ezmsg refused a settings update the Lab had validated, or the unit cannot take one.
+
+    Attributes
+    ----------
+    unit : str
+        Address of the unit.
+    code : str
+        ezmsg's ``ProcessControlErrorCode`` name (``HANDLER_ERROR``, ``UNROUTABLE_UNIT``,
+        ...) or ``NOT_DYNAMIC`` when the unit has no ``INPUT_SETTINGS``.
+    detail : str
+        ezmsg's own message, in full.
+    """
+
+    def __init__(self, message: str, *, unit: str, code: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.unit, self.code, self.detail = unit, code, detail
+
+
+class SettingsEffectError(LabError):
+    """A confirmed change broke the unit (``lab.set(..., check=True)``).
+
+    The change stays in effect: ``lab.undo()`` reverts it (or use
+    ``with lab.temporarily(...)``, which restores on exit, exceptions included).
+
+    Attributes
+    ----------
+    result : SetResult
+        The change, with ``result.health`` saying what went wrong.
+    """
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result
+        self.unit = getattr(result, "unit", None)

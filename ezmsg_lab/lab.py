@@ -355,6 +355,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
     async def _stop_feeds(self) -> None:
         # Tracing first: it tells each process to stop tracing while they still answer.
         await self._trace_feed.stop()
+        await self._close_settings()
         await self._poller.stop()
         await self._settings_feed.stop()
         await self._topology.stop()
@@ -439,6 +440,16 @@ class AsyncLab:
 
     async def untrace(self, *, timeout: float | None = None) -> None:
         await self._run(self._lab._trace_feed.stop(), timeout, "untrace()")
+
+    async def set(self, address: str, fields: Any = None, /, **kwargs: Any) -> Any:
+        """Like :meth:`Lab.set`, without blocking the kernel's event loop."""
+        return await asyncio.to_thread(self._lab.set, address, fields, **kwargs)
+
+    async def undo(self, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._lab.undo, **kwargs)
+
+    async def revert(self, address: str, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._lab.revert, address, **kwargs)
 
     async def launch(self, components: Any, name: str | None = None, **kwargs: Any) -> Pipeline:
         """Like :meth:`Lab.launch`, without blocking the kernel's event loop."""

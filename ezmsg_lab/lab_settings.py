@@ -131,6 +131,15 @@ class SettingsMixin:
     """Settings API of a Lab: :meth:`set`, :meth:`undo`, :meth:`revert`,
     :meth:`temporarily`, :meth:`settings_form`, :meth:`settings_panel`."""
 
+    async def _close_settings(self: Lab) -> None:
+        """On close: release the Lab's settings publishers and the forms' worker."""
+        st = self.__dict__.get("_settings_state")
+        if st is None:
+            return
+        await st.control.close()
+        if st.executor is not None:
+            st.executor.shutdown(wait=False, cancel_futures=True)
+
     # ------------------------------------------------------------------ lab.set
     def set(
         self: Lab,

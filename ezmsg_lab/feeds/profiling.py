@@ -87,8 +87,10 @@ class ProfilingPoller:
         self.offset_ns = perf_offset_ns()
         self.on_poll: list[Callable[[], None]] = []
         self.poll_seconds: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._topology.add_listener(self._on_topology)
         self._task = asyncio.create_task(self._run(), name="ezmsg-lab-profiling")
 
@@ -99,8 +101,23 @@ class ProfilingPoller:
                 await self._task
 
     def set_rate(self, hz: float) -> None:
+        """Change the poll rate (from any thread); the next poll happens now."""
         self.rate_hz = check_rate(hz)
-        self._wake.set()
+        self.poll_soon()
+
+    def poll_soon(self) -> None:
+        """Poll now and restart the schedule (from any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     def _on_topology(self, snapshot: object) -> None:
         processes = frozenset(str(p) for p in snapshot.processes)
@@ -130,6 +147,7 @@ class ProfilingPoller:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
                 self._wake.clear()
                 follow_up_at = loop.time() + FOLLOW_UP_S
+                next_t = loop.time()  # woken: poll now, then on the (new) schedule
             except asyncio.TimeoutError:
                 if follow_up_at is not None and loop.time() >= follow_up_at:
                     follow_up_at = None

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import LabError, LabTimeoutError
+from ..errors import LabTimeoutError, SettingsRefusedError
 from ..model.logs import LogStore
 from ..model.metrics import MetricsStore
 from ..model.settings_changes import UNWATCHED, Health, PollSample, SetResult, judge
@@ -69,25 +69,6 @@ _ERROR_MARGIN_S = 0.005
 Counters = tuple[int | None, int | None, float | None]
 
 _CODE_RE = re.compile(r"Process request failed \((?:ProcessControlErrorCode\.)?(\w+)\): (.*)", re.S)
-
-
-class SettingsRefusedError(LabError):
-    """ezmsg refused a settings update the Lab had validated, or the unit cannot take one.
-
-    Attributes
-    ----------
-    unit : str
-        Address of the unit.
-    code : str
-        ezmsg's ``ProcessControlErrorCode`` name (``HANDLER_ERROR``, ``UNROUTABLE_UNIT``,
-        ...) or ``NOT_DYNAMIC`` when the unit has no ``INPUT_SETTINGS``.
-    detail : str
-        ezmsg's own message, in full.
-    """
-
-    def __init__(self, message: str, *, unit: str, code: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.unit, self.code, self.detail = unit, code, detail
 
 
 def _short_pydantic(detail: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import LabError
+from ..errors import SettingsEffectError
 
 __all__ = [
     "Health",
@@ -165,24 +165,6 @@ class SetResult:
         if self.health.status not in ("unwatched", "ok", "quiet"):
             state += f"; unit {self.health.status}"
         return f"<SetResult {self.unit}: {parts} ({state})>"
-
-
-class SettingsEffectError(LabError):
-    """A confirmed change broke the unit (``lab.set(..., check=True)``).
-
-    The change stays in effect: ``lab.undo()`` reverts it (or use
-    ``with lab.temporarily(...)``, which restores on exit, exceptions included).
-
-    Attributes
-    ----------
-    result : SetResult
-        The change, with ``result.health`` saying what went wrong.
-    """
-
-    def __init__(self, message: str, result: SetResult) -> None:
-        super().__init__(message)
-        self.result = result
-        self.unit = result.unit
 
 
 def change_call(unit: str, requested: Mapping[str, Any]) -> str:

@@ -21,10 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ezmsg_lab import Lab, LabError
+from ezmsg_lab import Lab, LabError, SettingsEffectError, SettingsRefusedError
 from ezmsg_lab.demo import DemoPipeline, SettingsEcho, Window
-from ezmsg_lab.feeds.settings_control import SettingsRefusedError, refusal
-from ezmsg_lab.lab_settings import SettingsEffectError
+from ezmsg_lab.feeds.settings_control import refusal
 from ezmsg_lab.model.settings_changes import UnitQueue
 from ezmsg_lab.model.settings_validate import SettingsValidationError
 
@@ -306,9 +305,8 @@ def test_units_without_live_settings_refuse_clearly(lab, demo):
 
 STOPPED_UNIT = textwrap.dedent(
     """
-    from ezmsg_lab import Lab
+    from ezmsg_lab import Lab, SettingsRefusedError
     from ezmsg_lab.demo import SettingsEcho
-    from ezmsg_lab.feeds.settings_control import SettingsRefusedError
     from tests.conftest import wait_until
 
     with Lab() as lab:
@@ -326,8 +324,7 @@ STOPPED_UNIT = textwrap.dedent(
 
 
 def test_a_stopped_unit_gives_a_readable_refusal():
-    # In a process of its own: stopping a processes pipeline in this process would also
-    # stop the module's in-kernel pipeline (reported as a runtime bug).
+    # In a process of its own, with a Lab of its own: nothing else shares its server.
     proc = subprocess.run(
         [sys.executable, "-c", STOPPED_UNIT],
         capture_output=True,
