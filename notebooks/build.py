@@ -40,8 +40,8 @@ def _quickstart():
 # ezmsg-lab quickstart
 
 This notebook starts an ezmsg GraphServer inside the kernel, launches the demo signal chain
-(source → filter → detector → sink, each unit in its own process) and shows what is running.
-Everything the Lab starts is stopped by `lab.close()` (or when the kernel shuts down).
+(source → filter → detector → sink, each unit in its own process), draws it live and tunes
+it. Everything the Lab starts is stopped by `lab.close()` (or when the kernel shuts down).
 """
         ),
         code(
@@ -50,22 +50,47 @@ from ezmsg_lab import Lab
 from ezmsg_lab.demo import DemoPipeline
 
 lab = Lab()  # an embedded GraphServer on 127.0.0.1, at a free port
+demo = lab.launch(DemoPipeline(), name="DEMO")  # returns once the unit processes run
 lab
 """
         ),
-        md("Launch the demo. The cell returns as soon as the unit processes are running."),
-        code(
+        md(
             """
-demo = lab.launch(DemoPipeline(), name="DEMO")
-demo
+The live graph: units grouped by collection, one colour per process, message rates on the
+edges. Click a unit: its settings form and live metrics appear on the right.
 """
         ),
-        code("demo.units"),
         code(
             """
-# Which process runs which unit, from the GraphServer's own process table.
-snapshot = lab.snapshot()
-sorted((p.units[0], p.pid in demo.pids) for p in snapshot.processes.values())
+dashboard = lab.dashboard()
+dashboard
+"""
+        ),
+        md("Tune from a cell: the value is checked against the unit's settings first."),
+        code(
+            """
+lab.set("DEMO/FILTER", cutoff_hz=40.0)
+"""
+        ),
+        code(
+            """
+try:
+    lab.set("DEMO/FILTER", cutoff_hz="forty")
+except Exception as err:
+    print(type(err).__name__, "-", err)
+"""
+        ),
+        md("What is running, as DataFrames (see the profiling notebook for more):"),
+        code(
+            """
+profile = lab.wait_for_profile()
+profile[["topic", "kind", "unit", "channel_kind", "status"]]
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+profile[["topic", "kind", "pid", "rate_hz", "messages_total"]]
 """
         ),
         md(
@@ -75,9 +100,10 @@ A pipeline can also run inside the kernel, so you can look at live unit objects:
         ),
         code(
             """
+import time
+
 live = lab.launch(DemoPipeline(), name="LIVE", mode="in-kernel")
 sink = live.unit_objects["LIVE/SINK"]
-import time
 deadline = time.monotonic() + 10
 while sink.STATE.received == 0 and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -390,6 +416,99 @@ lab.close()
     ]
 
 
+@notebook("topology")
+def _topology():
+    return [
+        md(
+            """
+# The live topology
+
+`lab.graph()` draws the running graph and keeps it current from ezmsg's topology events:
+pipelines that start or stop appear and disappear within a second, nodes that stay keep
+their place. Edges carry message rates and channel kinds; publishers are coloured by how
+many of their buffers are in flight; units that raise are marked.
+"""
+        ),
+        code(
+            """
+import time
+
+from ezmsg_lab import Lab
+from ezmsg_lab.demo import DemoPipeline
+
+lab = Lab(poll_hz=2)
+demo = lab.launch(DemoPipeline(), name="DEMO")
+lab
+"""
+        ),
+        code(
+            """
+graph = lab.graph()
+graph
+"""
+        ),
+        md(
+            """
+Clicking a unit sets `graph.selected`; `observe` it like any ipywidget:
+"""
+        ),
+        code(
+            """
+clicked = []
+graph.observe(lambda change: clicked.append(change["new"]), names="selected")
+sorted(graph.state["units"])
+"""
+        ),
+        md("Start a second pipeline while the graph shows it, then stop it again:"),
+        code(
+            """
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
+extra = lab.launch(DemoPipeline(), name="EXTRA")
+wait_for(lambda: "EXTRA/FILTER" in graph.state["units"]), sorted(graph.state["units"])
+"""
+        ),
+        code(
+            """
+extra.stop()
+wait_for(lambda: "EXTRA/FILTER" not in graph.state["units"]), sorted(graph.state["units"])
+"""
+        ),
+        md(
+            """
+## The dashboard
+
+The graph, the settings form of the selected unit and a live metrics table of it, in one
+widget. Click a unit in the graph to swap the form.
+"""
+        ),
+        code(
+            """
+dashboard = lab.dashboard()
+dashboard
+"""
+        ),
+        md("Selecting from Python works too:"),
+        code(
+            """
+dashboard.graph.selected = "DEMO/FILTER"
+dashboard.selected, type(dashboard.form).__name__, dashboard.table.value.count("<tr>") > 1
+"""
+        ),
+        md(
+            """
+The Lab keeps running while this notebook is open; `lab.close()` (or shutting the kernel
+down) stops the pipelines and the GraphServer.
+"""
+        ),
+    ]
+
+
 def build(name: str, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -418,6 +537,8 @@ def build(name: str, execute: bool = True) -> Path:
                 "--execute",
                 "--inplace",
                 "--ExecutePreprocessor.timeout=300",
+                # Widget state would embed the graph bundle (1.5 MB) per widget.
+                "--ExecutePreprocessor.store_widget_state=False",
                 str(path),
             ],
             check=True,

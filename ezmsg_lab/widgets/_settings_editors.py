@@ -108,7 +108,7 @@ class Editor:
             inside = b is not None and b.finite and b.contains(value) and math.isfinite(value)
             if k == "float" and inside and b.lo > 0 and b.hi / b.lo >= 1000:
                 # decades of range (a cutoff from 0.1 Hz to 25 kHz): a log slider
-                w = W.FloatLogSlider(value=value, base=10, min=math.log10(b.lo), max=math.log10(b.hi), step=0.01, readout_format=".4g", continuous_update=continuous)  # fmt: skip
+                w = W.FloatLogSlider(value=value, base=10, min=math.log10(b.lo), max=math.log10(b.hi), step=0.001, readout_format=".4g", continuous_update=continuous)  # fmt: skip
             elif k == "float" and inside:
                 w = W.FloatSlider(value=value, min=b.lo, max=b.hi, step=_step(b.hi - b.lo), readout_format=".4g", continuous_update=continuous)  # fmt: skip
             elif k == "int" and inside and b.hi - b.lo <= 100_000:

@@ -23,6 +23,7 @@ _TABLE_COLUMNS = [
     "errors",
     "status",
 ]
+_HINT = "<i>Click a unit in the graph to see its settings and live metrics.</i>"
 _STYLE = """<style>
 .ezmsg-lab-metrics { border-collapse: collapse; font-size: 12px; }
 .ezmsg-lab-metrics th, .ezmsg-lab-metrics td { padding: 2px 6px; text-align: right; }
@@ -31,7 +32,7 @@ _STYLE = """<style>
 </style>"""
 
 
-class Dashboard(W.HBox):
+class Dashboard(W.VBox):
     """Graph + settings form of the selected unit + a live metrics table of it.
 
     Parameters
@@ -59,17 +60,18 @@ class Dashboard(W.HBox):
         self._form_for = form_for
         self._metrics_for = metrics_for
         self.form: Any = None
-        self.title = W.HTML("<b>Click a unit in the graph</b>")
-        self.form_box = W.VBox([])
+        self.title = W.HTML(_HINT)
+        self.form_box = W.VBox([], layout=W.Layout(width="55%", padding="0 12px 0 0"))
         self.table = W.HTML("")
         self.error = W.HTML("")
-        side = W.VBox(
-            [self.title, self.form_box, W.HTML("<b>Live metrics</b>"), self.table, self.error],
-            layout=W.Layout(width="40%", padding="0 0 0 12px", overflow="auto"),
+        metrics = W.VBox(
+            [W.HTML("<b>Live metrics</b>"), self.table, self.error],
+            layout=W.Layout(width="45%", overflow="auto"),
         )
+        graph.layout.width = "100%"
         super().__init__(
-            [W.Box([graph], layout=W.Layout(width="60%")), side],
-            layout=W.Layout(width="100%", align_items="flex-start"),
+            [graph, self.title, W.HBox([self.form_box, metrics], layout=W.Layout(width="100%"))],
+            layout=W.Layout(width="100%"),
         )
         graph.observe(self._on_select, names=["selected"])
         self._unsubscribe = subscribe(self._on_poll)
@@ -86,15 +88,16 @@ class Dashboard(W.HBox):
             self.form.close()
         self.form = None
         if not unit:
-            self.title.value = "<b>Click a unit in the graph</b>"
+            self.title.value = _HINT
             self.form_box.children = ()
             self.refresh()
             return
-        self.title.value = f"<b>{html.escape(unit)}</b>"
         try:
             self.form = self._form_for(unit)
             self.form_box.children = (self.form,)
+            self.title.value = ""  # the form shows the unit's address itself
         except Exception as exc:  # shown, never raised into the widget machinery
+            self.title.value = f"<b>{html.escape(unit)}</b>"
             self.form_box.children = (W.HTML(f"<i>{html.escape(str(exc))}</i>"),)
         self.refresh()
 

@@ -1,0 +1,168 @@
+"""End to end in real JupyterLab: the topology notebook, a click, a form, a live unit.
+
+Opens notebooks/topology.ipynb in JupyterLab (Debian's chromium via Playwright), runs all
+cells, waits for the demo's units in the graph, clicks DEMO/FILTER in the dashboard, changes
+its kind in the settings form that appears, and checks from Python (a second Lab attached
+to the notebook's GraphServer) that the unit process took the new value. Screenshots go to
+tests/artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ezmsg_lab import Lab
+
+from ..conftest import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+TIMEOUT_MS = 90_000
+OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, method: str = "GET") -> Any:
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        body = resp.read()
+    return json.loads(body) if body else None
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copy(ROOT / "notebooks" / "topology.ipynb", root / "topology.ipynb")
+    settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    (settings_dir / "overrides.json").write_text(json.dumps(OVERRIDES))
+    port = _free_port()
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--allow-root",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            "--LabApp.expose_app_in_browser=True",
+            f"--ServerApp.root_dir={root}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "jupyter.log", "w"),  # noqa: SIM115
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            _get(f"{base}/api/status")
+            return True
+        except OSError:
+            return False
+
+    try:
+        assert wait_until(up, 60), (root / "jupyter.log").read_text()[-3000:]
+        yield base
+    finally:
+        try:  # kernels outlive pages: end every session, then the server
+            for session in _get(f"{base}/api/sessions") or []:
+                _get(f"{base}/api/sessions/{session['id']}", method="DELETE")
+        except OSError:
+            pass
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_topology_notebook_click_a_unit_and_tune_it(jupyterlab: str, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1500, "height": 2200})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{jupyterlab}/lab/tree/topology.ipynb", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=TIMEOUT_MS)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+        # The demo's units appear in the dashboard's graph (the last graph on the page).
+        filter_node = page.locator('.ezg-unit[data-address="DEMO/FILTER"]').last
+        filter_node.wait_for(timeout=TIMEOUT_MS)
+        for unit in ("DEMO/SOURCE", "DEMO/DETECTOR", "DEMO/SINK"):
+            page.locator(f'.ezg-unit[data-address="{unit}"]').last.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=TIMEOUT_MS)
+        _shot(page, "e2e_1_notebook_ran")
+
+        # The Lab's address, from the `lab` cell's HTML output.
+        text = page.locator(".jp-OutputArea-output:has-text('GraphServer at')").first.inner_text()
+        address = re.search(r"127\.0\.0\.1:\d+", text).group(0)
+
+        # Click the filter: its settings form appears in the dashboard.
+        filter_node.locator(".ezg-card").click()
+        field = page.locator(".ezlab-field-cutoff_hz").last
+        field.wait_for(timeout=TIMEOUT_MS)
+        field.scroll_into_view_if_needed()
+        _shot(page, "e2e_2_unit_selected")
+
+        # Change a value in the form as a user would: the filter's kind, lowpass -> highpass.
+        kind = page.locator(".ezlab-field-kind").last
+        kind.scroll_into_view_if_needed()
+        kind.get_by_role("button", name="highpass").click()
+
+        with Lab.attach(address) as observer:
+
+            def applied() -> bool:
+                frame = observer.settings("DEMO/FILTER").set_index("field")
+                return frame.loc["kind", "value"] == "highpass"
+
+            assert wait_until(applied, 30), observer.settings("DEMO/FILTER")
+            history = observer.settings_history(unit="DEMO/FILTER")
+            change = history[history["field"] == "kind"].iloc[-1]
+            # Reported by the unit's own process when its INPUT_SETTINGS received it.
+            assert change["event"] == "SETTINGS_UPDATED" and change["source_process"]
+            assert (change["old"], change["new"]) == ("lowpass", "highpass")
+            pids = set(observer.topology().units.set_index("address").loc[["DEMO/FILTER"], "pid"])
+        kind.scroll_into_view_if_needed()
+        _shot(page, "e2e_3_value_changed")
+        assert pids and os.getpid() not in pids
+        assert not [e for e in errors if "ezg" in e or "graph" in e.lower()], errors
+    finally:
+        context.close()
