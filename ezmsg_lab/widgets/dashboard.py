@@ -82,6 +82,9 @@ class Dashboard(W.VBox):
     def selected(self) -> str:
         return self.graph.selected
 
+    def __repr__(self) -> str:
+        return f"<Dashboard selected={self.graph.selected!r}>"
+
     def _on_select(self, change: dict[str, Any]) -> None:
         unit = change["new"]
         if self.form is not None and hasattr(self.form, "close"):
