@@ -113,7 +113,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                 self._conn, self._topology, self._metrics, self._traces, self._poller.offset_ns
             )
             self._logs = LogStore()
-            self._unit_error_callbacks: list[Any] = [_print_unit_error]
+            self._unit_error_callbacks: list[Any] = [self._print_unit_error]
             self._loop.run(self._start_feeds(), self.timeout, "connecting to the GraphServer")
         except BaseException:
             self._teardown(timeout=2.0)
@@ -304,6 +304,12 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                     fn(record)
                 except Exception:
                     logger.exception("unit error callback failed")
+
+    def _print_unit_error(self, record: LogRecord) -> None:
+        st = self.__dict__.get("_settings_state")
+        if st is not None and st.watcher.watching.get(record.unit):
+            return  # lab.set is watching this unit and reports it, naming the change
+        _print_unit_error(record)
 
     def on_unit_error(self, fn: Any) -> None:
         """Call ``fn(record)`` when a unit starts raising (once per burst of errors).

@@ -20,6 +20,7 @@ it (ezmsg reports a settings message before the unit's own handler runs).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import pickle
@@ -299,6 +300,9 @@ class ChangeWatcher:
         self._loop, self._poller, self._metrics, self._logs = loop, poller, metrics, logs
         self._lock = threading.Lock()
         self._boosts = 0
+        # Units under watch: the Lab's generic "started raising" notice stays quiet for
+        # them, since the watch reports the same errors naming the change and the undo.
+        self.watching: collections.Counter[str] = collections.Counter()
         self._saved_hz: float | None = None
 
     def counters(self, address: str) -> Counters:
@@ -337,6 +341,8 @@ class ChangeWatcher:
         period = 1.0 / WATCH_POLL_HZ
         self._poller.on_poll.append(on_poll)
         self._boost(True)
+        with self._lock:
+            self.watching[address] += 1
         t0 = last_poll = time.monotonic()
         try:
             while True:
@@ -373,6 +379,10 @@ class ChangeWatcher:
         finally:
             with contextlib.suppress(ValueError):
                 self._poller.on_poll.remove(on_poll)
+            with self._lock:
+                self.watching[address] -= 1
+                if self.watching[address] <= 0:
+                    del self.watching[address]
             self._boost(False)
 
     def _boost(self, on: bool) -> None:
