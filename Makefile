@@ -42,7 +42,8 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check ezmsg_lab tests benchmarks
 
 test: $(VENV)/.installed $(VENV310)/.installed browser
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests/unit tests/integration
+	$(BIN)/python -m pytest tests/browser
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
 	@echo "== integration tests on $$($(VENV310)/bin/python -c 'import ezmsg.core as ez; print("ezmsg", ez.__version__)')"
 	$(VENV310)/bin/python -m pytest tests/integration

@@ -35,8 +35,11 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop running in this thread and
+    # a node driver + chromium as child processes while it is open; other tests need
+    # neither (asyncio.run, "nothing left running" checks).
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
