@@ -26,7 +26,8 @@ $(VENV310)/.installed: pyproject.toml
 
 lab: $(VENV)/.installed
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) notebooks/quickstart.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  notebooks/quickstart.ipynb
 
 # Debian's chromium for the browser tests (installed when missing and we are root).
 browser:
