@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
+
 from ..errors import LabTimeoutError, SettingsRefusedError
 from ..model.logs import LogStore
 from ..model.metrics import MetricsStore
@@ -315,8 +317,8 @@ class ChangeWatcher:
         subs = rows[rows["kind"] == "subscriber"]
         out = int(pubs["messages_total"].sum()) if len(pubs) else None
         inn = int(subs["messages_total"].sum()) if len(subs) else None
-        rates = pubs["rate_hz"].dropna()
-        return out, inn, float(rates.sum()) if len(rates) else None
+        rate = _recent_rate(self._metrics, pubs)
+        return out, inn, rate
 
     def watch(
         self,
@@ -401,6 +403,21 @@ class ChangeWatcher:
     def _unboost(self, saved: float) -> None:
         if self._poller.rate_hz == WATCH_POLL_HZ:  # unless the user set a rate meanwhile
             self._poller.set_rate(saved)
+
+
+def _recent_rate(metrics: MetricsStore, pubs: pd.DataFrame) -> float | None:
+    """Summed publish rate of ``pubs``: from the latest poll, or, where that poll had no
+    rate (a slow or missed poll), from each endpoint's latest rate in the last 5 s."""
+    if not len(pubs):
+        return None
+    if pubs["rate_hz"].notna().all():
+        return float(pubs["rate_hz"].sum())
+    history = metrics.metrics(since_s=time.time() - 5.0, topics=list(pubs["topic"]))
+    history = history[(history["metric"] == "rate_hz") & history["value"].notna()]
+    history = history[history["endpoint"].isin(set(pubs["endpoint"]))]
+    if history.empty:
+        return None
+    return float(history.groupby("endpoint")["value"].last().sum())
 
 
 def _last_line(text: str | None) -> str | None:
