@@ -134,13 +134,14 @@ class LiveDataMixin:
         ttl: float = DEFAULT_TTL_S,
         timeout: float | None = None,
     ) -> TraceSettings:
-        """Start latency tracing (all topics and metrics by default).
+        """Start latency tracing (all topics by default).
 
         Parameters
         ----------
         topics, metrics : optional
-            Limit tracing; metrics are ``publish_delta_ns``, ``backpressure_wait_ns``,
-            ``lease_time_ns``, ``user_span_ns``.
+            Limit tracing. Metrics: ``publish_delta_ns``, ``lease_time_ns``,
+            ``user_span_ns`` (the default), and ``backpressure_wait_ns``, which ezmsg records
+            on every wait whatever the sampling, so it is traced only when asked for.
         duration : float, optional
             Stop by itself after this many seconds.
         budget : float

@@ -296,8 +296,12 @@ def test_trace_validation_and_ttl(lab):
         lab.trace(metrics=["latency"])
     with pytest.raises(ValueError, match="budget"):
         lab.trace(budget=2)
+    with pytest.warns(UserWarning, match="whatever the sampling"):
+        lab.trace(metrics=["backpressure_wait_ns"])
     settings = lab.trace(duration=1.0, ttl=3.0)
     assert settings.ttl_s == 3.0
+    # ezmsg does not sample backpressure waits, so the budget could not bound them.
+    assert settings.metrics == ["publish_delta_ns", "lease_time_ns", "user_span_ns"]
     assert wait_until(lambda: lab.tracing is None, 5)
     n = len(lab.trace_samples())
     assert n > 0
