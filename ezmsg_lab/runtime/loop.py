@@ -90,10 +90,7 @@ class ControlLoop:
             return fut.result(timeout + _GRACE_S)
         except concurrent.futures.TimeoutError:
             self._cancel(tasks)
-            raise LabTimeoutError(
-                f"{what} did not finish within {timeout:g} s and was cancelled; "
-                "pass a larger timeout= or check that the GraphServer is responsive."
-            ) from None
+            raise _timeout_error(what, timeout) from None
         except BaseException:
             # KeyboardInterrupt (an interrupted cell) or anything raised by the coroutine.
             self._cancel(tasks)
@@ -122,10 +119,7 @@ class ControlLoop:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout + _GRACE_S)
         except asyncio.TimeoutError:
             self._cancel(tasks)
-            raise LabTimeoutError(
-                f"{what} did not finish within {timeout:g} s and was cancelled; "
-                "pass a larger timeout= or check that the GraphServer is responsive."
-            ) from None
+            raise _timeout_error(what, timeout) from None
         except BaseException:
             self._cancel(tasks)
             raise
@@ -158,10 +152,14 @@ async def _bounded(
     try:
         return await asyncio.wait_for(coro, timeout)
     except asyncio.TimeoutError:
-        raise LabTimeoutError(
-            f"{what} did not finish within {timeout:g} s and was cancelled; "
-            "pass a larger timeout= or check that the GraphServer is responsive."
-        ) from None
+        raise _timeout_error(what, timeout) from None
+
+
+def _timeout_error(what: str, timeout: float) -> LabTimeoutError:
+    return LabTimeoutError(
+        f"{what} did not finish within {timeout:g} s and was cancelled; "
+        "pass a larger timeout= or check that the GraphServer is responsive."
+    )
 
 
 async def _cancel_all() -> None:
