@@ -86,13 +86,14 @@ class WidgetsMixin:
             last[unit] = rec.message if rec else None
         return profile_annotations(profile, snap.graph if snap else {}, last)
 
-    def graph(self: Lab, *, height: int = 460, max_rate_hz: float = 2.0) -> GraphWidget:
+    def graph(self: Lab, *, height: int = 0, max_rate_hz: float = 2.0) -> GraphWidget:
         """A live drawing of the running graph (an anywidget).
 
         Units are grouped by collection, coloured by process; edges carry message rates
         and channel kinds, publishers their backpressure, units their errors. Click a unit
         and ``widget.selected`` holds its address (``widget.observe(fn, names="selected")``).
-        Updates arrive at most ``max_rate_hz`` times a second.
+        Updates arrive at most ``max_rate_hz`` times a second. ``height=0`` fits the
+        widget's height to the drawing.
         """
         from .widgets.graph import GraphWidget
 
@@ -136,7 +137,7 @@ class WidgetsMixin:
         self._widget_registry().append(detach)
         return widget
 
-    def dashboard(self: Lab, *, height: int = 520) -> Any:
+    def dashboard(self: Lab, *, height: int = 0) -> Any:
         """Graph, the settings form of the selected unit and a live metrics table of it,
         in one widget. Click a unit in the graph to swap the form and the table."""
         from .widgets.dashboard import Dashboard

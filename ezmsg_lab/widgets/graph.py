@@ -144,7 +144,8 @@ class GraphWidget(anywidget.AnyWidget):
     collapsed : iterable of str
         Collection addresses drawn collapsed.
     height : int
-        Height of the drawing in pixels.
+        Height of the drawing in pixels; 0 (the default) fits it to the drawing
+        (220..720 px).
     max_rate_hz : float
         Most updates per second that :meth:`update_from_snapshot` and
         :meth:`update_annotations` send to the browser (the latest value wins).
@@ -164,7 +165,7 @@ class GraphWidget(anywidget.AnyWidget):
     annotations = traitlets.Dict().tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
     collapsed = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    height = traitlets.Int(460).tag(sync=True)
+    height = traitlets.Int(0).tag(sync=True)
     js_error = traitlets.Unicode("").tag(sync=True)
     py_error = traitlets.Unicode("").tag(sync=True)
 
@@ -176,7 +177,7 @@ class GraphWidget(anywidget.AnyWidget):
         annotations: Mapping[str, Any] | None = None,
         selected: str = "",
         collapsed: Iterable[str] = (),
-        height: int = 460,
+        height: int = 0,
         max_rate_hz: float = DEFAULT_MAX_RATE_HZ,
         diff_min_records: int = DIFF_MIN_RECORDS,
     ) -> None:
@@ -224,8 +225,10 @@ class GraphWidget(anywidget.AnyWidget):
     @traitlets.validate("height")
     def _validate_height(self, proposal: dict[str, Any]) -> int:
         value = proposal["value"]
-        if not 120 <= value <= 5000:
-            raise traitlets.TraitError(f"GraphWidget.height={value} must be 120..5000 px")
+        if value != 0 and not 120 <= value <= 5000:
+            raise traitlets.TraitError(
+                f"GraphWidget.height={value} must be 120..5000 px, or 0 to fit the drawing"
+            )
         return value
 
     @traitlets.validate("selected")

@@ -172,14 +172,26 @@ function render({ model, el }) {
     root.dataset.zoom = view.k.toFixed(3);
   }
 
+  function autoHeight(w, pad, top, bw, bh) {
+    // height 0 = fit the widget to the drawing: as tall as the graph drawn at the width's
+    // scale, plus room for the legend, within 220..720 px.
+    if (model.get("height")) return;
+    const k = Math.max(0.05, Math.min(1.25, (w - 2 * pad) / bw));
+    const legendRoom = legend.style.display !== "none" ? legend.offsetHeight + 24 : 0;
+    const want = Math.round(Math.min(720, Math.max(220, top + pad + bh * k + legendRoom)));
+    root.style.setProperty("--ezg-height", `${want}px`);
+  }
+
   function fit() {
     const w = svgRoot.clientWidth;
-    const h = svgRoot.clientHeight;
-    if (!bounds || !w || !h) return;
+    if (!bounds || !w) return;
     const pad = 28;
     const top = 44; // leave room for the toolbar
     const bw = bounds.x1 - bounds.x0;
     const bh = bounds.y1 - bounds.y0;
+    autoHeight(w, pad, top, bw, bh);
+    const h = svgRoot.clientHeight;
+    if (!h) return;
     const place = (right) => {
       const k = Math.max(0.05, Math.min(1.25, (w - pad - right) / bw, (h - top - pad) / bh));
       view.k = k;
@@ -409,7 +421,11 @@ function render({ model, el }) {
 
   const height = model.get("height");
   if (height) root.style.setProperty("--ezg-height", `${height}px`);
-  onModel("change:height", () => root.style.setProperty("--ezg-height", `${model.get("height")}px`));
+  onModel("change:height", () => {
+    const hh = model.get("height");
+    if (hh) root.style.setProperty("--ezg-height", `${hh}px`);
+    fit();
+  });
 
   applyView();
   updateChrome();
