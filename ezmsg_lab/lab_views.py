@@ -133,6 +133,7 @@ class LiveDataMixin:
         budget: float = DEFAULT_BUDGET,
         ttl: float = DEFAULT_TTL_S,
         timeout: float | None = None,
+        wait: bool = False,
     ) -> TraceSettings:
         """Start latency tracing (all topics by default).
 
@@ -150,15 +151,46 @@ class LiveDataMixin:
         ttl : float
             ezmsg turns tracing off by itself this long after the Lab stops renewing it
             (a crashed kernel does not leave tracing on).
+        wait : bool
+            With ``duration``: block until tracing ends, with a progress bar (an interrupt
+            stops tracing and propagates).
 
         Returns the settings in effect, with the sample_mod chosen per process.
+
+        Examples
+        --------
+        >>> lab.trace(duration=5, wait=True)  # doctest: +SKIP
+        >>> lab.latency()                      # doctest: +SKIP
         """
         self._check_open()
-        return self._run(
+        if wait and duration is None:
+            raise ValueError("trace(wait=True) needs a duration= to wait for")
+        settings = self._run(
             self._trace_feed.start(topics, metrics, duration, budget, ttl),
             timeout,
             "trace()",
         )
+        if wait:
+            self._wait_for_trace(float(duration))
+        return settings
+
+    def _wait_for_trace(self: Lab, duration: float) -> None:
+        from tqdm.auto import tqdm
+
+        t0 = time.monotonic()
+        with tqdm(total=round(duration, 1), unit="s", desc="tracing", leave=False) as bar:
+            try:
+                while self._trace_feed.active is not None and not self._closed:
+                    elapsed = min(duration, time.monotonic() - t0)
+                    bar.n = round(elapsed, 1)
+                    bar.set_postfix(samples=self._trace_feed.received, refresh=False)
+                    bar.refresh()
+                    if elapsed >= duration + 5.0:  # the feed stops itself; do not hang
+                        break
+                    time.sleep(0.1)
+            except KeyboardInterrupt:
+                self.untrace()
+                raise
 
     def untrace(self: Lab, *, timeout: float | None = None) -> None:
         """Stop tracing (samples already received are kept)."""

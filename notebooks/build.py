@@ -195,10 +195,13 @@ most 5 % of its time. `duration=` stops it by itself.
         ),
         code(
             """
-tracing = lab.trace(duration=3.0)
-deadline = time.monotonic() + 15
-while lab.tracing is not None and time.monotonic() < deadline:
-    time.sleep(0.1)
+# NBVAL_IGNORE_OUTPUT
+tracing = lab.trace(duration=3.0, wait=True)  # a progress bar while it traces
+tracing.sample_mod
+"""
+        ),
+        code(
+            """
 latency = lab.latency()
 latency[["topic", "metric"]]
 """

@@ -310,3 +310,16 @@ def test_trace_validation_and_ttl(lab):
     assert wait_until(lambda: lab._metrics.polls >= polls + 2, 5)
     assert len(lab.trace_samples()) - n < 50  # nothing more once tracing stopped itself
     assert np.isfinite(lab.latency()["p50_ms"]).all()
+
+
+def test_trace_wait_blocks_for_the_duration_with_a_progress_bar(lab, capsys):
+    lab.launch(DemoPipeline(), name="DEMO")
+    lab.wait_for_profile(10)
+    with pytest.raises(ValueError, match="duration"):
+        lab.trace(wait=True)
+    t0 = time.monotonic()
+    settings = lab.trace(duration=1.0, wait=True)
+    assert time.monotonic() - t0 >= 1.0
+    assert lab.tracing is None and settings.until is not None
+    assert len(lab.trace_samples()) > 0
+    assert "tracing" in capsys.readouterr().err  # tqdm's bar (text mode outside Jupyter)
