@@ -41,6 +41,8 @@ function bigOptions(big) {
     "elk.layered.thoroughness": big ? "1" : "7",
     "elk.layered.crossingMinimization.greedySwitch.type": big ? "OFF" : "TWO_SIDED",
     "elk.layered.nodePlacement.strategy": big ? "BRANDES_KOEPF" : "NETWORK_SIMPLEX",
+    // Network-simplex layering is the costliest phase on big graphs; longest-path is linear.
+    ...(big ? { "elk.layered.layering.strategy": "LONGEST_PATH" } : {}),
   };
 }
 
