@@ -31,6 +31,11 @@ _CHANNEL_CODE = {name: i for i, name in enumerate(CHANNEL_KINDS)}
 STATUSES = ("ok", "missing", "gone")
 KINDS = ("publisher", "subscriber")
 
+PROFILE_COLUMNS = [
+    "time", "topic", "endpoint", "kind", "unit", "process", "pid", "host", "rate_hz",
+    "messages_total", "inflight", "num_buffers", "channel_kind", "errors", "status",
+]  # fmt: skip
+
 # How long endpoints of a process that left the topology stay listed in profile().
 GONE_KEEP_S = 60.0
 
@@ -259,25 +264,8 @@ class MetricsStore:
         now_s = now_s if now_s is not None else (self.last_poll_s or 0.0)
         with self.lock:
             recs = self._profile_records(errors, now_s, include_gone)
-        columns = [
-            "time",
-            "topic",
-            "endpoint",
-            "kind",
-            "unit",
-            "process",
-            "pid",
-            "host",
-            "rate_hz",
-            "messages_total",
-            "inflight",
-            "num_buffers",
-            "channel_kind",
-            "errors",
-            "status",
-        ]
         if not recs:
-            return _empty_profile(columns)
+            return _empty_profile(PROFILE_COLUMNS)
         return _profile_frame(recs)
 
     def _profile_records(

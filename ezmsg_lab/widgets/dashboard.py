@@ -10,18 +10,13 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
+from ..model.metrics import PROFILE_COLUMNS
+
 logger = logging.getLogger(__name__)
 
+# The unit's rows of lab.profile(), without what the selection already says.
 _TABLE_COLUMNS = [
-    "topic",
-    "kind",
-    "rate_hz",
-    "messages_total",
-    "inflight",
-    "num_buffers",
-    "channel_kind",
-    "errors",
-    "status",
+    c for c in PROFILE_COLUMNS if c not in ("time", "endpoint", "unit", "process", "pid", "host")
 ]
 _HINT = "<i>Click a unit in the graph to see its settings and live metrics.</i>"
 _STYLE = """<style>

@@ -110,7 +110,8 @@ def test_interrupted_launch_leaves_the_lab_usable(lab):
     assert demo.running
 
 
-def test_interrupted_call_is_cancelled_and_lab_stays_usable(lab):
+def _slow_call() -> tuple[threading.Event, object]:
+    """A coroutine that sleeps 30 s, and an event set when it is cancelled."""
     cancelled = threading.Event()
 
     async def slow():
@@ -120,26 +121,23 @@ def test_interrupted_call_is_cancelled_and_lab_stays_usable(lab):
             cancelled.set()
             raise
 
+    return cancelled, slow()
+
+
+def test_interrupted_call_is_cancelled_and_lab_stays_usable(lab):
+    cancelled, slow = _slow_call()
     timer = threading.Timer(0.3, _interrupt_main)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        lab._run(slow(), 60, "slow call")
+        lab._run(slow, 60, "slow call")
     assert cancelled.wait(5)
     assert lab.ping() < 1.0
 
 
 def test_call_timeout_cancels_and_says_what_to_do(lab):
-    cancelled = threading.Event()
-
-    async def slow():
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
+    cancelled, slow = _slow_call()
     with pytest.raises(LabTimeoutError, match="timeout="):
-        lab._run(slow(), 0.3, "slow call")
+        lab._run(slow, 0.3, "slow call")
     assert cancelled.wait(5)
     lab.snapshot()
 
