@@ -405,19 +405,32 @@ class ChangeWatcher:
             self._poller.set_rate(saved)
 
 
-def _recent_rate(metrics: MetricsStore, pubs: pd.DataFrame) -> float | None:
-    """Summed publish rate of ``pubs``: from the latest poll, or, where that poll had no
-    rate (a slow or missed poll), from each endpoint's latest rate in the last 5 s."""
+def _recent_rate(metrics: MetricsStore, pubs: pd.DataFrame, window_s: float = 2.0) -> float | None:
+    """Summed publish rate of ``pubs`` over the last ``window_s`` of polls: total messages
+    over time per endpoint, not the last poll's rate, which at a boosted 20 Hz poll can be
+    0 for a steady 100 Hz stream whose process was briefly descheduled (or NaN after a
+    missed poll)."""
     if not len(pubs):
         return None
-    if pubs["rate_hz"].notna().all():
-        return float(pubs["rate_hz"].sum())
-    history = metrics.metrics(since_s=time.time() - 5.0, topics=list(pubs["topic"]))
-    history = history[(history["metric"] == "rate_hz") & history["value"].notna()]
-    history = history[history["endpoint"].isin(set(pubs["endpoint"]))]
-    if history.empty:
-        return None
-    return float(history.groupby("endpoint")["value"].last().sum())
+    history = metrics.metrics(since_s=time.time() - window_s, topics=list(pubs["topic"]))
+    history = history[
+        (history["metric"] == "messages_total")
+        & (history["status"].astype(str) == "ok")
+        & history["endpoint"].isin(set(pubs["endpoint"]))
+    ]
+    total = 0.0
+    found = False
+    for _, rows in history.groupby("endpoint"):
+        if len(rows) < 2:
+            continue
+        dt = (rows["time"].iloc[-1] - rows["time"].iloc[0]).total_seconds()
+        if dt > 0:
+            total += (rows["value"].iloc[-1] - rows["value"].iloc[0]) / dt
+            found = True
+    if found:
+        return total
+    rates = pubs["rate_hz"].dropna()
+    return float(rates.sum()) if len(rates) else None
 
 
 def _last_line(text: str | None) -> str | None:
