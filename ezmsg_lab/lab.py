@@ -19,7 +19,7 @@ from .errors import LabClosedError, LabError
 from .feeds.profiling import DEFAULT_RATE_HZ, ProfilingPoller
 from .feeds.settings import SettingsFeed
 from .feeds.topology import TopologyFeed
-from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceFeed
+from .feeds.traces import TraceFeed
 from .lab_settings import SettingsMixin
 from .lab_views import LiveDataMixin
 from .lab_widgets import WidgetsMixin
@@ -114,6 +114,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             )
             self._logs = LogStore()
             self._unit_error_callbacks: list[Any] = [self._print_unit_error]
+            self._widget_closers: list[Any] = []  # detach functions of live widgets
             self._loop.run(self._start_feeds(), self.timeout, "connecting to the GraphServer")
         except BaseException:
             self._teardown(timeout=2.0)
@@ -338,7 +339,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         self._teardown(timeout)
 
     def _teardown(self, timeout: float) -> None:
-        for detach in getattr(self, "_widget_closers", []):
+        for detach in self.__dict__.get("_widget_closers", []):
             try:
                 detach()
             except Exception:
@@ -436,16 +437,11 @@ class AsyncLab:
         return await asyncio.to_thread(self._lab.ping, timeout=timeout)
 
     async def trace(self, *args: Any, **kwargs: Any) -> Any:
-        """Like :meth:`Lab.trace`."""
-        self._lab._check_open()
-        return await self._run(
-            self._lab._trace_feed.start(*_trace_args(*args, **kwargs)),
-            kwargs.get("timeout"),
-            "trace()",
-        )
+        """Like :meth:`Lab.trace`, without blocking the kernel's event loop."""
+        return await asyncio.to_thread(self._lab.trace, *args, **kwargs)
 
     async def untrace(self, *, timeout: float | None = None) -> None:
-        await self._run(self._lab._trace_feed.stop(), timeout, "untrace()")
+        await asyncio.to_thread(self._lab.untrace, timeout=timeout)
 
     async def set(self, address: str, fields: Any = None, /, **kwargs: Any) -> Any:
         """Like :meth:`Lab.set`, without blocking the kernel's event loop."""
@@ -463,18 +459,6 @@ class AsyncLab:
 
     async def close(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self._lab.close, timeout)
-
-
-def _trace_args(
-    topics: Any = None,
-    metrics: Any = None,
-    duration: float | None = None,
-    *,
-    budget: float = DEFAULT_BUDGET,
-    ttl: float = DEFAULT_TTL_S,
-    timeout: float | None = None,
-) -> tuple[Any, Any, float | None, float, float]:
-    return topics, metrics, duration, budget, ttl
 
 
 def _print_unit_error(record: LogRecord) -> None:

@@ -72,11 +72,6 @@ def profile_annotations(
 class WidgetsMixin:
     """``lab.graph()`` and ``lab.dashboard()``."""
 
-    def _widget_registry(self: Lab) -> list[Callable[[], None]]:
-        if not hasattr(self, "_widget_closers"):
-            self._widget_closers: list[Callable[[], None]] = []
-        return self._widget_closers
-
     def _annotations(self: Lab) -> dict[str, Any]:
         snap = self._topology.snapshot
         profile = self.profile(include_gone=False)
@@ -134,7 +129,7 @@ class WidgetsMixin:
             original_close()
 
         widget.close = close  # type: ignore[method-assign]
-        self._widget_registry().append(detach)
+        self._widget_closers.append(detach)
         return widget
 
     def dashboard(self: Lab, *, height: int = 0) -> Any:
@@ -153,7 +148,7 @@ class WidgetsMixin:
                 if fn in self._poller.on_poll:
                     self._poller.on_poll.remove(fn)
 
-            self._widget_registry().append(unsubscribe)
+            self._widget_closers.append(unsubscribe)
             return unsubscribe
 
         return Dashboard(

@@ -4,7 +4,8 @@ import { hostColor, processColor } from "./style.js";
 
 const MAX_LEGEND_PROCESSES = 12;
 
-function div(cls, parent, textContent) {
+/** A div with a class, optional parent and text (shared by the widget's DOM code). */
+export function div(cls, parent, textContent) {
   const d = document.createElement("div");
   if (cls) d.className = cls;
   if (textContent !== undefined) d.textContent = textContent;

@@ -4,7 +4,7 @@
 // `annotations`, `selected`, `collapsed` and `js_error`, and sends diffs of large states
 // as custom messages: {type: "diff", diff} / {type: "full", state}. This view answers
 // {type: "hello"|"resync", have: digest} when its state is not the one a diff expects.
-import { drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
+import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
 import { alignToPrevious, buildElkGraph, layoutKey, runLayout, warmUp } from "./layout.js";
 import { applyDiff, normalizeState, shortType } from "./state.js";
@@ -13,13 +13,6 @@ import { CSS } from "./style.js";
 let viewCounter = 0;
 warmUp();
 
-function div(cls, parent, textContent) {
-  const d = document.createElement("div");
-  if (cls) d.className = cls;
-  if (textContent !== undefined) d.textContent = textContent;
-  if (parent) parent.appendChild(d);
-  return d;
-}
 
 
 /** @param {{model: any, el: HTMLElement}} ctx */

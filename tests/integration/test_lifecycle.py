@@ -247,7 +247,8 @@ def test_in_kernel_pipeline_exposes_live_units(lab):
     demo.stop()
     assert not demo.running
     received = sink.STATE.received
-    time.sleep(0.2)
+    # Its units leave the GraphServer and nothing reaches the sink any more.
+    assert wait_until(lambda: lab.snapshot().processes == {}, 5)
     assert sink.STATE.received == received
 
 
