@@ -22,7 +22,7 @@ from .feeds.topology import TopologyFeed
 from .feeds.traces import TraceFeed
 from .lab_settings import SettingsMixin
 from .lab_views import LiveDataMixin
-from .lab_widgets import WidgetsMixin
+from .lab_widgets import WidgetRegistry, WidgetsMixin
 from .model.logs import LogRecord, LogStore
 from .model.metrics import MetricsStore
 from .model.settings_store import SettingsStore
@@ -114,7 +114,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             )
             self._logs = LogStore()
             self._unit_error_callbacks: list[Any] = [self._print_unit_error]
-            self._widget_closers: list[Any] = []  # detach functions of live widgets
+            self._widgets = WidgetRegistry()
             self._loop.run(self._start_feeds(), self.timeout, "connecting to the GraphServer")
         except BaseException:
             self._teardown(timeout=2.0)
@@ -339,11 +339,8 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         self._teardown(timeout)
 
     def _teardown(self, timeout: float) -> None:
-        for detach in self.__dict__.get("_widget_closers", []):
-            try:
-                detach()
-            except Exception:
-                logger.exception("detaching a widget failed")
+        if "_widgets" in self.__dict__:
+            self._widgets.detach_all()
         for pipeline in self._pipelines:
             try:
                 pipeline.stop(timeout)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from .model.listeners import subscribe_weak
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -90,6 +92,11 @@ class WidgetsMixin:
         Updates arrive at most ``max_rate_hz`` times a second. ``height=0`` fits the
         widget's height to the drawing.
         """
+        widget = self._make_graph(height, max_rate_hz)
+        self._widgets.add(widget, replaces_cell_output=True)
+        return widget
+
+    def _make_graph(self: Lab, height: int, max_rate_hz: float) -> GraphWidget:
         from .widgets.graph import GraphWidget
 
         self._check_open()
@@ -99,37 +106,7 @@ class WidgetsMixin:
             height=height,
             max_rate_hz=max_rate_hz,
         )
-
-        def on_topology(snapshot: Any) -> None:
-            widget.update_from_snapshot(snapshot)
-
-        def on_poll() -> None:
-            try:
-                widget.update_annotations(self._annotations())
-            except Exception:  # a bad frame must not stop the poller
-                logger.exception("graph annotations failed")
-
-        self._topology.add_listener(on_topology)
-        self._poller.on_poll.append(on_poll)
-        closed = threading.Event()
-
-        def detach() -> None:
-            if closed.is_set():
-                return
-            closed.set()
-            if on_topology in self._topology._listeners:
-                self._topology._listeners.remove(on_topology)
-            if on_poll in self._poller.on_poll:
-                self._poller.on_poll.remove(on_poll)
-
-        original_close = widget.close
-
-        def close() -> None:
-            detach()
-            original_close()
-
-        widget.close = close  # type: ignore[method-assign]
-        self._widget_closers.append(detach)
+        widget.follow(self._topology.listeners, self._poller.listeners, self._annotations)
         return widget
 
     def dashboard(self: Lab, *, height: int = 0) -> Any:
@@ -142,18 +119,76 @@ class WidgetsMixin:
             return frame[frame["unit"] == unit]
 
         def subscribe(fn: Callable[[], None]) -> Callable[[], None]:
-            self._poller.on_poll.append(fn)
+            return subscribe_weak(self._poller.listeners, fn)
 
-            def unsubscribe() -> None:
-                if fn in self._poller.on_poll:
-                    self._poller.on_poll.remove(fn)
-
-            self._widget_closers.append(unsubscribe)
-            return unsubscribe
-
-        return Dashboard(
-            graph=self.graph(height=height),
+        self._check_open()
+        dashboard = Dashboard(
+            graph=self._make_graph(height, 2.0),
             form_for=self.settings_form,
             metrics_for=metrics_for,
             subscribe=subscribe,
         )
+        self._widgets.add(dashboard, replaces_cell_output=True)
+        return dashboard
+
+
+def _current_cell() -> tuple[str, int] | None:
+    """(cell id, execution count) of the notebook cell running now, when the front end
+    says (JupyterLab and Notebook 7 send the cell id with each execution)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or not hasattr(kernel, "get_parent"):
+        return None
+    try:
+        parent = kernel.get_parent() or {}
+    except Exception:
+        return None
+    cell = (parent.get("metadata") or {}).get("cellId")
+    if not isinstance(cell, str) or not cell:
+        return None
+    return cell, int(getattr(shell, "execution_count", 0) or 0)
+
+
+class WidgetRegistry:
+    """The live widgets a Lab made, held weakly.
+
+    A widget follows the Lab's feeds until it is closed or garbage-collected. When a
+    notebook cell that made a widget runs again, the widget it made last time is closed:
+    its output is being replaced, and re-running ``lab.graph()`` a hundred times must not
+    leave a hundred widgets redrawing on every poll.
+    """
+
+    def __init__(self) -> None:
+        self._widgets: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._by_cell: dict[str, tuple[int, list[weakref.ref[Any]]]] = {}
+
+    def add(self, widget: Any, *, replaces_cell_output: bool = False) -> None:
+        self._widgets.add(widget)
+        cell = _current_cell() if replaces_cell_output else None
+        if cell is None:
+            return
+        cell_id, count = cell
+        previous_count, refs = self._by_cell.get(cell_id, (count, []))
+        if previous_count != count:  # the cell ran again: close what it made before
+            for ref in refs:
+                old = ref()
+                if old is not None:
+                    old.close()
+            refs = []
+        refs.append(weakref.ref(widget))
+        self._by_cell[cell_id] = (count, refs)
+
+    def __len__(self) -> int:
+        return len(self._widgets)
+
+    def detach_all(self) -> None:
+        """Stop every widget following the Lab (at close); the widgets stay displayed."""
+        for widget in list(self._widgets):
+            try:
+                widget.detach()
+            except Exception:
+                logger.exception("detaching a widget failed")

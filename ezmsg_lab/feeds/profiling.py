@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from ..model.clock import perf_offset_ns
+from ..model.listeners import Listeners, Unsubscribe
 from ..model.metrics import EndpointSample, MetricsStore
 from ..model.topology import process_table
 from ..runtime.connection import Connection
@@ -85,16 +86,24 @@ class ProfilingPoller:
         self._wake = asyncio.Event()
         self._known_processes: frozenset[str] = frozenset()
         self.offset_ns = perf_offset_ns()
-        self.on_poll: list[Callable[[], None]] = []
+        self.listeners: Listeners[[]] = Listeners("profiling poll")
         self.poll_seconds: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsubscribe_topology: Unsubscribe | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._topology.add_listener(self._on_topology)
+        self._unsubscribe_topology = self._topology.subscribe(self._on_topology)
         self._task = asyncio.create_task(self._run(), name="ezmsg-lab-profiling")
 
+    def subscribe(self, fn: Callable[[], None]) -> Unsubscribe:
+        """Call ``fn()`` on the control loop after each poll; returns the function that
+        unsubscribes it."""
+        return self.listeners.subscribe(fn)
+
     async def stop(self) -> None:
+        if self._unsubscribe_topology is not None:
+            self._unsubscribe_topology()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -176,5 +185,4 @@ class ProfilingPoller:
         poll_s = time.time()
         self.store.ingest(poll_s, samples, {k: v for k, v in expected.items() if v.units})
         self.poll_seconds = time.perf_counter() - t0
-        for fn in list(self.on_poll):
-            fn()
+        self.listeners.emit()

@@ -341,7 +341,7 @@ class ChangeWatcher:
         samples: list[PollSample] = []
         has_inputs = before is not None and before[1] is not None
         period = 1.0 / WATCH_POLL_HZ
-        self._poller.on_poll.append(on_poll)
+        unsubscribe = self._poller.subscribe(on_poll)
         self._boost(True)
         with self._lock:
             self.watching[address] += 1
@@ -379,8 +379,7 @@ class ChangeWatcher:
                 if verdict is not None or closed():
                     return verdict or UNWATCHED
         finally:
-            with contextlib.suppress(ValueError):
-                self._poller.on_poll.remove(on_poll)
+            unsubscribe()
             with self._lock:
                 self.watching[address] -= 1
                 if self.watching[address] <= 0:

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..model.listeners import Listeners, Unsubscribe
 from ..runtime.connection import Connection
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,14 @@ class TopologyFeed:
         self.gaps = 0
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listeners: list[Callable[[Any], None]] = []
+        self.listeners: Listeners[[Any]] = Listeners("topology")
         self._changed = threading.Condition()
         self._closing = False
 
-    def add_listener(self, fn: Callable[[Any], None]) -> None:
-        """Call ``fn(snapshot)`` on the control loop after each refresh."""
-        self._listeners.append(fn)
+    def subscribe(self, fn: Callable[[Any], None]) -> Unsubscribe:
+        """Call ``fn(snapshot)`` on the control loop after each refresh; returns the
+        function that unsubscribes it."""
+        return self.listeners.subscribe(fn)
 
     async def start(self) -> None:
         await self._refresh()
@@ -74,11 +76,7 @@ class TopologyFeed:
         with self._changed:
             self.version += 1
             self._changed.notify_all()
-        for fn in list(self._listeners):
-            try:
-                fn(snap)
-            except Exception:
-                logger.exception("topology listener failed")
+        self.listeners.emit(snap)
 
     def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> bool:
         """Block (not on the loop) until ``predicate(snapshot)`` holds; False on timeout."""

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .clock import to_utc
+from .listeners import Listeners
 
 _MISSING = object()
 
@@ -67,15 +68,14 @@ class SettingsStore:
         self._history: list[SettingsChange] = []
         self._max_history = max_history
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[str, Any, Any], None]] = []
+        self._listeners: Listeners[[str, Any, Any]] = Listeners("settings")
 
     def add_listener(self, fn: Callable[[str, Any, Any], None]) -> None:
         """``fn(address, value, event)`` after each change (on the control loop)."""
-        self._listeners.append(fn)
+        self._listeners.subscribe(fn)
 
     def remove_listener(self, fn: Callable[[str, Any, Any], None]) -> None:
-        if fn in self._listeners:
-            self._listeners.remove(fn)
+        self._listeners.remove(fn)
 
     def ingest_snapshot(self, snapshot: dict[str, Any], time_s: float) -> None:
         """Seed from ``settings_snapshot()`` (values only; history comes from events)."""
@@ -119,8 +119,7 @@ class SettingsStore:
             self._history.extend(changes)
             if len(self._history) > self._max_history:
                 del self._history[: len(self._history) - self._max_history]
-        for fn in list(self._listeners):
-            fn(address, event.value, event)
+        self._listeners.emit(address, event.value, event)
         return changes
 
     def history(self, unit: str | None = None, since_s: float | None = None) -> pd.DataFrame:

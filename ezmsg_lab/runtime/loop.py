@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -75,36 +76,44 @@ class ControlLoop:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str = "call") -> T:
         """Run ``coro`` on the loop and wait for its result for at most ``timeout`` s.
 
-        On timeout the coroutine is cancelled and :class:`LabTimeoutError` raised. A
-        KeyboardInterrupt while waiting cancels the coroutine and propagates, leaving the
-        loop usable.
+        On timeout the coroutine is cancelled and :class:`LabTimeoutError` raised. A call
+        that had not started by then (the loop was busy) is abandoned: it never runs
+        later. A KeyboardInterrupt while waiting cancels the coroutine and propagates,
+        leaving the loop usable.
         """
         try:
             self._check()
         except BaseException:
             coro.close()
             raise
-        tasks: list[asyncio.Task[Any]] = []
-        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what, tasks), self._loop)
+        call = _Call(coro, timeout, what)
+        fut = asyncio.run_coroutine_threadsafe(call.run(), self._loop)
         try:
             return fut.result(timeout + _GRACE_S)
         except concurrent.futures.TimeoutError:
-            self._cancel(tasks)
-            raise _timeout_error(what, timeout) from None
+            if call.abandon():
+                fut.cancel()
+                raise _not_started_error(what, timeout) from None
+            # It started late: its own timeout bounds it from when it started.
+            try:
+                return fut.result(call.remaining() + _GRACE_S)
+            except concurrent.futures.TimeoutError:
+                self._cancel(call)
+                raise _timeout_error(what, timeout) from None
+            except BaseException:
+                self._cancel(call)
+                raise
         except BaseException:
             # KeyboardInterrupt (an interrupted cell) or anything raised by the coroutine.
-            self._cancel(tasks)
+            call.abandon()
+            self._cancel(call)
             raise
 
-    def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
+    def _cancel(self, call: _Call) -> None:
         # Future.cancel() does nothing once the loop started running the coroutine;
         # cancel the task itself, on its loop.
-        def cancel() -> None:
-            for task in tasks:
-                task.cancel()
-
         if self.alive:
-            self._loop.call_soon_threadsafe(cancel)
+            self._loop.call_soon_threadsafe(call.cancel)
 
     async def arun(self, coro: Coroutine[Any, Any, T], timeout: float, what: str = "call") -> T:
         """Async twin of :meth:`run` for callers on another event loop."""
@@ -113,15 +122,26 @@ class ControlLoop:
         except BaseException:
             coro.close()
             raise
-        tasks: list[asyncio.Task[Any]] = []
-        fut = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout, what, tasks), self._loop)
+        call = _Call(coro, timeout, what)
+        fut = asyncio.run_coroutine_threadsafe(call.run(), self._loop)
+        wrapped = asyncio.wrap_future(fut)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout + _GRACE_S)
+            return await asyncio.wait_for(asyncio.shield(wrapped), timeout + _GRACE_S)
         except asyncio.TimeoutError:
-            self._cancel(tasks)
-            raise _timeout_error(what, timeout) from None
+            if call.abandon():
+                fut.cancel()
+                raise _not_started_error(what, timeout) from None
+            try:
+                return await asyncio.wait_for(wrapped, call.remaining() + _GRACE_S)
+            except asyncio.TimeoutError:
+                self._cancel(call)
+                raise _timeout_error(what, timeout) from None
+            except BaseException:
+                self._cancel(call)
+                raise
         except BaseException:
-            self._cancel(tasks)
+            call.abandon()
+            self._cancel(call)
             raise
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -143,16 +163,58 @@ class ControlLoop:
             self._thread.join(timeout)
 
 
-async def _bounded(
-    coro: Coroutine[Any, Any, T], timeout: float, what: str, tasks: list[asyncio.Task[Any]]
-) -> T:
-    task = asyncio.current_task()
-    if task is not None:
-        tasks.append(task)
-    try:
-        return await asyncio.wait_for(coro, timeout)
-    except asyncio.TimeoutError:
-        raise _timeout_error(what, timeout) from None
+class _Call:
+    """One call into the loop, shared by the caller's thread and the loop.
+
+    A call starts at most once: the caller abandons it on timeout or interrupt, and an
+    abandoned call that the loop reaches late is closed without running.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], timeout: float, what: str) -> None:
+        self._coro = coro
+        self._timeout = timeout
+        self._what = what
+        self._lock = threading.Lock()
+        self._state = "pending"  # -> "running" (on the loop) or "abandoned" (by the caller)
+        self._started_at: float | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    def abandon(self) -> bool:
+        """Mark the call abandoned if it has not started; True if it never will."""
+        with self._lock:
+            if self._state == "pending":
+                self._state = "abandoned"
+            return self._state == "abandoned"
+
+    def remaining(self) -> float:
+        """Seconds left of the call's own timeout, counted from when it started."""
+        started = self._started_at if self._started_at is not None else time.monotonic()
+        return max(0.0, started + self._timeout - time.monotonic())
+
+    def cancel(self) -> None:
+        """On the loop: cancel the running call."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def run(self) -> Any:
+        with self._lock:
+            if self._state == "abandoned":
+                self._coro.close()
+                raise asyncio.CancelledError
+            self._state = "running"
+            self._started_at = time.monotonic()
+        self._task = asyncio.current_task()
+        try:
+            return await asyncio.wait_for(self._coro, self._timeout)
+        except asyncio.TimeoutError:
+            raise _timeout_error(self._what, self._timeout) from None
+
+
+def _not_started_error(what: str, timeout: float) -> LabTimeoutError:
+    return LabTimeoutError(
+        f"{what} did not start within {timeout:g} s because the Lab's control loop was "
+        "busy; it was not sent and will not run. Try again, or pass a larger timeout=."
+    )
 
 
 def _timeout_error(what: str, timeout: float) -> LabTimeoutError:

@@ -123,6 +123,11 @@ class Dashboard(W.VBox):
         if self.graph.selected:
             self.refresh()
 
+    def detach(self) -> None:
+        """Stop following the Lab (its graph too); the widget stays as it is."""
+        self._unsubscribe()
+        self.graph.detach()
+
     def close(self) -> None:
         self._unsubscribe()
         if self.form is not None and hasattr(self.form, "close"):

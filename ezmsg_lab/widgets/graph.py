@@ -29,6 +29,7 @@ from ..model.graph_view import (
     state_digest,
     state_size,
 )
+from ..model.listeners import Listeners, Unsubscribe, subscribe_weak
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,8 @@ class GraphWidget(anywidget.AnyWidget):
         self.diffs_sent = 0
         self.full_states_sent = 0
         self._suppress_state = False
+        self._unsubscribes: list[Unsubscribe] = []
+        self._annotate: Callable[[], Mapping[str, Any]] | None = None
         interval = 1.0 / self.max_rate_hz
         self._state_throttle = _Throttle(interval, self._guarded(self._push_snapshot))
         self._ann_throttle = _Throttle(interval, self._guarded(self._push_annotations))
@@ -263,6 +266,33 @@ class GraphWidget(anywidget.AnyWidget):
         if now:
             self._ann_throttle.flush()
 
+    def follow(
+        self,
+        snapshots: Listeners[[Any]],
+        polls: Listeners[[]],
+        annotate: Callable[[], Mapping[str, Any]],
+    ) -> None:
+        """Redraw on every snapshot and re-annotate after every poll until closed.
+
+        The subscriptions hold the widget weakly: a widget that is closed (or garbage
+        collected) costs the feeds nothing more. :meth:`detach` ends them early.
+        """
+        self._annotate = annotate
+        self._unsubscribes += [
+            subscribe_weak(snapshots, self.update_from_snapshot),
+            subscribe_weak(polls, self._reannotate),
+        ]
+
+    def detach(self) -> None:
+        """Stop following the feeds given to :meth:`follow` (idempotent)."""
+        unsubscribes = getattr(self, "_unsubscribes", [])
+        while unsubscribes:
+            unsubscribes.pop()()
+
+    def _reannotate(self) -> None:
+        if self._annotate is not None:
+            self.update_annotations(self._annotate())
+
     def _push_snapshot(self, snapshot: Any) -> None:
         self.push_state(graph_state(snapshot, previous=self.state))
 
@@ -327,6 +357,7 @@ class GraphWidget(anywidget.AnyWidget):
         return run
 
     def close(self) -> None:
+        self.detach()
         # getattr: close() also runs from __del__ of a widget whose __init__ failed.
         for throttle in (
             getattr(self, "_state_throttle", None),

@@ -102,3 +102,51 @@ def test_blocking_call_from_the_loop_itself_is_refused(loop):
             return str(exc)
 
     assert "async API" in loop.run(outer(), 1.0)
+
+
+def test_a_call_that_timed_out_before_starting_never_runs(loop):
+    """The loop is busy (a feed blocking it) past the call's timeout: the call is reported
+    as not started, and when the loop frees up it must not run after all."""
+    ran = threading.Event()
+    busy = threading.Event()
+
+    async def block_the_loop():
+        busy.set()
+        import time
+
+        time.sleep(1.0)  # a feed stuck in a blocking call
+
+    async def side_effect():
+        ran.set()
+
+    loop.submit(block_the_loop())
+    assert busy.wait(2)
+    with pytest.raises(LabTimeoutError, match="did not start within 0.1 s"):
+        loop.run(side_effect(), 0.1, "lab.set(...)")
+    # Once the loop is free again, anything still queued runs; the abandoned call must not.
+    assert loop.run(asyncio.sleep(0.05, result="free"), 5.0) == "free"
+    assert not ran.is_set()
+
+
+def test_async_call_that_timed_out_before_starting_never_runs(loop):
+    ran = threading.Event()
+    busy = threading.Event()
+
+    async def block_the_loop():
+        busy.set()
+        import time
+
+        time.sleep(1.0)
+
+    async def side_effect():
+        ran.set()
+
+    async def cell():
+        return await loop.arun(side_effect(), 0.1, "set")
+
+    loop.submit(block_the_loop())
+    assert busy.wait(2)
+    with pytest.raises(LabTimeoutError, match="did not start"):
+        asyncio.run(cell())
+    assert loop.run(asyncio.sleep(0.05, result="free"), 5.0) == "free"
+    assert not ran.is_set()
