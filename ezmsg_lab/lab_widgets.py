@@ -183,7 +183,8 @@ class WidgetRegistry:
         self._by_cell[cell_id] = (count, refs)
 
     def __len__(self) -> int:
-        return len(self._widgets)
+        """Open widgets (closed ones may live on in IPython's output history)."""
+        return sum(1 for w in list(self._widgets) if getattr(w, "comm", None) is not None)
 
     def detach_all(self) -> None:
         """Stop every widget following the Lab (at close); the widgets stay displayed."""

@@ -27,6 +27,15 @@ T = TypeVar("T")
 _CONNECTION_ERRORS = (OSError, asyncio.IncompleteReadError, EOFError)
 
 
+async def _ended(task: asyncio.Future[Any]) -> bool:
+    """True if ezmsg's session task has ended. It fails the pending requests in its last
+    step, so by the time a request sees the error the task is done; one more turn of the
+    loop covers a request resumed in the same step."""
+    if not task.done():
+        await asyncio.sleep(0)
+    return task.done()
+
+
 class Connection:
     """A GraphContext session to one GraphServer. Use only on the control loop."""
 
@@ -91,8 +100,10 @@ class Connection:
                     self.mark_lost(f"{type(exc).__name__}: {exc}")
                     raise self._lost_error() from None
                 except RuntimeError as exc:
-                    if session.done() or "session" in str(exc).lower():
-                        self.mark_lost(str(exc))
+                    # ezmsg fails pending requests with a RuntimeError as its session loop
+                    # ends; the loss is then the session task ending, not the message text.
+                    if await _ended(session):
+                        self.mark_lost(f"the GraphContext session ended ({exc})")
                         raise self._lost_error() from None
                     raise
             self.mark_lost("the GraphContext session ended")
