@@ -36,8 +36,12 @@ PROFILE_COLUMNS = [
     "messages_total", "inflight", "num_buffers", "channel_kind", "errors", "status",
 ]  # fmt: skip
 
-# How long endpoints of a process that left the topology stay listed in profile().
+# How long endpoints of a process that left the topology stay listed in profile(), and
+# how many such processes are kept at most: then the store forgets them (their rows stay
+# in the history until the ring overwrites them), so a poll costs the same after hundreds
+# of launches as after one.
 GONE_KEEP_S = 60.0
+GONE_KEEP_MAX = 32
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,13 @@ class MetricsStore:
                 "channel": np.int8,
             },
         )
-        self.series: list[Series] = []
+        # Series by index (history rows refer to it); retired ones leave once the ring
+        # has overwritten their last row.
+        self.series: dict[int, Series] = {}
+        self._next_index = 0
+        self._retired: dict[int, int] = {}  # series index -> t_ns of its last row
         self._current: dict[tuple[str, str], Series] = {}
+        self._by_process: dict[str, dict[str, Series]] = {}
         self._process_status: dict[str, str] = {}
         self._gone_at: dict[str, float] = {}
         self.processes: dict[str, ProcessMeta] = {}
@@ -161,7 +170,7 @@ class MetricsStore:
             if series is None or s.total < series.last_total:
                 generation = 0 if series is None else series.generation + 1
                 series = Series(
-                    index=len(self.series),
+                    index=self._next_index,
                     process_id=s.process_id,
                     endpoint_id=s.endpoint_id,
                     topic=s.topic,
@@ -169,8 +178,12 @@ class MetricsStore:
                     unit=unit_of_topic(s.topic, meta.units) if meta else None,
                     generation=generation,
                 )
-                self.series.append(series)
+                self._next_index += 1
+                self.series[series.index] = series
+                if key in self._current:
+                    self._retired[self._current[key].index] = t_ns
                 self._current[key] = series
+                self._by_process.setdefault(s.process_id, {})[s.endpoint_id] = series
                 rate = math.nan
             else:
                 dt = (s.ts_ns - series.last_ts_ns) / 1e9
@@ -234,6 +247,27 @@ class MetricsStore:
             self._gone_at.pop(process_id, None)
 
         self.history.extend(**{name: np.asarray(vals) for name, vals in rows.items()})
+        self._forget_gone(poll_s)
+
+    def _forget_gone(self, poll_s: float) -> None:
+        """Forget processes gone for longer than GONE_KEEP_S (or beyond GONE_KEEP_MAX)."""
+        by_age = sorted(self._gone_at.items(), key=lambda kv: kv[1])
+        excess = len(by_age) - GONE_KEEP_MAX
+        for i, (process_id, gone_at) in enumerate(by_age):
+            if i >= excess and poll_s - gone_at <= GONE_KEEP_S:
+                break
+            for series in self._by_process.pop(process_id, {}).values():
+                self._current.pop((process_id, series.endpoint_id), None)
+                self._retired[series.index] = int(series.latest.get("t_ns", 0) or 0)
+            self._process_status.pop(process_id, None)
+            self._gone_at.pop(process_id, None)
+            self.processes.pop(process_id, None)
+        if self._retired:
+            oldest = self.history.oldest("t_ns")
+            for index, last_t_ns in list(self._retired.items()):
+                if oldest is None or last_t_ns < oldest:
+                    del self._retired[index]
+                    self.series.pop(index, None)
 
     @staticmethod
     def _append_row(rows, t_ns, series, total, rate, inflight, num_buffers, status, channel):
@@ -247,7 +281,7 @@ class MetricsStore:
         rows["channel"].append(_CHANNEL_CODE.get(channel, 0))
 
     def _series_of(self, process_id: str) -> list[Series]:
-        return [s for (pid, _), s in self._current.items() if pid == process_id]
+        return list(self._by_process.get(process_id, {}).values())
 
     def status_of(self, process_id: str) -> str | None:
         return self._process_status.get(process_id)
@@ -309,7 +343,7 @@ class MetricsStore:
         """History in long format: time, topic, endpoint, kind, unit, status, metric, value."""
         with self.lock:
             cols = self.history.view()
-            series = list(self.series)
+            series = dict(self.series)
         return _metrics_frame(cols, series, since_s, topics)
 
 
@@ -339,24 +373,30 @@ def _profile_frame(recs: list[tuple]) -> pd.DataFrame:
 
 def _metrics_frame(
     cols: dict[str, np.ndarray],
-    series: list[Series],
+    series: Mapping[int, Series],
     since_s: float | None,
     topics: Iterable[str] | None,
 ) -> pd.DataFrame:
     keep = np.ones(len(cols["t_ns"]), dtype=bool)
     if since_s is not None:
         keep &= cols["t_ns"] >= int(since_s * 1e9)
+    # Attributes per series that has rows here (not per series ever seen).
+    used, inverse = np.unique(cols["series"], return_inverse=True)
+    known = [series.get(int(i)) for i in used]
+    present = np.array([s is not None for s in known] + [True], dtype=bool)[:-1]
+    keep &= present[inverse] if len(used) else keep
     if topics is not None:
         wanted = {topics} if isinstance(topics, str) else set(topics)
-        ok = np.array([s.topic in wanted for s in series], dtype=bool)
-        keep &= ok[cols["series"]] if len(ok) else False
+        ok = np.array([s is not None and s.topic in wanted for s in known] + [True], dtype=bool)
+        keep &= ok[:-1][inverse] if len(used) else False
     cols = {k: v[keep] for k, v in cols.items()}
+    inverse = inverse[keep]
     metric_names = ("rate_hz", "messages_total", "inflight")
     m = len(metric_names)
     n = len(cols["t_ns"])
-    rep = np.tile(cols["series"], m)
+    rep = np.tile(inverse, m)
     attrs = {
-        name: np.array([getattr(s, attr) for s in series] + [None], dtype=object)[:-1]
+        name: np.array([getattr(s, attr, None) for s in known] + [None], dtype=object)[:-1]
         for name, attr in (
             ("topic", "topic"),
             ("endpoint", "endpoint_id"),

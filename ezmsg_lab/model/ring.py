@@ -96,6 +96,12 @@ class ColumnRing:
             for name in names
         }
 
+    def oldest(self, column: str) -> object | None:
+        """The oldest stored value of ``column`` (None when empty), without a copy."""
+        if self._size == 0:
+            return None
+        return self._cols[column][0 if self._size < self.capacity else self._next].item()
+
     def clear(self) -> None:
         self._next = 0
         self._size = 0

@@ -101,7 +101,7 @@ def test_first_poll_has_no_rate_and_counter_reset_starts_a_new_series():
     assert math.isnan(rates.tolist()[2])
     assert rates.tolist()[3] == pytest.approx(100.0)
     assert (rates.dropna() >= 0).all()
-    assert [s.generation for s in store.series] == [0, 1]
+    assert [s.generation for s in store.series.values()] == [0, 1]
 
 
 def test_missing_process_is_missing_not_zero_and_left_process_is_gone():
@@ -319,3 +319,55 @@ def test_since_forms():
     with pytest.raises(TypeError):
         since_to_epoch_s(True)
     assert str(to_utc(0.0).tz) == "UTC"
+
+
+def test_gone_processes_are_forgotten_and_polls_do_not_grow_with_them():
+    """Hundreds of short-lived pipelines: the store keeps what it needs for the current
+    processes, a bounded number of gone ones, and history rows only while the ring holds
+    them."""
+    from ezmsg_lab.model.metrics import GONE_KEEP_MAX, GONE_KEEP_S
+
+    store = MetricsStore(capacity=500)  # 5 rows a launch: the last ~100 launches
+    live = {"keep": ProcessMeta("keep", 1, "h", ("G/KEEP",))}
+    t = 0.0
+
+    def keep_sample(n: int) -> EndpointSample:
+        return EndpointSample("keep", "G/KEEP/OUT:0", "G/KEEP/OUT", "publisher", n, n * 1e9)
+
+    for launch in range(300):  # each "pipeline" lives for two polls, then leaves
+        pid = f"short{launch}"
+        meta = ProcessMeta(pid, 1000 + launch, "h", (f"S{launch}/U",))
+        for k in range(2):
+            t += 1.0
+            store.ingest(
+                t,
+                [
+                    keep_sample(int(t)),
+                    EndpointSample(
+                        pid, f"S{launch}/U/OUT:0", f"S{launch}/U/OUT", "publisher", k, t * 1e9
+                    ),
+                ],
+                {**live, pid: meta},
+            )
+        t += 1.0
+        store.ingest(t, [keep_sample(int(t))], live)
+    # Bounded: the live process, at most GONE_KEEP_MAX gone ones, series still in history.
+    assert len(store._gone_at) <= GONE_KEEP_MAX
+    assert len(store._current) <= 1 + GONE_KEEP_MAX
+    assert len(store.processes) <= 1 + GONE_KEEP_MAX
+    rows_series = set(np.unique(store.history.view(["series"])["series"]).tolist())
+    assert set(store.series) <= rows_series | set(store._retired) | {
+        s.index for s in store._current.values()
+    }
+    assert len(store.series) <= 500 // 5 + 2  # not one per endpoint ever seen (301)
+    # Views still work and the live endpoint keeps its true rate.
+    prof = store.profile(include_gone=False)
+    assert prof["topic"].tolist() == ["G/KEEP/OUT"]
+    assert prof["rate_hz"].iloc[0] == pytest.approx(1.0)
+    hist = store.metrics()
+    assert set(hist["topic"]) >= {"G/KEEP/OUT"}
+    assert hist["topic"].notna().all()
+    # Gone ones age out by time too.
+    t += GONE_KEEP_S + 1
+    store.ingest(t, [keep_sample(int(t))], live)
+    assert store._gone_at == {} and set(store.processes) == {"keep"}
