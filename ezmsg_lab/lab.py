@@ -110,7 +110,12 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             self._poller = ProfilingPoller(self._conn, self._topology, self._metrics, poll_hz)
             self._traces = TraceStore(capacity=trace_capacity)
             self._trace_feed = TraceFeed(
-                self._conn, self._topology, self._metrics, self._traces, self._poller.offset_ns
+                self._conn,
+                self._topology,
+                self._metrics,
+                self._traces,
+                self._poller.offset_ns,
+                self._poller.listeners,
             )
             self._logs = LogStore()
             self._unit_error_callbacks: list[Any] = [self._print_unit_error]

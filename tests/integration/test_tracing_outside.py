@@ -1,0 +1,102 @@
+"""Tracing on the paths users take: right after a launch, and when the trace stream or a
+renewal fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ezmsg_lab import Lab
+from ezmsg_lab.demo import ThroughputPipeline
+from ezmsg_lab.feeds.traces import TRACE_COST_S, choose_sample_mod
+
+from ..conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_trace_right_after_launch_stays_within_its_budget(lab):
+    """No rate is known yet: the Lab must not trace every message of a free-running
+    pipeline (20-70 k msg/s here), then it sets sampling from the measured rate."""
+    lab.poll_hz = 5
+    lab.launch(ThroughputPipeline(), name="TP")
+    settings = lab.trace(budget=0.05)  # before the first poll has a rate
+    assert settings.sample_mod, "tracing was set in no process"
+    assert all(mod > 1 for mod in settings.sample_mod.values()), settings.sample_mod
+    t0 = time.time()
+    # Traced publish events per second stay near what the budget allows.
+    allowed_per_s = 0.05 / TRACE_COST_S  # 5,000 traced messages a second
+    assert wait_until(lambda: len(lab.trace_samples()) > 0, 10)
+    assert wait_until(lambda: time.time() - t0 > 1.5, 5)
+    samples = lab.trace_samples(metrics=["publish_delta_ns"])
+    samples = samples[samples["topic"] == "TP/FLOOD/OUTPUT"]
+    span = (samples["time"].max() - samples["time"].min()).total_seconds()
+    assert span > 0.5
+    assert len(samples) / span < 1.5 * allowed_per_s, (len(samples), span)
+    # Once the poller has the rate, sampling follows it.
+    assert wait_until(lambda: all(lab.tracing.rate_known.values()), 10), lab.tracing
+    # (every message a process handles costs: its publishers' and subscribers' rates;
+    # the rate moves while tracing starts, and on a shared machine: a factor of 3)
+    rates = lab.profile(include_gone=False).groupby("process")["rate_hz"].sum()
+    for process, mod in lab.tracing.sample_mod.items():
+        rate = float(rates[process])
+        low, high = choose_sample_mod(rate / 3, 0.05), choose_sample_mod(rate * 3, 0.05)
+        assert low <= mod <= high, (mod, rate)
+    assert lab.tracing.status == "tracing" and lab.tracing.reason is None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_renewal_failure_and_stream_end_show_in_tracing():
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ezmsg.core", "serve", "--address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    lab = None
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                lab = Lab.attach(f"127.0.0.1:{port}")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        pipe = lab.launch(ThroughputPipeline(), name="TP")
+        lab.trace(ttl=0.9)  # renewed every 0.3 s
+        (pid,) = pipe.pids
+        os.kill(pid, signal.SIGSTOP)  # the process cannot answer the renewal
+        try:
+            assert wait_until(lambda: lab.tracing.failed, 10), lab.tracing
+            (reason,) = lab.tracing.failed.values()
+            assert reason
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert wait_until(lambda: not lab.tracing.failed, 10), lab.tracing
+        assert lab.tracing.status == "tracing"
+
+        # The GraphServer goes away: the trace stream ends and lab.tracing says so.
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+        assert wait_until(lambda: lab.tracing is not None and lab.tracing.status == "failed", 10)
+        assert "trace stream" in lab.tracing.reason or "renewing" in lab.tracing.reason
+    finally:
+        if lab is not None:
+            lab.close()
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
