@@ -15,6 +15,7 @@ import pandas as pd
 from .errors import LabError
 from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceSettings
 from .model.clock import since_to_epoch_s
+from .model.metrics import publisher_channels
 from .model.topology import Topology, build_topology, events_frame
 
 if TYPE_CHECKING:
@@ -85,14 +86,19 @@ class LiveDataMixin:
         """Publishers and subscribers now: topic, endpoint, kind, unit, process, pid,
         host, rate_hz, messages_total, inflight, num_buffers, channel_kind, errors, status.
 
+        ``channel_kind`` is how messages travel (LOCAL, SHM, TCP): a subscriber's last
+        channel, a publisher's from the subscribers it reaches (``"SHM+TCP"`` when they
+        differ); missing (NaN) where ezmsg cannot tell, e.g. nothing received yet.
         Rates come from this Lab's own polls (deltas of ezmsg's monotonic totals), so
         other clients polling ezmsg do not change them. ``status`` is ``ok``, ``missing``
         (the process did not answer: rate NaN, not zero) or ``gone`` (left the graph).
         """
         self._check_open()
-        return self._metrics.profile(
+        frame = self._metrics.profile(
             errors=dict(self._logs.error_counts), now_s=time.time(), include_gone=include_gone
         )
+        snap = self._topology.snapshot
+        return publisher_channels(frame, snap.graph) if snap is not None else frame
 
     def metrics(self: Lab, since: Any = None, topics: Iterable[str] | None = None) -> pd.DataFrame:
         """Profiling history in long format: time, topic, endpoint, kind, unit, status,

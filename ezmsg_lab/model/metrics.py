@@ -26,8 +26,14 @@ import pandas as pd
 from .clock import to_utc
 from .ring import ColumnRing
 
+# Storage codes of ezmsg's channel kinds (0: ezmsg cannot tell, e.g. nothing received yet).
 CHANNEL_KINDS = ("UNKNOWN", "LOCAL", "SHM", "TCP")
 _CHANNEL_CODE = {name: i for i, name in enumerate(CHANNEL_KINDS)}
+# What DataFrames show: a kind, or several for a publisher whose subscribers differ (a
+# channel ezmsg cannot tell is missing, NaN, not a word that looks like data).
+CHANNEL_CATEGORIES = (
+    "LOCAL", "SHM", "TCP", "LOCAL+SHM", "LOCAL+TCP", "SHM+TCP", "LOCAL+SHM+TCP",
+)  # fmt: skip
 STATUSES = ("ok", "missing", "gone")
 KINDS = ("publisher", "subscriber")
 
@@ -347,6 +353,46 @@ class MetricsStore:
         return _metrics_frame(cols, series, since_s, topics)
 
 
+def channel_label(kinds: Iterable[str]) -> str | None:
+    """One label for a set of channel kinds (``"SHM+TCP"``); None when none is known."""
+    known = [k for k in ("LOCAL", "SHM", "TCP") if k in set(kinds)]
+    return "+".join(known) if known else None
+
+
+def publisher_channels(profile: pd.DataFrame, graph: Mapping[str, Iterable[str]]) -> pd.DataFrame:
+    """Fill each publisher's ``channel_kind`` from the subscribers its topic reaches.
+
+    ezmsg reports the channel a subscriber last received on; a publisher has none of its
+    own, but its messages travel on its subscribers' channels. ``graph`` is the
+    GraphSnapshot's ``{topic: [downstream topics]}`` (collection topics in between are
+    followed).
+    """
+    subs = profile[(profile["kind"] == "subscriber") & profile["channel_kind"].notna()]
+    if subs.empty:
+        return profile
+    by_topic: dict[str, set[str]] = {}
+    for topic, kind in zip(subs["topic"], subs["channel_kind"].astype(str), strict=True):
+        by_topic.setdefault(topic, set()).update(kind.split("+"))
+    labels = []
+    for topic, kind in zip(profile["topic"], profile["kind"], strict=True):
+        if kind != "publisher":
+            labels.append(None)
+            continue
+        seen, todo, kinds = {topic}, [topic], set()
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+                    kinds |= by_topic.get(nxt, set())
+        labels.append(channel_label(kinds))
+    is_pub = (profile["kind"] == "publisher").to_numpy()
+    filled = profile["channel_kind"].astype(object).where(~is_pub, pd.Series(labels, dtype=object))
+    out = profile.copy()
+    out["channel_kind"] = pd.Categorical(filled, categories=CHANNEL_CATEGORIES)
+    return out
+
+
 def _profile_frame(recs: list[tuple]) -> pd.DataFrame:
     cols = list(zip(*recs, strict=True))
     df = pd.DataFrame(
@@ -363,7 +409,9 @@ def _profile_frame(recs: list[tuple]) -> pd.DataFrame:
             "messages_total": np.asarray(cols[9], dtype=np.int64),
             "inflight": np.asarray(cols[10], dtype=np.int64),
             "num_buffers": np.asarray(cols[11], dtype=np.int64),
-            "channel_kind": pd.Categorical(cols[12], categories=CHANNEL_KINDS),
+            "channel_kind": pd.Categorical(
+                [None if c == "UNKNOWN" else c for c in cols[12]], categories=CHANNEL_CATEGORIES
+            ),
             "errors": np.asarray(cols[13], dtype=np.int64),
             "status": pd.Categorical(cols[14], categories=STATUSES),
         }
@@ -430,6 +478,6 @@ def _empty_profile(columns: list[str]) -> pd.DataFrame:
         df[c] = df[c].astype(np.int64)
     df["pid"] = df["pid"].astype("Int64")
     df["kind"] = pd.Categorical([], categories=KINDS)
-    df["channel_kind"] = pd.Categorical([], categories=CHANNEL_KINDS)
+    df["channel_kind"] = pd.Categorical([], categories=CHANNEL_CATEGORIES)
     df["status"] = pd.Categorical([], categories=STATUSES)
     return df

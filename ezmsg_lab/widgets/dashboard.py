@@ -113,7 +113,7 @@ class Dashboard(W.VBox):
                 float_format=lambda x: f"{x:.1f}",
                 classes="ezmsg-lab-metrics",
                 border=0,
-                na_rep="-",
+                na_rep="",
             )
             self.error.value = ""
         except Exception as exc:

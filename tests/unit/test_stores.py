@@ -371,3 +371,38 @@ def test_gone_processes_are_forgotten_and_polls_do_not_grow_with_them():
     t += GONE_KEEP_S + 1
     store.ingest(t, [keep_sample(int(t))], live)
     assert store._gone_at == {} and set(store.processes) == {"keep"}
+
+
+def test_channel_kinds_unknown_is_missing_and_publishers_take_their_subscribers():
+    from ezmsg_lab.model.metrics import publisher_channels
+
+    store = MetricsStore()
+    procs = {"p1": P1, "p2": P2}
+
+    def ep(proc, eid, topic, kind, channel="UNKNOWN"):
+        return EndpointSample(proc, eid, topic, kind, 1, 0.0, channel=channel)
+
+    store.ingest(
+        0.0,
+        [
+            ep("p1", "a", "G/SRC/OUT", "publisher"),
+            ep("p2", "b", "G/SINK/IN", "subscriber", "SHM"),
+            ep("p2", "c", "G/SINK/INPUT_SETTINGS", "subscriber"),  # nothing received yet
+            ep("p1", "d", "G/LONE/OUT", "publisher"),  # nobody listens
+        ],
+        procs,
+    )
+    raw = store.profile().set_index("topic")
+    assert raw["channel_kind"].isna().sum() == 3  # no "UNKNOWN" that looks like data
+    assert "UNKNOWN" not in list(raw["channel_kind"].cat.categories)
+    graph = {"G/SRC/OUT": ["G/OUT"], "G/OUT": ["G/SINK/IN"], "G/LONE/OUT": []}
+    prof = publisher_channels(store.profile(), graph).set_index("topic")
+    assert prof.loc["G/SRC/OUT", "channel_kind"] == "SHM"  # through a collection topic
+    assert prof.loc["G/SINK/IN", "channel_kind"] == "SHM"
+    assert pd.isna(prof.loc["G/LONE/OUT", "channel_kind"])
+    assert pd.isna(prof.loc["G/SINK/INPUT_SETTINGS", "channel_kind"])
+    # Subscribers on different channels: the publisher shows both.
+    store.ingest(1.0, [ep("p1", "e", "G/TAP/IN", "subscriber", "LOCAL")], procs)
+    graph["G/SRC/OUT"].append("G/TAP/IN")
+    prof = publisher_channels(store.profile(), graph).set_index("topic")
+    assert prof.loc["G/SRC/OUT", "channel_kind"] == "LOCAL+SHM"
