@@ -184,9 +184,15 @@ class LiveDataMixin:
         from tqdm.auto import tqdm
 
         t0 = time.monotonic()
+        settings = self._trace_feed.active
         with tqdm(total=round(duration, 1), unit="s", desc="tracing", leave=False) as bar:
             try:
-                while self._trace_feed.active is not None and not self._closed:
+                while (
+                    self._trace_feed.active is settings
+                    and settings is not None
+                    and settings.status == "tracing"
+                    and not self._closed
+                ):
                     elapsed = min(duration, time.monotonic() - t0)
                     bar.n = round(elapsed, 1)
                     bar.set_postfix(samples=self._trace_feed.received, refresh=False)
@@ -197,6 +203,15 @@ class LiveDataMixin:
             except KeyboardInterrupt:
                 self.untrace()
                 raise
+            if settings is not None and settings.status != "tracing":
+                raise LabError(
+                    f"Tracing stopped before its {duration:g} s: {settings.reason}. The "
+                    "samples received so far are in lab.trace_samples()."
+                )
+            # Done as asked: a full bar (tqdm draws an unfinished one red in notebooks).
+            bar.n = bar.total
+            bar.set_postfix(samples=self._trace_feed.received, refresh=False)
+            bar.refresh()
 
     def untrace(self: Lab, *, timeout: float | None = None) -> None:
         """Stop tracing (samples already received are kept)."""
