@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import LabConnectionError
+from . import compat
 from .server import Address, probe
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class Connection:
         if self._lost is not None:
             raise self._lost_error()
         ctx = self.context
-        session = ctx._session_task  # ezmsg's session loop; ends when the server does
+        session = compat.session_task(ctx)  # ends when the server does
         if session is None or session.done():
             self.mark_lost("the GraphContext session ended")
             raise self._lost_error()
@@ -121,7 +122,7 @@ class Connection:
         if self._lost is not None:
             # The server is gone: only release local resources.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ctx._close_session(), timeout)
+                await asyncio.wait_for(compat.close_session(ctx), timeout)
             return
         try:
             await asyncio.wait_for(ctx.__aexit__(None, None, None), timeout)

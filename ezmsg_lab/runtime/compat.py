@@ -1,0 +1,110 @@
+"""Every use of a private ezmsg API, or of the text of ezmsg's messages, in one place.
+
+ezmsg's public API does not offer these (see each function for why the Lab needs it).
+Each has a test in ``tests/integration/test_ezmsg_compat.py`` against the installed ezmsg,
+so an ezmsg release that changes one fails there, loudly and by name, instead of somewhere
+deep in a feed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# ----------------------------------------------------------------------------- GraphContext
+
+
+def session_task(ctx: Any) -> Any:
+    """The task running a GraphContext's session with the server (ends when the server
+    goes away). ezmsg leaves a request in flight waiting forever when the server dies, so
+    the Lab races every call against this task."""
+    return ctx._session_task
+
+
+async def close_session(ctx: Any) -> None:
+    """Release a GraphContext's local resources after its server died (its public
+    ``__aexit__`` first talks to the server, which would fail or wait)."""
+    await ctx._close_session()
+
+
+# ----------------------------------------------------------------------------- Publisher
+
+
+def publisher_channel_pids(pub: Any) -> set[int] | None:
+    """The pids of the processes whose channels ``pub`` serves (None: ezmsg no longer
+    says).
+
+    A message broadcast before a unit's process connected its channel is lost, and
+    Publisher has no public way to ask. Its channel table always holds the publisher's
+    own process (its local channel manager), so "any channel" proves nothing: wait for
+    the pid of the process that owns the subscriber.
+    """
+    channels = getattr(pub, "_channels", None)
+    if channels is None:
+        return None
+    return {int(info.pid) for info in list(channels.values())}
+
+
+# ----------------------------------------------------------------------------- components
+
+
+def launched_name(component: Any) -> str | None:
+    """The name ezmsg gave a Component when it was launched (None before): ezmsg
+    components run once, and this is the only sign one already ran."""
+    return component._name
+
+
+# ----------------------------------------------------------------------------- GraphRunner
+
+
+def runner_execution_context(runner: Any) -> Any:
+    """The GraphRunner's execution context (its start/stop barriers and termination
+    event), or None before it started."""
+    return getattr(runner, "_execution_context", None)
+
+
+def runner_barriers(runner: Any) -> list[Any]:
+    """The runner's start and stop barriers: aborting them unblocks a start or stop that
+    ezmsg 3.9.0 would wait on forever."""
+    ctx = runner_execution_context(runner)
+    return [] if ctx is None else [ctx.start_barrier, ctx.stop_barrier]
+
+
+def runner_term_event(runner: Any) -> Any:
+    """The multiprocessing event that tells every unit process to stop (None before start)."""
+    ctx = runner_execution_context(runner)
+    return None if ctx is None else ctx.term_ev
+
+
+def runner_loop(runner: Any) -> Any:
+    """The event loop of the runner's own thread (None before start): stopping it ends a
+    cleanup that waits forever on a dead GraphServer."""
+    return getattr(runner, "_loop", None)
+
+
+# ----------------------------------------------------------------------------- messages
+
+# ezmsg 3.9/3.10: ``RuntimeError(f"Process request failed ({response.error_code}): ...")``
+# from GraphContext.decode_process_payload and update_setting.
+_PROCESS_ERROR_RE = re.compile(
+    r"Process request failed \((?:ProcessControlErrorCode\.)?(\w+)\): (.*)", re.S
+)
+# ezmsg 3.10's owning process, when pydantic refuses a field update.
+_COERCION_TEXT = "Invalid value for settings field"
+
+
+def process_error(exc: BaseException) -> tuple[str, str] | None:
+    """(error code, detail) of ezmsg's "Process request failed" error, or None."""
+    m = _PROCESS_ERROR_RE.search(str(exc))
+    return (m.group(1), m.group(2).strip()) if m else None
+
+
+def is_coercion_refusal(detail: str) -> bool:
+    """Whether a HANDLER_ERROR's detail is ezmsg 3.10's settings-coercion refusal."""
+    return _COERCION_TEXT in detail
+
+
+def is_address_collision(exc: BaseException) -> bool:
+    """Whether a GraphRunner start failed because the unit addresses are already in use
+    on the GraphServer (ezmsg says so only in the message)."""
+    return "collision" in str(exc)

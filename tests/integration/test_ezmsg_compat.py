@@ -1,0 +1,165 @@
+"""Each private ezmsg API and message text the Lab relies on (ezmsg_lab.runtime.compat),
+checked against the installed ezmsg: a release that changes one fails here, by name."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import ezmsg.core as ez
+import pytest
+from ezmsg.core.graphcontext import GraphContext
+from ezmsg.core.graphserver import GraphServer
+
+from ezmsg_lab.runtime import compat
+
+from ..conftest import live_children, wait_until
+from ._units import Listener, Ticker, TickerSettings
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    srv = GraphServer()
+    address = ("127.0.0.1", _free_port())
+    srv.start(address)
+    try:
+        yield srv, address
+    finally:
+        srv.stop()
+
+
+def test_session_task_ends_with_the_server_and_close_session_releases():
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ezmsg.core", "serve", "--address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        async def go():
+            ctx = GraphContext(("127.0.0.1", port), auto_start=False)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    await ctx.__aenter__()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "ezmsg serve did not start"
+                    await asyncio.sleep(0.1)
+            task = compat.session_task(ctx)
+            assert isinstance(task, asyncio.Task) and not task.done()
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+            # The session notices on its next request (ezmsg leaves that one waiting).
+            pending = asyncio.ensure_future(ctx.snapshot())
+            await asyncio.wait_for(asyncio.wait({task}), 5)
+            pending.cancel()
+            assert task.done()
+            await asyncio.wait_for(compat.close_session(ctx), 5)
+
+        asyncio.run(go())
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+
+
+def test_publisher_channel_pids_name_the_subscribing_processes(server):
+    """The channel table holds our own process at once, and a subscribing unit process's
+    pid once its subscriber connected."""
+    _, address = server
+    runner = ez.GraphRunner(components={"COMPAT": Listener()}, graph_address=address)
+    runner.start()
+    try:
+        (unit_pid,) = [p.pid for p in runner.processes]
+
+        async def go():
+            async with GraphContext(address, auto_start=False) as ctx:
+                pub = await ctx.publisher("COMPAT/SOURCE")
+                await ctx.connect("COMPAT/SOURCE", "COMPAT/INPUT")
+                assert os.getpid() in compat.publisher_channel_pids(pub)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while unit_pid not in compat.publisher_channel_pids(pub):
+                    assert loop.time() < deadline, compat.publisher_channel_pids(pub)
+                    await asyncio.sleep(0.01)
+
+        asyncio.run(go())
+    finally:
+        runner.stop()
+
+
+def test_runner_internals_and_launched_name(server):
+    _, address = server
+    unit = Ticker(TickerSettings(rate_hz=50.0))
+    assert compat.launched_name(unit) is None
+    runner = ez.GraphRunner(components={"COMPAT": unit}, graph_address=address)
+    assert compat.runner_execution_context(runner) is None
+    runner.start()
+    try:
+        assert compat.launched_name(unit) == "COMPAT"
+        barriers = compat.runner_barriers(runner)
+        assert len(barriers) == 2 and all(hasattr(b, "abort") for b in barriers)
+        term = compat.runner_term_event(runner)
+        assert hasattr(term, "set") and not term.is_set()
+        loop = compat.runner_loop(runner)
+        assert isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed()
+    finally:
+        runner.stop()
+    # A second runner with the same addresses: ezmsg says "collision" only in its text.
+    other = ez.GraphRunner(
+        components={"COMPAT": Ticker(TickerSettings(rate_hz=50.0))}, graph_address=address
+    )
+    first = ez.GraphRunner(
+        components={"COMPAT": Ticker(TickerSettings(rate_hz=50.0))}, graph_address=address
+    )
+    first.start()
+    try:
+        with pytest.raises(Exception) as info:
+            other.start()
+        assert compat.is_address_collision(info.value), repr(info.value)
+    finally:
+        first.stop()
+    assert wait_until(lambda: not live_children(), 10), live_children()
+
+
+def test_process_error_text_is_parsed(server):
+    _, address = server
+    runner = ez.GraphRunner(
+        components={"COMPAT": Ticker(TickerSettings(rate_hz=50.0))}, graph_address=address
+    )
+    runner.start()
+    try:
+
+        async def go():
+            async with GraphContext(address, auto_start=False) as ctx:
+                with pytest.raises(RuntimeError) as unroutable:
+                    await ctx.update_setting("NO/SUCH/UNIT", "rate_hz", 1.0, timeout=1.0)
+                parsed = compat.process_error(unroutable.value)
+                assert parsed is not None, str(unroutable.value)
+                assert parsed[0] == "UNROUTABLE_UNIT", parsed
+                if ez.__version__.startswith("3.10"):
+                    with pytest.raises(RuntimeError) as refused:
+                        await ctx.update_setting("COMPAT", "rate_hz", "abc", timeout=2.0)
+                    code, detail = compat.process_error(refused.value)
+                    assert code == "HANDLER_ERROR" and compat.is_coercion_refusal(detail)
+
+        asyncio.run(go())
+    finally:
+        runner.stop()
+    assert wait_until(lambda: not runner.running, 10)
