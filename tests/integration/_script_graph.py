@@ -8,10 +8,11 @@ when the test fails: ``ez.run``'s forked unit processes survive a SIGTERM to the
 alone.
 
 The default script, :data:`KNOB_SCRIPT`, is ``SCRIPT/KNOB`` (settings with a bounded
-float, an int, a bool, a ``Literal``, an ``Enum``, a str and a nested dataclass; it
-applies settings from ``INPUT_SETTINGS``) publishing what it sees to ``SCRIPT/SINK``,
+float, an int, a bool, a ``Literal``, an ``Enum``, a str, a nested dataclass and a
+``__post_init__`` rule; it applies settings from ``INPUT_SETTINGS``) publishing what it sees to ``SCRIPT/SINK``,
 which writes the latest message as JSON to the file in ``EZLAB_SEEN``: the unit's own
-account of the settings in effect, read by :meth:`ScriptGraph.seen`.
+account of the settings in effect, read by :meth:`ScriptGraph.seen`. ``SCRIPT/TAG`` has
+a field of a plain class, whose type neither ezmsg's metadata nor its value describes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ KNOB_SCRIPT = textwrap.dedent(
         amplitude: float = 1.0
 
 
+    class Calibration:
+        """A plain class: neither its type nor its fields are in ezmsg's metadata."""
+
+        def __init__(self, offset: float = 0.0) -> None:
+            self.offset = offset
+
+
     class KnobSettings(ez.Settings):
         gain: float = field(default=1.0, metadata={"ge": 0.0, "le": 10.0})
         count: int = 3
@@ -65,6 +73,11 @@ KNOB_SCRIPT = textwrap.dedent(
         mode: Mode = Mode.SLOW
         label: str = "alpha"
         tone: Tone = field(default_factory=Tone)
+
+        def __post_init__(self) -> None:
+            # A rule only the class knows: the kernel cannot check it.
+            if self.count > 100:
+                raise ValueError(f"count must be <= 100, got {self.count}")
 
 
     class Knob(ez.Unit):
@@ -99,6 +112,22 @@ KNOB_SCRIPT = textwrap.dedent(
                 }
 
 
+    class TagSettings(ez.Settings):
+        # ezmsg 3.10 cannot model a plain class: such a class gets no JSON schema at all,
+        # which is why it is not in KnobSettings.
+        calibration: Calibration | None = None
+        name: str = "tag"
+
+
+    class Tag(ez.Unit):
+        SETTINGS = TagSettings
+        INPUT_SETTINGS = ez.InputStream(TagSettings)
+
+        @ez.subscriber(INPUT_SETTINGS)
+        async def on_settings(self, msg: TagSettings) -> None:
+            self.apply_settings(msg)
+
+
     class Sink(ez.Unit):
         INPUT = ez.InputStream(dict)
 
@@ -113,12 +142,13 @@ KNOB_SCRIPT = textwrap.dedent(
     class Script(ez.Collection):
         KNOB = Knob()
         SINK = Sink()
+        TAG = Tag()
 
         def network(self) -> ez.NetworkDefinition:
             return ((self.KNOB.OUTPUT, self.SINK.INPUT),)
 
         def process_components(self):
-            return (self.KNOB, self.SINK)
+            return (self.KNOB, self.SINK, self.TAG)
 
 
     if __name__ == "__main__":
