@@ -6,6 +6,11 @@ message (one field patched in the owning process, or one whole settings object),
 confirmed by ezmsg's settings event. Then the Lab watches the unit for a moment, because a
 confirmed value can still break it (see :mod:`ezmsg_lab.model.settings_changes`).
 
+When the class cannot be imported in this kernel (a graph started by a script whose units
+live in its ``__main__``), nothing is unpickled: values are validated against ezmsg's
+schema metadata, the pickle's structure and the current structured value, sent field by
+field through ezmsg's field update and confirmed from the event's structured value.
+
 Changes to one unit are applied one at a time in the order they were asked for (a FIFO
 per unit), whichever thread asks; changes to different units go in parallel.
 """
@@ -190,6 +195,17 @@ class SettingsMixin:
         SettingsValidationError
             A value was refused by the Lab's checks (type, bounds, choices, unknown
             field); nothing was sent. Several fields change all or nothing.
+
+        Notes
+        -----
+        When the unit's settings class cannot be imported in this kernel (a graph started
+        by a script, units in its ``__main__``), several fields are applied one at a time,
+        in the order given, each confirmed by its own settings event: every field is
+        validated before the first is sent, and if the unit refuses one, the fields
+        already applied are put back and the error says so. Enum fields then take the
+        member's value as ``lab.settings()`` shows it (``mode="fast"``); the unit's
+        process turns it into its own member. A nested dataclass is set by dotted paths
+        (``{"tone.freq_hz": 7}``), not as a whole.
         SettingsRefusedError
             The unit cannot take live settings, or ezmsg refused the value.
         LabTimeoutError
