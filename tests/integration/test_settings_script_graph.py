@@ -291,3 +291,15 @@ def test_the_script_graph_leaves_no_process_behind(tmp_path):
         pids = g.pids()
         assert len(pids) >= 3  # server, script, its unit processes
     assert wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), 10)
+
+
+def test_panel_has_a_form_for_every_unit_of_the_script(lab):
+    panel = lab.settings_panel()
+    try:
+        assert {KNOB, TAG} <= set(panel.forms)
+        assert panel.forms[KNOB].read_only_reason is None
+        assert "collection" in panel.forms["SCRIPT"].read_only_reason
+        assert not panel.forms[TAG].editors["calibration"].editable  # type unknown here
+        assert panel.forms[TAG].editors["name"].editable
+    finally:
+        panel.close()

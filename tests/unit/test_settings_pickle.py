@@ -218,3 +218,34 @@ def test_a_value_the_unit_cannot_load_is_a_readable_refusal():
         "S/KNOB: the unit's process refused lab.set('S/KNOB', mode='bogus'): "
         "'bogus' is not a valid Mode. Nothing changed"
     )
+
+
+def test_a_confirmation_that_never_comes_says_what_the_events_showed(users_module):
+    """Not a generic "is the GraphServer responsive?": the events that came are named."""
+    import asyncio
+
+    from ezmsg_lab.errors import LabTimeoutError
+    from ezmsg_lab.feeds.settings_control import SettingsControl
+    from ezmsg_lab.model.settings_store import SettingsStore
+
+    store = SettingsStore()
+    control = SettingsControl(conn=None, store=store)  # type: ignore[arg-type]
+    other = snapshot_of(users_module.KnobSettings(gain=9.0))
+    event = types.SimpleNamespace(
+        seq=1, event_type="SETTINGS_UPDATED", component_address="S/KNOB", timestamp=0.0,
+        source_session_id=None, source_process_id=None, value=other,
+    )  # fmt: skip
+
+    async def send() -> None:
+        store.ingest_event(event)  # someone else's change arrives instead of ours
+
+    async def main() -> None:
+        await control._confirmed(
+            "S/KNOB", structured_matcher("gain", 2.0), send, 0.05, "gain = 2.0"
+        )
+
+    with pytest.raises(LabTimeoutError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert "1 settings event(s) for the unit arrived, none with the value sent" in message
+    assert "'gain': 9.0" in message and "responsive" not in message
