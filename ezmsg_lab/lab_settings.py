@@ -6,6 +6,11 @@ message (one field patched in the owning process, or one whole settings object),
 confirmed by ezmsg's settings event. Then the Lab watches the unit for a moment, because a
 confirmed value can still break it (see :mod:`ezmsg_lab.model.settings_changes`).
 
+When the class cannot be imported in this kernel (a graph started by a script whose units
+live in its ``__main__``), nothing is unpickled: values are validated against ezmsg's
+schema metadata, the pickle's structure and the current structured value, sent field by
+field through ezmsg's field update and confirmed from the event's structured value.
+
 Changes to one unit are applied one at a time in the order they were asked for (a FIFO
 per unit), whichever thread asks; changes to different units go in parallel.
 """
@@ -30,6 +35,7 @@ from .feeds.settings_control import (
     SettingsControl,
     SettingsRefusedError,
     path_get,
+    structured_matcher,
     unpickled,
 )
 from .model.settings_changes import (
@@ -42,7 +48,13 @@ from .model.settings_changes import (
     settings_equal,
 )
 from .model.settings_link import FormLink, lab_form_classes
-from .model.settings_schema import SettingsSpec, spec_from_class, spec_from_snapshot
+from .model.settings_schema import (
+    SettingsSpec,
+    spec_from_class,
+    spec_from_snapshot,
+    structured_diff,
+    to_wire,
+)
 from .model.settings_store import structured
 from .model.settings_validate import build_update, validate_updates
 
@@ -183,6 +195,17 @@ class SettingsMixin:
         SettingsValidationError
             A value was refused by the Lab's checks (type, bounds, choices, unknown
             field); nothing was sent. Several fields change all or nothing.
+
+        Notes
+        -----
+        When the unit's settings class cannot be imported in this kernel (a graph started
+        by a script, units in its ``__main__``), several fields are applied one at a time,
+        in the order given, each confirmed by its own settings event: every field is
+        validated before the first is sent, and if the unit refuses one, the fields
+        already applied are put back and the error says so. Enum fields then take the
+        member's value as ``lab.settings()`` shows it (``mode="fast"``); the unit's
+        process turns it into its own member. A nested dataclass is set by dotted paths
+        (``{"tone.freq_hz": 7}``), not as a whole.
         SettingsRefusedError
             The unit cannot take live settings, or ezmsg refused the value.
         LabTimeoutError
@@ -246,24 +269,28 @@ class SettingsMixin:
         """
         self._check_open()
         self._settings_target(address)
-        initial = self._settings_initial(address)
-        spec, current = _state(self).parse(address, self._settings.current[address])
-        if current is None or spec is None:
+        value = self._settings.current[address]
+        spec, current = _state(self).parse(address, value)
+        initial = self._settings_initial(address, structured_only=current is None)
+        if current is not None:
+            updates = {
+                f.name: getattr(initial, f.name)
+                for f in dataclasses.fields(initial)
+                if f.init and not settings_equal(getattr(initial, f.name), getattr(current, f.name))
+            }
+        elif spec is not None:
+            # Class not importable here: compare ezmsg's structured values, leaf by leaf
+            # inside nested settings, and send what differs field by field.
+            updates = structured_diff(spec, initial, structured(value) or {})
+        else:
             raise SettingsRefusedError(
-                f"{address}: its settings class cannot be imported in this kernel, so the "
-                "Lab cannot rebuild its initial settings; relaunch the pipeline instead.",
+                f"{address}: ezmsg gives no settings schema for it, so the Lab cannot check "
+                "the initial values; nothing was sent.",
                 unit=address,
-                code="NOT_IMPORTABLE",
+                code="NO_SCHEMA",
             )
-        paths = [
-            f.name
-            for f in dataclasses.fields(initial)
-            if f.init and not settings_equal(getattr(initial, f.name), getattr(current, f.name))
-        ]
-        if not paths:
-            value = self._settings.current[address]
+        if not updates:
             return SetResult(address, {}, {}, {}, self._settings.last_seq, 0.0, "none", value=value)
-        updates = {p: getattr(initial, p) for p in paths}
         result, before = self._settings_apply(
             address, updates, timeout=timeout, record=True, counters=bool(watch)
         )
@@ -413,9 +440,21 @@ class SettingsMixin:
         comp = comps.get(address)
         return comp.dynamic_settings.input_topic if comp is not None else None
 
-    def _settings_initial(self: Lab, address: str) -> Any:
+    def _settings_initial(self: Lab, address: str, *, structured_only: bool = False) -> Any:
+        """The unit's initial settings: the object, or with ``structured_only`` ezmsg's
+        structured form (a dict; for classes not importable here)."""
         comp = self._settings_components().get(address)
-        raw = comp.initial_settings[0] if comp is not None else None
+        raw, shown = comp.initial_settings if comp is not None else (None, None)
+        if structured_only:
+            if isinstance(shown, dict):
+                return shown
+            raise SettingsRefusedError(
+                f"{address}: ezmsg gives no structured initial value for it (is its "
+                "pipeline still running? see lab.topology()), and its settings class "
+                "cannot be imported here; nothing was sent.",
+                unit=address,
+                code="NO_INITIAL",
+            )
         if raw is None:
             raise SettingsRefusedError(
                 f"{address}: no running pipeline declares its initial settings (is it still "
@@ -474,24 +513,24 @@ class SettingsMixin:
                     unit=address,
                     code="NO_SCHEMA",
                 )
-            if current is not None:
-                new = build_update(spec, current, updates, unit=address)
-                requested = {p: path_get(new, p) for p in updates}
-                previous = {p: path_get(current, p) for p in updates}
-            else:
-                # Class not importable here: check what the metadata allows, send one field
-                # and let the owning process (ezmsg 3.10) rebuild and coerce it.
-                new = None
-                requested = validate_updates(spec, structured(value), updates, unit=address)
-                previous = {p: path_get(structured(value), p) for p in updates}
-                if len(requested) > 1:
-                    raise SettingsRefusedError(
-                        f"{address}: its settings class ({spec.type_name}) cannot be imported "
-                        "here, so several fields cannot be changed at once; set them one at "
-                        "a time.",
-                        unit=address,
-                        code="NOT_IMPORTABLE",
-                    )
+            if current is None:
+                # The settings class is not importable here: validated against ezmsg's
+                # metadata and the structured value, sent field by field.
+                now = structured(value)
+                requested = validate_updates(spec, now, updates, unit=address)
+                previous = {p: path_get(now, p) for p in requested}
+                before = st.watcher.counters(address) if counters else None
+                result = self._settings_send_fields(
+                    address, spec, requested, previous, t0=t0, total=total
+                )
+                if record:
+                    with st.lock:
+                        st.undo.append(result)
+                        del st.undo[:-MAX_UNDO]
+                return result, before
+            new = build_update(spec, current, updates, unit=address)
+            requested = {p: path_get(new, p) for p in updates}
+            previous = {p: path_get(current, p) for p in updates}
             before = st.watcher.counters(address) if counters else None
             what = change_call(address, requested)
             remaining = max(0.05, total - (time.perf_counter() - t0))
@@ -528,6 +567,86 @@ class SettingsMixin:
             return result, before
         finally:
             queue.release()
+
+    def _settings_send_fields(
+        self: Lab,
+        address: str,
+        spec: SettingsSpec,
+        requested: dict[str, Any],
+        previous: dict[str, Any],
+        *,
+        t0: float,
+        total: float,
+    ) -> SetResult:
+        """Send validated fields one at a time, in order, each confirmed by its event.
+
+        For a unit whose settings class is not importable here: no object can be built, so
+        each field goes through ezmsg's field update (the enum fields as values the unit's
+        process turns into its own members) and is confirmed from the event's structured
+        value. If one fails, the fields already applied are put back, newest first.
+        """
+        st = _state(self)
+        applied: dict[str, Any] = {}
+        done: list[str] = []
+        snap_value: Any = None
+        seq = self._settings.last_seq
+        sent_at = time.time()
+
+        def send(path: str, v: Any, what: str, start: float = t0) -> tuple[Any, Any, int]:
+            remaining = max(0.05, total - (time.perf_counter() - start))
+            coro = st.control.send_field(
+                address,
+                path,
+                to_wire(spec.field(path), v),
+                remaining * 0.95,  # the control loop's own bound must not fire first
+                what,
+                match=structured_matcher(path, v),
+            )
+            return self._run(coro, remaining, what)
+
+        try:
+            for path, v in requested.items():
+                what = change_call(address, {path: v})
+                snap_value, _, seq = send(path, v, what)
+                applied[path] = path_get(structured(snap_value), path)
+                done.append(path)
+        except BaseException as exc:
+            if done:
+                exc.args = (f"{exc} {self._settings_put_back(address, done, previous, send)}",)
+            raise
+        return SetResult(
+            unit=address,
+            requested=dict(requested),
+            applied=applied,
+            previous=previous,
+            seq=seq,
+            elapsed_s=time.perf_counter() - t0,
+            method="update_setting",
+            value=structured(snap_value),
+            sent_at=sent_at,
+            confirmed_at=time.time(),
+        )
+
+    def _settings_put_back(
+        self: Lab, address: str, done: list[str], previous: dict[str, Any], send: Any
+    ) -> str:
+        """Undo the fields of a field-by-field change that were applied; say how it went."""
+        failed = []
+        start = time.perf_counter()  # a budget of its own: the change may have used it up
+        for path in reversed(done):
+            try:
+                send(path, previous[path], change_call(address, {path: previous[path]}), start)
+            except Exception as exc:  # report every field that could not be put back
+                failed.append(f"{path} ({type(exc).__name__})")
+        names = ", ".join(done)
+        if failed:
+            return (
+                f"{names} had been applied before; putting back failed for "
+                f"{', '.join(failed)}: see lab.settings({address!r})."
+            )
+        return (
+            f"{names} had been applied before and {'was' if len(done) == 1 else 'were'} put back."
+        )
 
     def _settings_after(
         self: Lab,

@@ -14,7 +14,9 @@ update by :class:`~ezmsg_lab.lab_settings.SettingsMixin`:
 
 In both cases the call returns the ``SettingsSnapshotValue`` of the first settings event
 for the unit whose value equals what was sent: the proof that the unit's process received
-it (ezmsg reports a settings message before the unit's own handler runs).
+it (ezmsg reports a settings message before the unit's own handler runs). The value is
+compared as a settings object when its class is importable here, else as ezmsg's
+structured value (:func:`structured_matcher`), which needs no class at all.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..model.logs import LogStore
 from ..model.metrics import MetricsStore
 from ..model.settings_changes import UNWATCHED, Health, PollSample, SetResult, judge
 from ..model.settings_changes import settings_equal as _equal
-from ..model.settings_store import SettingsStore
+from ..model.settings_store import SettingsStore, as_structured, structured
 from ..runtime.connection import Connection
 from ..runtime.loop import ControlLoop
 from .profiling import ProfilingPoller
@@ -53,6 +55,7 @@ __all__ = [
     "field_matcher",
     "object_matcher",
     "path_get",
+    "structured_matcher",
     "unpickled",
 ]
 
@@ -102,6 +105,14 @@ def refusal(unit: str, what: str, exc: RuntimeError) -> SettingsRefusedError:
     elif code == "HANDLER_ERROR" and "Invalid value for settings field" in detail:
         # ezmsg 3.10 coerces in the owning process and refuses with pydantic's message.
         msg = f"{unit}: ezmsg refused {what}: {_short_pydantic(detail)}. Nothing changed."
+    elif code == "INVALID_RESPONSE" and "Invalid settings field update payload" in detail:
+        # The unit's process could not load the value: for an enum sent by value (its
+        # class is not importable here), a value that is not one of its members.
+        why = detail.partition("payload:")[2].strip() or detail
+        msg = (
+            f"{unit}: the unit's process refused {what}: {why}. Nothing changed; "
+            "give one of its values, as lab.settings() shows them."
+        )
     else:
         first = detail.splitlines()[0] if detail else code
         msg = f"{unit}: ezmsg refused {what} ({code}): {first}"
@@ -128,21 +139,45 @@ def path_get(obj: Any, path: str) -> Any:
     return obj
 
 
-def field_matcher(path: str, value: Any) -> Callable[[Any], bool]:
+# A matcher gets the event's snapshot value and a function returning its unpickled
+# settings object (None when the class is not importable here), unpickled at most once.
+Matcher = Callable[[Any, Callable[[], Any]], bool]
+
+
+def field_matcher(path: str, value: Any) -> Matcher:
     """Match a settings object whose ``path`` holds ``value`` (other fields may differ)."""
-    return lambda obj: obj is not None and _equal(path_get(obj, path), value)
+
+    def match(_snap: Any, obj: Callable[[], Any]) -> bool:
+        o = obj()
+        return o is not None and _equal(path_get(o, path), value)
+
+    return match
 
 
-def object_matcher(expected: Any) -> Callable[[Any], bool]:
+def object_matcher(expected: Any) -> Matcher:
     """Match a settings object equal to ``expected`` in every field."""
-    return lambda obj: obj is not None and _equal(obj, expected)
+
+    def match(_snap: Any, obj: Callable[[], Any]) -> bool:
+        o = obj()
+        return o is not None and _equal(o, expected)
+
+    return match
+
+
+def structured_matcher(path: str, value: Any) -> Matcher:
+    """Match a snapshot whose structured value holds ``value`` at ``path``, compared as
+    ezmsg's structured form (an enum as its value): no class needed."""
+    want = as_structured(value)
+    return lambda snap, _obj: _equal(path_get(structured(snap), path), want)
 
 
 class _Waiter:
-    __slots__ = ("address", "match", "future")
+    __slots__ = ("address", "match", "future", "seen", "last")
 
-    def __init__(self, address: str, match: Callable[[Any], bool], future: asyncio.Future) -> None:
+    def __init__(self, address: str, match: Matcher, future: asyncio.Future) -> None:
         self.address, self.match, self.future = address, match, future
+        self.seen = 0  # events for the unit that did not match, for the timeout message
+        self.last: Any = None
 
 
 class SettingsControl:
@@ -168,15 +203,24 @@ class SettingsControl:
         waiters = [w for w in self._waiters if w.address == address and not w.future.done()]
         if not waiters:
             return
-        obj = unpickled(value)  # once per event, whatever the number of waiters
+        cache: list[Any] = []
+
+        def obj() -> Any:  # unpickled once per event, and only if a matcher asks
+            if not cache:
+                cache.append(unpickled(value))
+            return cache[0]
+
         for w in waiters:
-            if w.match(obj):
-                w.future.set_result((value, obj, int(event.seq)))
+            if w.match(value, obj):
+                w.future.set_result((value, obj(), int(event.seq)))
+            else:
+                w.seen += 1
+                w.last = value
 
     async def _confirmed(
         self,
         address: str,
-        match: Callable[[Any], bool],
+        match: Matcher,
         send: Callable[[], Any],
         timeout: float,
         what: str,
@@ -194,19 +238,39 @@ class SettingsControl:
                 await send()
                 return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
             except asyncio.TimeoutError:
+                if waiter.seen:
+                    # Events came, so the server and the unit answer: say what they showed.
+                    shown = structured(waiter.last)
+                    cause = (
+                        f"{waiter.seen} settings event(s) for the unit arrived, none with "
+                        f"the value sent; the last shows {shown!r}. Another client may have "
+                        "changed it at the same time, or the unit replaced it"
+                    )
+                else:
+                    cause = "The unit may be stuck or its pipeline stopped"
                 raise LabTimeoutError(
                     f"{address}: {what} was sent, but no settings event confirmed it within "
-                    f"{timeout:g} s. The unit may be stuck or its pipeline stopped; check "
-                    f"lab.settings_history({address!r}) and lab.logs(unit={address!r})."
+                    f"{timeout:g} s. {cause}; check lab.settings_history({address!r}) and "
+                    f"lab.logs(unit={address!r})."
                 ) from None
         finally:
             self._waiters.remove(waiter)
 
     # ------------------------------------------------------------------ sending
     async def send_field(
-        self, address: str, path: str, value: Any, timeout: float, what: str
+        self,
+        address: str,
+        path: str,
+        value: Any,
+        timeout: float,
+        what: str,
+        match: Matcher | None = None,
     ) -> tuple[Any, Any, int]:
-        """Patch one (dotted) field in the owning process; wait for its event."""
+        """Patch one (dotted) field in the owning process; wait for its event.
+
+        ``match`` confirms the event (default: the settings object holds ``value`` at
+        ``path``); ``value`` is sent as given, so it may be a wire form of the value.
+        """
 
         async def send() -> Any:
             async def op(ctx: Any) -> Any:
@@ -226,7 +290,9 @@ class SettingsControl:
                 raise refusal(address, what, reply)
             return reply
 
-        return await self._confirmed(address, field_matcher(path, value), send, timeout, what)
+        if match is None:
+            match = field_matcher(path, value)
+        return await self._confirmed(address, match, send, timeout, what)
 
     async def send_object(
         self, address: str, topic: str, obj: Any, timeout: float, what: str

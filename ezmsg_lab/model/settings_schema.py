@@ -31,6 +31,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .settings_pickle import ClassRef, read_structure
+
 __all__ = [
     "Bounds",
     "Choice",
@@ -42,6 +44,8 @@ __all__ = [
     "spec_from_class",
     "spec_from_metadata",
     "spec_from_snapshot",
+    "structured_diff",
+    "to_wire",
 ]
 
 FieldKind = Literal[
@@ -122,6 +126,9 @@ class FieldSpec:
     variadic: bool = False
     dtype: np.dtype | None = None  # for arrays annotated npt.NDArray[...]
     array_like: bool = False  # npt.ArrayLike: keep the user's value, check it converts
+    # A class known by name only (not importable here): an enum whose members the unit's
+    # process rebuilds from values, or a nested dataclass set field by field.
+    ref: ClassRef | None = None
 
     def child(self, name: str) -> FieldSpec:
         for c in self.children:
@@ -223,7 +230,12 @@ def settings_class_from_snapshot(value: Any) -> tuple[type | None, str | None]:
 
 
 def spec_from_snapshot(value: Any) -> SettingsSpec | None:
-    """The best spec for a snapshot value: from the class, else from its metadata."""
+    """The best spec for a snapshot value: from the class, else from its metadata.
+
+    Without the class, the metadata spec is refined from the structure of the pickled
+    value (read without importing anything): enum fields, and the fields of nested
+    dataclasses, which ezmsg's metadata does not describe.
+    """
     schema = getattr(value, "settings_schema", None)
     cls, reason = settings_class_from_snapshot(value)
     if cls is not None and dataclasses.is_dataclass(cls):
@@ -232,7 +244,12 @@ def spec_from_snapshot(value: Any) -> SettingsSpec | None:
         reason = f"{cls.__qualname__} is not a dataclass"
     if schema is None:
         return None
-    return spec_from_metadata(schema, reason=reason)
+    spec = spec_from_metadata(schema, reason=reason)
+    return refine_from_structure(
+        spec,
+        read_structure(getattr(value, "serialized", None)),
+        getattr(schema, "json_schema", None),
+    )
 
 
 # ------------------------------------------------------------------------- from a class
@@ -461,4 +478,9 @@ def spec_from_class(cls: type, *, json_schema: Mapping[str, Any] | None = None) 
     return SettingsSpec(type_name=f"{cls.__module__}.{cls.__qualname__}", cls=cls, fields=fields)
 
 
-from ._settings_metadata import spec_from_metadata  # noqa: E402  (needs the classes above)
+from ._settings_metadata import (  # noqa: E402  (needs the classes above)
+    refine_from_structure,
+    spec_from_metadata,
+    structured_diff,
+    to_wire,
+)

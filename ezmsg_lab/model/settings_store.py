@@ -7,8 +7,10 @@ dataclasses; the initial values are part of the history.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,22 @@ def structured(value: Any) -> dict[str, Any] | None:
         return sv
     rv = getattr(value, "repr_value", None)
     return rv if isinstance(rv, dict) else None
+
+
+def as_structured(value: Any) -> Any:
+    """A value as ezmsg's structured settings value shows it: enums as their values,
+    tuples and sets as lists, dataclasses as dicts (what ezmsg's ``_sanitize`` does)."""
+    if value is None or isinstance(value, (bool, int, float, str)) and not isinstance(value, enum.Enum):  # fmt: skip
+        return value
+    if isinstance(value, enum.Enum):
+        return as_structured(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): as_structured(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [as_structured(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_structured(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return repr(value)
 
 
 @dataclass(frozen=True)

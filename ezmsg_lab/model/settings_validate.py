@@ -195,10 +195,19 @@ def _to_choice(spec: FieldSpec, v: Any) -> Any:
 
 def _to_enum(spec: FieldSpec, v: Any) -> Any:
     cls = spec.py_type if isinstance(spec.py_type, type) else None
-    if cls is None:  # built from metadata: choices are raw values (3.10 converts them)
+    if cls is None:  # class not importable here: members go by value
         if isinstance(v, enum.Enum):
             v = v.value
-        return _to_choice(spec, v)
+        if spec.choices:  # known from ezmsg 3.10's JSON schema
+            return _to_choice(spec, v)
+        if spec.ref is not None and isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            # Its values are unknown here (ezmsg 3.9 lists none); the unit's process turns
+            # the value into its own member and refuses one that is not, changing nothing.
+            return v
+        raise _Refusal(
+            spec.path, v, f"expects a value of {spec.type_display}",
+            "Give the member's value, as lab.settings() shows it.",
+        )  # fmt: skip
     if isinstance(v, cls):
         return v
     if isinstance(v, enum.Enum) and type(v).__name__ == cls.__name__:
@@ -300,7 +309,9 @@ def _to_array(spec: FieldSpec, v: Any, current: Any) -> Any:
 def _to_dataclass(spec: FieldSpec, v: Any, current: Any) -> Any:
     cls = spec.py_type
     if not isinstance(cls, type):
-        raise _Refusal(spec.path, v, "nested settings cannot be built here", "Set the fields one by one.")  # fmt: skip
+        first = next((c.path for c in spec.children if c.editable), f"{spec.path}.<field>")
+        what = f"its class {spec.ref} cannot be imported here" if spec.ref else "nested settings cannot be built here"  # fmt: skip
+        raise _Refusal(spec.path, v, what, f"Set its fields one by one by dotted path, e.g. {first}.")  # fmt: skip
     init = [c for c in spec.children if c.reason != INIT_FALSE_REASON]
     base = None
     if isinstance(v, cls) or (

@@ -131,7 +131,8 @@ class Editor:
                 return spec.choices[i].value
 
             return w, to_py, self._choice_index
-        if k == "str" and isinstance(value, str):
+        if (k == "str" or (k == "enum" and spec.ref is not None)) and isinstance(value, str):
+            # (an enum known by name only, whose values ezmsg 3.9 does not list: its value)
             return (W.Text(value=value, continuous_update=continuous), *ident)
         return self._json(spec, value)
 
