@@ -403,6 +403,14 @@ class SettingsMixin:
         return lab_form_classes()[1](forms)
 
     # ------------------------------------------------------------------ internals
+    def _owner_pid(self: Lab, address: str) -> int | None:
+        """The pid of the process that runs a unit, from the GraphServer's process table."""
+        snap = self._topology.snapshot
+        for proc in snap.processes.values() if snap is not None else ():
+            if address in proc.units:
+                return int(proc.pid) if proc.pid is not None else None
+        return None
+
     def _settings_components(self: Lab) -> dict[str, Any]:
         snap = self._topology.snapshot
         out: dict[str, Any] = {}
@@ -543,7 +551,9 @@ class SettingsMixin:
             else:
                 if topic is None:
                     topic = address + _SETTINGS_TOPIC_SUFFIX
-                coro = st.control.send_object(address, topic, new, inner, what)
+                coro = st.control.send_object(
+                    address, topic, new, inner, what, owner_pid=self._owner_pid(address)
+                )
                 method = "publish"
             snap_value, applied_obj, seq = self._run(coro, remaining, what)
             confirmed_at = time.time()

@@ -40,6 +40,7 @@ from ..model.metrics import MetricsStore
 from ..model.settings_changes import UNWATCHED, Health, PollSample, SetResult, judge
 from ..model.settings_changes import settings_equal as _equal
 from ..model.settings_store import SettingsStore, as_structured, structured
+from ..runtime import compat
 from ..runtime.connection import Connection
 from ..runtime.loop import ControlLoop
 from .profiling import ProfilingPoller
@@ -74,8 +75,6 @@ _ERROR_MARGIN_S = 0.005
 
 Counters = tuple[int | None, int | None, float | None]
 
-_CODE_RE = re.compile(r"Process request failed \((?:ProcessControlErrorCode\.)?(\w+)\): (.*)", re.S)
-
 
 def _short_pydantic(detail: str) -> str:
     """The first human line of a pydantic message, without its ``[type=...]`` tail."""
@@ -88,8 +87,7 @@ def _short_pydantic(detail: str) -> str:
 
 def refusal(unit: str, what: str, exc: RuntimeError) -> SettingsRefusedError:
     """Map ezmsg's ``RuntimeError("Process request failed (CODE): ...")`` to a Lab error."""
-    m = _CODE_RE.search(str(exc))
-    code, detail = (m.group(1), m.group(2).strip()) if m else ("UNKNOWN", str(exc))
+    code, detail = compat.process_error(exc) or ("UNKNOWN", str(exc))
     if code in ("UNROUTABLE_UNIT", "PROCESS_DISCONNECTED", "ROUTE_WRITE_FAILED"):
         msg = (
             f"{unit}: {what} was not applied: no running process owns this unit ({code}). "
@@ -102,7 +100,7 @@ def refusal(unit: str, what: str, exc: RuntimeError) -> SettingsRefusedError:
         )
     elif code == "UNSUPPORTED_OPERATION":
         msg = f"{unit}: {what} was not applied: the unit has no INPUT_SETTINGS ({detail})."
-    elif code == "HANDLER_ERROR" and "Invalid value for settings field" in detail:
+    elif code == "HANDLER_ERROR" and compat.is_coercion_refusal(detail):
         # ezmsg 3.10 coerces in the owning process and refuses with pydantic's message.
         msg = f"{unit}: ezmsg refused {what}: {_short_pydantic(detail)}. Nothing changed."
     elif code == "INVALID_RESPONSE" and "Invalid settings field update payload" in detail:
@@ -281,7 +279,7 @@ class SettingsControl:
                 except RuntimeError as exc:
                     # A refusal is an answer, not a lost connection: hand it back as a value
                     # so Connection.call does not judge it by its text.
-                    if str(exc).startswith("Process request failed"):
+                    if compat.process_error(exc) is not None:
                         return exc
                     raise
 
@@ -295,15 +293,25 @@ class SettingsControl:
         return await self._confirmed(address, match, send, timeout, what)
 
     async def send_object(
-        self, address: str, topic: str, obj: Any, timeout: float, what: str
+        self,
+        address: str,
+        topic: str,
+        obj: Any,
+        timeout: float,
+        what: str,
+        owner_pid: int | None = None,
     ) -> tuple[Any, Any, int]:
-        """Publish a whole settings object on the unit's settings topic; wait for its event."""
+        """Publish a whole settings object on the unit's settings topic; wait for its event.
+
+        ``owner_pid`` is the pid of the unit's process: the message goes out once that
+        process's channel is connected (a broadcast before is lost).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         pub = await self._publisher(topic, timeout)
 
         async def send() -> None:
-            await self._wait_connected(pub, topic, max(0.05, deadline - loop.time()))
+            await self._wait_connected(pub, topic, owner_pid, max(0.05, deadline - loop.time()))
             await pub.broadcast(obj)
 
         return await self._confirmed(
@@ -327,20 +335,21 @@ class SettingsControl:
         return pub
 
     @staticmethod
-    async def _wait_connected(pub: Any, topic: str, timeout: float) -> None:
+    async def _wait_connected(pub: Any, topic: str, pid: int | None, timeout: float) -> None:
         # ezmsg tells the subscribers about a new publisher and they connect on their own
-        # time; a message broadcast before that is lost. Publisher has no public way to
-        # ask, so read its channel table (absent in some future ezmsg: then just go on).
-        channels = getattr(pub, "_channels", None)
-        if channels is None or channels:
+        # time; a message broadcast before that is lost. The channel table always holds
+        # this process, so wait for the unit's own process (unknown pid or a future ezmsg
+        # that hides the table: just go on).
+        pids = compat.publisher_channel_pids(pub)
+        if pids is None or pid is None or pid in pids:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not channels:
+        while pid not in (compat.publisher_channel_pids(pub) or {pid}):
             if loop.time() > deadline:
                 raise LabTimeoutError(
-                    f"No subscriber connected to {topic} within {timeout:g} s, so nothing was "
-                    "sent. Is the unit's pipeline running?"
+                    f"The unit's process (pid {pid}) did not connect to {topic} within "
+                    f"{timeout:g} s, so nothing was sent. Is the unit's pipeline running?"
                 )
             await asyncio.sleep(0.002)
 
