@@ -363,7 +363,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
 
     async def _stop_feeds(self) -> None:
         # Tracing first: it tells each process to stop tracing while they still answer.
-        await self._trace_feed.stop()
+        await self._trace_feed.close()
         await self._close_settings()
         await self._poller.stop()
         await self._settings_feed.stop()

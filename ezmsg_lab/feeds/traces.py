@@ -309,6 +309,11 @@ class TraceFeed:
                     )
                 )
 
+    async def close(self) -> None:
+        """Stop tracing and stop following the poller (the Lab is closing)."""
+        self._unsubscribe_polls()
+        await self.stop()
+
     async def stop(self) -> None:
         was_active = self.active is not None
         self.active = None

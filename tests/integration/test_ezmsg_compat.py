@@ -16,6 +16,7 @@ import pytest
 from ezmsg.core.graphcontext import GraphContext
 from ezmsg.core.graphserver import GraphServer
 
+from ezmsg_lab.demo import DemoPipeline
 from ezmsg_lab.runtime import compat
 
 from ..conftest import live_children, wait_until
@@ -140,9 +141,7 @@ def test_runner_internals_and_launched_name(server):
 
 def test_process_error_text_is_parsed(server):
     _, address = server
-    runner = ez.GraphRunner(
-        components={"COMPAT": Ticker(TickerSettings(rate_hz=50.0))}, graph_address=address
-    )
+    runner = ez.GraphRunner(components={"COMPAT": DemoPipeline()}, graph_address=address)
     runner.start()
     try:
 
@@ -155,7 +154,7 @@ def test_process_error_text_is_parsed(server):
                 assert parsed[0] == "UNROUTABLE_UNIT", parsed
                 if ez.__version__.startswith("3.10"):
                     with pytest.raises(RuntimeError) as refused:
-                        await ctx.update_setting("COMPAT", "rate_hz", "abc", timeout=2.0)
+                        await ctx.update_setting("COMPAT/FILTER", "cutoff_hz", "abc", timeout=5.0)
                     code, detail = compat.process_error(refused.value)
                     assert code == "HANDLER_ERROR" and compat.is_coercion_refusal(detail)
 
