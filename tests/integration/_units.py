@@ -109,3 +109,46 @@ class BusyPipeline(ez.Collection):
 
     def process_components(self) -> tuple:
         return (self.TICKER, self.BUSY)
+
+
+class Flood(ez.Unit):
+    """Publishes as fast as the loop allows."""
+
+    OUTPUT = ez.OutputStream(int)
+
+    @ez.publisher(OUTPUT)
+    async def spin(self):
+        n = 0
+        while True:
+            n += 1
+            yield self.OUTPUT, n
+
+
+class Raiser(ez.Unit):
+    """Raises on every message: thousands of errors a second behind a Flood."""
+
+    INPUT = ez.InputStream(int)
+
+    @ez.subscriber(INPUT)
+    async def on_message(self, msg: int) -> None:
+        raise ValueError(f"bad sample {msg}")
+
+
+class RaisingPipeline(ez.Collection):
+    """A fast publisher and three units that raise on each of its messages, each in
+    its own process: more errors a second than a Lab can read."""
+
+    FLOOD = Flood()
+    RAISER = Raiser()
+    RAISER2 = Raiser()
+    RAISER3 = Raiser()
+
+    def network(self) -> ez.NetworkDefinition:
+        return (
+            (self.FLOOD.OUTPUT, self.RAISER.INPUT),
+            (self.FLOOD.OUTPUT, self.RAISER2.INPUT),
+            (self.FLOOD.OUTPUT, self.RAISER3.INPUT),
+        )
+
+    def process_components(self) -> tuple:
+        return (self.FLOOD, self.RAISER, self.RAISER2, self.RAISER3)
