@@ -350,16 +350,16 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                 except Exception:
                     logger.exception("unit error callback failed")
 
-    def _on_unit_drops(self, pipeline: Pipeline, pid: int | None, count: int) -> None:
+    def _on_unit_drops(self, pipeline: Pipeline, count: int) -> None:
         """Called from a pipeline's event thread when its units dropped records."""
-        where = f"unit process {pid}" if pid is not None else "its in-kernel units"
+        where = "its unit processes" if pipeline.mode == "processes" else "its in-kernel units"
         self._logs.add(
             LogRecord(
                 time=time.time(),
                 unit=None,
                 pipeline=pipeline.name,
                 process=None,
-                pid=pid,
+                pid=None,
                 level="WARNING",
                 logger="ezmsg_lab",
                 message=(

@@ -130,6 +130,7 @@ class LabBackendProcess(DefaultBackendProcess):
         *args: Any,
         events: Any = None,
         events_conn: Any = None,
+        drop_counter: Any = None,
         on_started: Any = None,
         parent_pid: int | None = None,
         quiet_stderr: bool = True,
@@ -140,6 +141,7 @@ class LabBackendProcess(DefaultBackendProcess):
         # the write end of this process's pipe, wrapped in an EventSender once running.
         self._lab_events = events
         self._lab_events_conn = events_conn
+        self._lab_drop_counter = drop_counter
         self._lab_on_started = on_started
         self._lab_parent_pid = parent_pid
         self._lab_quiet_stderr = quiet_stderr
@@ -157,7 +159,7 @@ class LabBackendProcess(DefaultBackendProcess):
     # -- process entry point (unit processes only; in-kernel pipelines call process())
     def run(self) -> None:
         if self._lab_events_conn is not None:
-            self._lab_events = EventSender(self._lab_events_conn)
+            self._lab_events = EventSender(self._lab_events_conn, self._lab_drop_counter)
         handler = _ForwardingHandler(self._lab_events, self.units)
         if self._lab_quiet_stderr:
             # ezmsg logs a task's traceback on every failing message; forked from a

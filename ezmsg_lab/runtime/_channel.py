@@ -5,7 +5,8 @@ this path may grow without bound, block the unit, or delay a stop:
 
 - in a unit process, :class:`EventSender` keeps at most ``capacity`` records waiting and
   sends them from its own thread; when the Lab does not keep up, new records are dropped
-  and counted, and the count reaches the Lab as a :class:`DroppedRecords` record;
+  and counted in a shared-memory counter the Lab reads (so the count arrives even when
+  the records cannot);
 - each unit process writes to its own pipe, so a process killed in the middle of a write
   corrupts only its own stream (the Lab sees end-of-file and closes it) and no lock can
   be left held by a dead process;
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import pickle
 import queue
 import threading
@@ -44,19 +44,11 @@ LOCAL_CAPACITY = 10_000
 # corrupt stream, and the Lab stops reading that pipe.
 MAX_TEXT_CHARS = 20_000
 MAX_RECORD_BYTES = 1 << 20
-# How often a flooded sender tells the Lab how many records it dropped.
+# How often the Lab looks at the unit processes' drop counters.
 DROP_REPORT_S = 0.25
 # How long a unit process waits, on exit, for its last records to reach the Lab.
 FLUSH_S = 1.0
 _POLL_S = 0.1
-
-
-@dataclass(frozen=True)
-class DroppedRecords:
-    """Sent by a unit process: ``total`` records dropped so far (cumulative)."""
-
-    pid: int
-    total: int
 
 
 def _clip(text: str | None) -> str | None:
@@ -83,12 +75,17 @@ class EventSender:
     ----------
     conn : multiprocessing.connection.Connection
         The write end of this process's pipe to the Lab.
+    drop_counter : multiprocessing.sharedctypes.Synchronized or None
+        A shared ``RawValue("q")`` where the count of dropped records is kept for the Lab.
     capacity : int
         Records kept waiting before new ones are dropped (and counted).
     """
 
-    def __init__(self, conn: Connection, capacity: int = SENDER_CAPACITY) -> None:
+    def __init__(
+        self, conn: Connection, drop_counter: Any = None, capacity: int = SENDER_CAPACITY
+    ) -> None:
         self._conn = conn
+        self._counter = drop_counter
         self._capacity = capacity
         self._pending: deque[Any] = deque()
         self._cond = threading.Condition()
@@ -97,13 +94,17 @@ class EventSender:
         self._closing = False
         self._broken = False
         self.dropped = 0
-        self._reported = 0
-        self._reported_at = 0.0
+
+    def _drop(self, n: int = 1) -> None:
+        # Called with the condition held. Only this process writes its counter.
+        self.dropped += n
+        if self._counter is not None:
+            self._counter.value = self.dropped
 
     def put(self, event: Any) -> None:
         with self._cond:
             if self._broken or self._closing or len(self._pending) >= self._capacity:
-                self.dropped += 1
+                self._drop()
                 return
             self._pending.append(event)
             if self._thread is None:
@@ -113,74 +114,55 @@ class EventSender:
                 self._thread.start()
             self._cond.notify()
 
-    def _drops_due(self) -> bool:
-        if self.dropped == self._reported:
-            return False
-        return (
-            not self._pending
-            or self._closing
-            or time.monotonic() - self._reported_at >= DROP_REPORT_S
-        )
-
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._drops_due() and not self._closing:
-                    self._cond.wait(DROP_REPORT_S)
-                drops = self.dropped if self._drops_due() else None
-                event = self._pending.popleft() if self._pending else None
-                if event is None and drops is None:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
                     return  # closing, and everything was sent
+                event = self._pending.popleft()
                 self._busy = True
             try:
-                if drops is not None:
-                    self._send(DroppedRecords(os.getpid(), drops))
-                    self._reported, self._reported_at = drops, time.monotonic()
-                if event is not None:
-                    self._send(clip_event(event))
+                self._conn.send_bytes(
+                    pickle.dumps(clip_event(event), protocol=pickle.HIGHEST_PROTOCOL)
+                )
             except (OSError, ValueError):
                 # The Lab closed its end: nobody will read what is left.
                 with self._cond:
                     self._broken = True
-                    self.dropped += len(self._pending) + (event is not None)
+                    self._drop(len(self._pending) + 1)
                     self._pending.clear()
                     self._busy = False
                     self._cond.notify_all()
                 return
             except Exception:
                 with self._cond:
-                    self.dropped += 1  # a record that cannot be pickled
+                    self._drop()  # a record that cannot be pickled
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
 
-    def _send(self, obj: Any) -> None:
-        self._conn.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-
     def close(self, timeout: float = FLUSH_S) -> None:
-        """Send what is waiting (and the final drop count) within ``timeout``, then stop.
+        """Send what is waiting within ``timeout``, then stop.
 
-        Records still waiting after ``timeout`` (the Lab is not reading) are abandoned:
-        the sender thread is a daemon and cannot hold up the process's exit.
+        Records still waiting after ``timeout`` (the Lab is not reading) are abandoned
+        and counted as dropped: the sender thread is a daemon and cannot hold up the
+        process's exit.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-            if self._thread is None and self.dropped == self._reported:
-                return
-            if self._thread is None:  # drops but nothing was ever sent: report them
-                self._thread = threading.Thread(
-                    target=self._run, name="ezmsg-lab-sender", daemon=True
-                )
-                self._thread.start()
             while (
-                (self._pending or self._busy or self.dropped != self._reported)
+                (self._pending or self._busy)
                 and not self._broken
+                and self._thread is not None
                 and self._thread.is_alive()
             ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self._drop(len(self._pending) + self._busy)
                     break
                 self._cond.wait(remaining)
 
@@ -201,7 +183,7 @@ class _Channel:
         self,
         name: str,
         on_event: Callable[[Any], None],
-        on_drops: Callable[[int | None, int], None] | None = None,
+        on_drops: Callable[[int], None] | None = None,
     ) -> None:
         self.name = name
         self.counts = ChannelCounts()
@@ -236,9 +218,6 @@ class _Channel:
         raise NotImplementedError
 
     def _deliver(self, obj: Any) -> None:
-        if isinstance(obj, DroppedRecords):
-            self._add_drops(obj.pid, obj.total)
-            return
         if not _looks_like_event(obj):
             self._corrupt(f"a {type(obj).__name__} instead of a unit record")
             return
@@ -248,13 +227,13 @@ class _Channel:
         except Exception:
             logger.exception("handling a unit record failed")
 
-    def _add_drops(self, pid: int | None, new: int) -> None:
+    def _add_drops(self, new: int) -> None:
         if new <= 0:
             return
         self.counts.dropped += new
         if self._on_drops is not None:
             try:
-                self._on_drops(pid, new)
+                self._on_drops(new)
             except Exception:
                 logger.exception("reporting dropped unit records failed")
 
@@ -277,28 +256,30 @@ class PipeChannel(_Channel):
         self._lock = threading.Lock()
         self._readers: list[Connection] = []
         self._writers: list[Connection] = []
-        self._drops_by_pid: dict[int, int] = {}
+        self._counters: list[Any] = []
 
-    def new_writer(self) -> Connection:
-        """A pipe for one unit process; the process gets the returned write end."""
+    def new_writer(self) -> tuple[Connection, Any]:
+        """A pipe and a drop counter for one unit process, which gets both."""
         reader, writer = multiprocessing.Pipe(duplex=False)
+        counter = multiprocessing.RawValue("q", 0)
         with self._lock:
             self._readers.append(reader)
             self._writers.append(writer)
-        return writer
+            self._counters.append(counter)
+        return writer, counter
 
-    def _add_drops(self, pid: int | None, new: int) -> None:
-        # Unit processes report cumulative totals.
-        if pid is not None:
-            before = self._drops_by_pid.get(pid, 0)
-            if new <= before:
-                return
-            self._drops_by_pid[pid] = new
-            new -= before
-        super()._add_drops(pid, new)
+    def check_drops(self) -> None:
+        """Pick up what the unit processes dropped since the last look."""
+        with self._lock:
+            total = sum(c.value for c in self._counters)
+        self._add_drops(total - self.counts.dropped)
 
     def _read_loop(self) -> None:
+        checked_at = time.monotonic()
         while True:
+            if time.monotonic() - checked_at >= DROP_REPORT_S:
+                checked_at = time.monotonic()
+                self.check_drops()
             with self._lock:
                 readers = list(self._readers)
             if not readers and self._finishing.is_set():
@@ -339,9 +320,10 @@ class PipeChannel(_Channel):
         reader.close()
 
     def _release(self) -> None:
+        self.check_drops()
         with self._lock:
             conns = self._readers + self._writers
-            self._readers, self._writers = [], []
+            self._readers, self._writers, self._counters = [], [], []
         for conn in conns:
             conn.close()
 
@@ -385,17 +367,17 @@ class LocalChannel(_Channel):
             try:
                 obj = self._queue.get(timeout=_POLL_S)
             except queue.Empty:
-                self._add_drops(None, self._take_drops())
+                self._add_drops(self._take_drops())
                 if self._finishing.is_set():
                     return
                 continue
             self._deliver(clip_event(obj))
             if time.monotonic() - reported_at >= DROP_REPORT_S:
                 reported_at = time.monotonic()
-                self._add_drops(None, self._take_drops())
+                self._add_drops(self._take_drops())
 
     def _release(self) -> None:
-        self._add_drops(None, self._take_drops())
+        self._add_drops(self._take_drops())
         # Records queued after the reader finished are not read any more.
         while True:
             try:

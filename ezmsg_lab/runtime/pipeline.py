@@ -183,7 +183,7 @@ class Pipeline:
         connections: Iterable[tuple[Any, Any]] | None = None,
         process_components: Iterable[Any] | None = None,
         on_event: Callable[[Pipeline, UnitEvent], None] | None = None,
-        on_drops: Callable[[Pipeline, int | None, int], None] | None = None,
+        on_drops: Callable[[Pipeline, int], None] | None = None,
         is_registered: Callable[[list[str]], bool] | None = None,
         unit_stderr: bool = False,
     ) -> None:
@@ -407,9 +407,9 @@ class Pipeline:
         if self._on_event is not None:
             self._on_event(self, event)
 
-    def _dropped(self, pid: int | None, count: int) -> None:
+    def _dropped(self, count: int) -> None:
         if self._on_drops is not None:
-            self._on_drops(self, pid, count)
+            self._on_drops(self, count)
 
     def _make_runner(self, **kwargs: Any) -> Any:
         from ezmsg.core.backend import GraphRunner
@@ -420,10 +420,11 @@ class Pipeline:
 
             def backend(*args: Any, **kw: Any) -> LabBackendProcess:
                 # One pipe per unit process (see _channel); ezmsg calls this once each.
-                writer = channel.new_writer()
+                writer, counter = channel.new_writer()
                 return LabBackendProcess(
                     *args,
                     events_conn=writer,
+                    drop_counter=counter,
                     on_started=lambda _p: channel.close_writer_copy(writer),
                     **common,
                     **kw,

@@ -152,3 +152,37 @@ class RaisingPipeline(ez.Collection):
 
     def process_components(self) -> tuple:
         return (self.FLOOD, self.RAISER, self.RAISER2, self.RAISER3)
+
+
+class Chatty(Listener):
+    """Logs one WARNING through ezmsg's logger when it starts."""
+
+    async def initialize(self) -> None:
+        ez.logger.warning(f"chatty {self.address} says hello")
+
+
+class _FailsToUnpickle:
+    def __reduce__(self):
+        return (_refuse, ())
+
+
+def _refuse():
+    raise RuntimeError("this record cannot be unpickled")
+
+
+class CorruptRecords(Listener):
+    """Writes two unreadable records into its own channel to the Lab, then logs."""
+
+    async def initialize(self) -> None:
+        import logging
+        import pickle
+
+        from ezmsg_lab.runtime._backend import _ForwardingHandler
+
+        handler = next(
+            h for h in logging.getLogger("ezmsg").handlers if isinstance(h, _ForwardingHandler)
+        )
+        conn = handler._channel._conn  # the write end of this process's pipe
+        conn.send_bytes(b"\x80\x05 this is not a pickle")
+        conn.send_bytes(pickle.dumps(_FailsToUnpickle()))
+        ez.logger.warning(f"{self.address} still reporting after corrupt records")
