@@ -179,7 +179,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
 
     @property
     def pipelines(self) -> list[Pipeline]:
-        """Pipelines this Lab launched, running or stopped."""
+        """Pipelines this Lab launched: the running ones and the last 100 stopped ones."""
         return list(self._pipelines)
 
     # ------------------------------------------------------------------ calls
@@ -227,7 +227,9 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         ----------
         components : ezmsg Collection or Unit, or a dict of them
             What to run; a single component is named ``name`` (default: its class name in
-            capitals), which prefixes every unit address.
+            capitals), which prefixes every unit address. A dict keeps its keys, and
+            ``name`` (ezmsg's ``root_name``) prefixes them: ``{"SRC": ...}`` with
+            ``name="PIPE"`` gives ``PIPE/SRC``; ``connections`` then link the dict's units.
         mode : {"processes", "in-kernel"}
             ``"processes"`` starts unit processes through ezmsg's GraphRunner;
             ``"in-kernel"`` runs all units in a thread of this kernel, so the notebook can
