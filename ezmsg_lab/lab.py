@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_START_TIMEOUT_S = 30.0
+# Stopped pipelines whose summaries lab.pipelines keeps (a sweep launches hundreds).
+KEEP_STOPPED = 100
 
 
 class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
@@ -93,6 +95,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         self._closed = False
         self._close_lock = threading.Lock()
         self._pipelines: list[Pipeline] = []
+        self._starting: set[str] = set()  # names of pipelines being launched
         self._server: EmbeddedServer | None = None
         self._loop: ControlLoop | None = None
         try:
@@ -181,7 +184,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
 
     @property
     def pipelines(self) -> list[Pipeline]:
-        """Pipelines this Lab launched, running or stopped."""
+        """Pipelines this Lab launched: the running ones and the last 100 stopped ones."""
         return list(self._pipelines)
 
     # ------------------------------------------------------------------ calls
@@ -229,7 +232,9 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         ----------
         components : ezmsg Collection or Unit, or a dict of them
             What to run; a single component is named ``name`` (default: its class name in
-            capitals), which prefixes every unit address.
+            capitals), which prefixes every unit address. A dict keeps its keys, and
+            ``name`` (ezmsg's ``root_name``) prefixes them: ``{"SRC": ...}`` with
+            ``name="PIPE"`` gives ``PIPE/SRC``; ``connections`` then link the dict's units.
         mode : {"processes", "in-kernel"}
             ``"processes"`` starts unit processes through ezmsg's GraphRunner;
             ``"in-kernel"`` runs all units in a thread of this kernel, so the notebook can
@@ -258,18 +263,47 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             connections=connections,
             process_components=process_components,
             on_event=self._on_unit_event,
+            on_drops=self._on_unit_drops,
             is_registered=self._units_registered,
             unit_stderr=unit_stderr,
         )
-        running = {p.name for p in self._pipelines if p.running}
-        if pipeline.name in running:
-            raise LabError(
-                f"A pipeline named {pipeline.name!r} is already running in this Lab; stop it "
-                "first (lab.pipelines[...].stop()) or pass another name=."
-            )
+        # Registered before it starts, under the close lock: a close() from another thread
+        # then either refuses this launch or stops this pipeline, never misses it.
+        with self._close_lock:
+            self._check_open()
+            running = {p.name for p in self._pipelines if p.running}
+            if pipeline.name in running or pipeline.name in self._starting:
+                raise LabError(
+                    f"A pipeline named {pipeline.name!r} is already running in this Lab; "
+                    "stop it first (lab.pipelines[...].stop()) or pass another name=."
+                )
+            self._starting.add(pipeline.name)
+            self._pipelines.append(pipeline)
+            self._trim_stopped()
+        if self._server is not None:
+            self._server.prune()  # what ezmsg's server kept of earlier pipelines
         t0 = time.monotonic()
-        pipeline.start(start_timeout)
-        self._pipelines.append(pipeline)
+        try:
+            pipeline.start(start_timeout)
+        except BaseException as exc:
+            with self._close_lock:
+                self._forget(pipeline)
+                closed = self._closed
+            if closed:
+                raise LabClosedError(
+                    f"The Lab was closed while pipeline {pipeline.name!r} was starting; it "
+                    "was stopped and nothing of it is running."
+                ) from exc
+            raise
+        with self._close_lock:
+            self._starting.discard(pipeline.name)
+            closed = self._closed
+        if closed:
+            pipeline.stop()
+            raise LabClosedError(
+                f"The Lab was closed while pipeline {pipeline.name!r} was starting; it was "
+                "stopped and nothing of it is running."
+            )
         # Return once the Lab's own view shows the units, so the next cell sees them.
         remaining = max(0.5, start_timeout - (time.monotonic() - t0))
         units = pipeline.units
@@ -278,6 +312,18 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                 "pipeline %s started but its units are not yet registered", pipeline.name
             )
         return pipeline
+
+    def _forget(self, pipeline: Pipeline) -> None:
+        """Drop a pipeline that failed to start (call with the close lock held)."""
+        self._starting.discard(pipeline.name)
+        if pipeline in self._pipelines:
+            self._pipelines.remove(pipeline)
+
+    def _trim_stopped(self) -> None:
+        """Keep at most KEEP_STOPPED stopped pipelines' summaries (the oldest go first)."""
+        stopped = [p for p in self._pipelines if p.stopped_at is not None]
+        for old in stopped[: max(0, len(stopped) - KEEP_STOPPED)]:
+            self._pipelines.remove(old)
 
     def _units_registered(self, units: list[str]) -> bool:
         snap = self._topology.snapshot
@@ -311,6 +357,29 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                 except Exception:
                     logger.exception("unit error callback failed")
 
+    def _on_unit_drops(self, pipeline: Pipeline, count: int) -> None:
+        """Called from a pipeline's event thread when its units dropped records."""
+        where = "its unit processes" if pipeline.mode == "processes" else "its in-kernel units"
+        self._logs.add(
+            LogRecord(
+                time=time.time(),
+                unit=None,
+                pipeline=pipeline.name,
+                process=None,
+                pid=None,
+                level="WARNING",
+                logger="ezmsg_lab",
+                message=(
+                    f"{count} record(s) from {where} of pipeline {pipeline.name!r} were "
+                    "dropped: its units log or raise faster than the Lab reads "
+                    f"({pipeline.events_dropped} dropped in total; see "
+                    "pipeline.events_dropped)."
+                ),
+                traceback=None,
+                kind="dropped",
+            )
+        )
+
     def _print_unit_error(self, record: LogRecord) -> None:
         st = self.__dict__.get("_settings_state")
         if st is not None and st.watcher.watching.get(record.unit):
@@ -325,9 +394,8 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         self._unit_error_callbacks.append(fn)
 
     def stop_all(self, timeout: float = 10.0) -> None:
-        """Stop every pipeline this Lab launched."""
-        for pipeline in self._pipelines:
-            pipeline.stop(timeout)
+        """Stop every pipeline this Lab launched, in parallel, within about ``timeout``."""
+        _stop_in_parallel(list(self._pipelines), timeout)
 
     # ------------------------------------------------------------------ lifecycle
     def _check_open(self) -> None:
@@ -346,11 +414,8 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
     def _teardown(self, timeout: float) -> None:
         if "_widgets" in self.__dict__:
             self._widgets.detach_all()
-        for pipeline in self._pipelines:
-            try:
-                pipeline.stop(timeout)
-            except Exception:
-                logger.exception("stopping pipeline %s failed", pipeline.name)
+        # In parallel: a kernel shutdown gives the whole close about 5 s.
+        _stop_in_parallel(list(self._pipelines), timeout)
         if self._loop is not None:
             if self._loop.alive and hasattr(self, "_conn"):
                 try:
@@ -474,6 +539,31 @@ def _print_unit_error(record: LogRecord) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def _stop_in_parallel(pipelines: list[Pipeline], timeout: float) -> None:
+    """Stop pipelines each in its own thread; return within about ``timeout``."""
+
+    def stop(pipeline: Pipeline) -> None:
+        try:
+            pipeline.stop(timeout)
+        except Exception:
+            logger.exception("stopping pipeline %s failed", pipeline.name)
+
+    active = [p for p in pipelines if p.stopped_at is None]
+    if len(active) <= 1:
+        for pipeline in active:
+            stop(pipeline)
+        return
+    threads = [
+        threading.Thread(target=stop, args=(p,), name=f"ezmsg-lab-stop-{p.name}", daemon=True)
+        for p in active
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout + 1.0
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _registered(snapshot: Any, units: list[str]) -> bool:

@@ -33,7 +33,9 @@ class LogRecord:
     logger: str
     message: str
     traceback: str | None
-    kind: str  # "log", "error" (a task raised) or "fatal" (the process died)
+    # "log", "error" (a task raised), "fatal" (the process died) or "dropped" (the Lab's
+    # note that a unit process dropped records it could not send fast enough)
+    kind: str
 
 
 class LogStore:

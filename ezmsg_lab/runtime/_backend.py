@@ -3,8 +3,9 @@
 :class:`LabBackendProcess` is ezmsg's own ``DefaultBackendProcess`` with three additions,
 none of which changes how units run:
 
-- log records and uncaught task exceptions are forwarded to the Lab through a queue, so
-  a notebook sees what a unit process prints to its stderr;
+- log records and uncaught task exceptions are forwarded to the Lab through a bounded
+  channel (see ``_channel``), so a notebook sees what a unit process prints to its
+  stderr;
 - an exception that kills the process (a unit raising in ``initialize``) is reported with
   the address of the unit that raised it, so start failures can name the unit;
 - an orphan watchdog ends the process when the kernel that launched it dies, instead of
@@ -30,6 +31,8 @@ from types import TracebackType
 from typing import Any
 
 from ezmsg.core.backendprocess import DefaultBackendProcess
+
+from ._channel import EventSender
 
 # Seconds between checks that the launching process is still alive, and how long a unit
 # process may take to stop cleanly after its parent died before it exits hard.
@@ -63,20 +66,20 @@ def _unit_of_traceback(tb: TracebackType | None, units: list[Any]) -> str | None
     return found
 
 
-def _put(queue: Any, event: UnitEvent) -> None:
-    if queue is None:
+def _put(channel: Any, event: UnitEvent) -> None:
+    if channel is None:
         return
-    # A full or closed queue must never break a unit.
+    # A full or closed channel must never break a unit.
     with contextlib.suppress(Exception):
-        queue.put_nowait(event)
+        channel.put(event)
 
 
 class _ForwardingHandler(logging.Handler):
     """Sends log records to the Lab. Task tracebacks are sent by the task wrapper."""
 
-    def __init__(self, queue: Any, units: list[Any]) -> None:
+    def __init__(self, channel: Any, units: list[Any]) -> None:
         super().__init__(logging.INFO)
-        self._queue = queue
+        self._channel = channel
         self._prefixes = sorted((u.address for u in units), key=len, reverse=True)
 
     def _unit_for(self, message: str) -> str | None:
@@ -86,6 +89,11 @@ class _ForwardingHandler(logging.Handler):
         return None
 
     def emit(self, record: logging.LogRecord) -> None:
+        # The handler sits on both the root and the "ezmsg" logger (ezmsg's logger may not
+        # propagate); a record that reaches both is sent once.
+        if getattr(record, "_ezmsg_lab_sent", False):
+            return
+        record._ezmsg_lab_sent = True
         try:
             message = record.getMessage()
             # ezmsg logs a task exception as two records; the task wrapper already sent
@@ -98,7 +106,7 @@ class _ForwardingHandler(logging.Handler):
             if record.exc_info and record.exc_info[1] is not None:
                 tb = "".join(traceback.format_exception(*record.exc_info))
             _put(
-                self._queue,
+                self._channel,
                 UnitEvent(
                     kind="log",
                     time=record.created,
@@ -121,17 +129,37 @@ class LabBackendProcess(DefaultBackendProcess):
         self,
         *args: Any,
         events: Any = None,
+        events_conn: Any = None,
+        drop_counter: Any = None,
+        on_started: Any = None,
         parent_pid: int | None = None,
         quiet_stderr: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # In-kernel: ``events`` is the Lab's LocalChannel. Unit process: ``events_conn`` is
+        # the write end of this process's pipe, wrapped in an EventSender once running.
         self._lab_events = events
+        self._lab_events_conn = events_conn
+        self._lab_drop_counter = drop_counter
+        self._lab_on_started = on_started
         self._lab_parent_pid = parent_pid
         self._lab_quiet_stderr = quiet_stderr
 
+    def start(self) -> None:
+        """Start the unit process, then let the Lab close its copy of the pipe's write end."""
+        # The callback holds Lab-side objects: keep it out of what spawn pickles.
+        on_started, self._lab_on_started = self._lab_on_started, None
+        try:
+            super().start()
+        finally:
+            if on_started is not None:
+                on_started(self)
+
     # -- process entry point (unit processes only; in-kernel pipelines call process())
     def run(self) -> None:
+        if self._lab_events_conn is not None:
+            self._lab_events = EventSender(self._lab_events_conn, self._lab_drop_counter)
         handler = _ForwardingHandler(self._lab_events, self.units)
         if self._lab_quiet_stderr:
             # ezmsg logs a task's traceback on every failing message; forked from a
@@ -156,6 +184,9 @@ class LabBackendProcess(DefaultBackendProcess):
         finally:
             for name in ("", "ezmsg"):
                 logging.getLogger(name).removeHandler(handler)
+            if isinstance(self._lab_events, EventSender):
+                # Bounded: a Lab that does not read cannot hold up this process's exit.
+                self._lab_events.close()
 
     def _report_fatal(self, exc: BaseException) -> None:
         _put(

@@ -4,7 +4,9 @@ Unit processes are started by ezmsg's own ``GraphRunner``; the Lab adds what a n
 needs around it: a bounded start (ezmsg 3.9.0 waits forever at its start barrier when a
 spawned child cannot unpickle its units, and forever at its stop barrier when a unit raised
 in ``initialize``), an error that names the failing unit, a bounded stop that escalates to
-terminate/kill, and the unit processes' logs forwarded to the Lab.
+terminate/kill, the unit processes' logs forwarded to the Lab through a bounded channel,
+and a stop that releases everything (pipes, process handles, the runner) so a notebook can
+launch and stop pipelines for hours: a stopped pipeline keeps only a small summary.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import queue
 import threading
 import time
 import traceback
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..errors import PipelineError, PipelineStartError
 from ._backend import LabBackendProcess, UnitEvent, _unit_of_traceback
+from ._channel import ChannelCounts, LocalChannel, PipeChannel
 from .server import Address
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ MODES = ("processes", "in-kernel")
 _UNWIND_S = 1.0
 _TERMINATE_S = 2.0
 _POLL_S = 0.02
+# How long a stop waits for the records the unit processes sent before they exited.
+_FINISH_READING_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,11 @@ class ProcessInfo:
     units: tuple[str, ...]
 
 
-def _walk(components: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _walk(components: Mapping[str, Any], root: str | None = None) -> list[tuple[str, Any]]:
     """(address, component) for every component, computed the way ezmsg will name them.
 
     Works before launch: ezmsg only sets root names and locations when it starts them.
+    ``root`` is GraphRunner's ``root_name``: it prefixes every address.
     """
     out: list[tuple[str, Any]] = []
 
@@ -63,8 +68,8 @@ def _walk(components: Mapping[str, Any]) -> list[tuple[str, Any]]:
         for child_name, child in comp.components.items():
             visit(f"{address}/{child._name or child_name}", child)
 
-    for name, root in components.items():
-        visit(name, root)
+    for name, root_comp in components.items():
+        visit(f"{root}/{name}" if root else name, root_comp)
     return out
 
 
@@ -72,13 +77,23 @@ def _crawl(components: Mapping[str, Any]) -> list[Any]:
     return [comp for _, comp in _walk(components)]
 
 
-def _normalise_components(components: Any, name: str | None) -> tuple[str, dict[str, Any]]:
+def _normalise_components(
+    components: Any, name: str | None
+) -> tuple[str, str | None, dict[str, Any]]:
+    """(pipeline name, ezmsg root_name or None, components by name).
+
+    A single component is named ``name``; a dict keeps its keys, and ``name`` (when
+    given) becomes ezmsg's ``root_name``, the prefix of every address, as ``ez.run`` does.
+    """
     from ezmsg.core.component import Component
 
+    if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        raise ValueError(f"pipeline name {name!r} must be a non-empty string without '/'")
+    root: str | None = None
     if isinstance(components, Component):
         label = name or type(components).__name__.upper()
         components = {label: components}
-    if isinstance(components, Mapping):
+    elif isinstance(components, Mapping):
         if not components:
             raise ValueError("launch() needs at least one component")
         for key, comp in components.items():
@@ -88,6 +103,7 @@ def _normalise_components(components: Any, name: str | None) -> tuple[str, dict[
                     "Unit or Collection"
                 )
         label = name or "+".join(map(str, components))
+        root = name
     else:
         raise TypeError(
             f"launch() takes an ezmsg Collection/Unit or a dict of them, not "
@@ -102,7 +118,7 @@ def _normalise_components(components: Any, name: str | None) -> tuple[str, dict[
     for key in components:
         if not isinstance(key, str) or not key or "/" in key:
             raise ValueError(f"pipeline name {key!r} must be a non-empty string without '/'")
-    return label, dict(components)
+    return label, root, dict(components)
 
 
 def _check_spawnable(components: Mapping[str, Any]) -> None:
@@ -140,13 +156,21 @@ def _check_spawnable(components: Mapping[str, Any]) -> None:
 class Pipeline:
     """A pipeline the Lab launched. Returned by :meth:`Lab.launch`.
 
+    Once stopped, a pipeline releases its pipes, process handles and runner and keeps a
+    small summary: its name, mode, units, processes (pids and exit codes), start and stop
+    times and the counts of unit records it received, dropped and could not read.
+
     Attributes
     ----------
     name : str
-        The root name: unit addresses start with it (``"DEMO/FILTER"``).
+        The pipeline's name. For a single component it is also the first part of every
+        unit address (``"DEMO/FILTER"``); for a dict of components launched with
+        ``name=``, it prefixes the dict's keys (``"PIPE/SOURCE/..."``).
     mode : str
         ``"processes"`` (unit processes started by ezmsg's GraphRunner) or
         ``"in-kernel"`` (units run in a thread of this kernel).
+    started_at, stopped_at : float or None
+        ``time.time()`` when the pipeline started and stopped.
     """
 
     def __init__(
@@ -159,12 +183,13 @@ class Pipeline:
         connections: Iterable[tuple[Any, Any]] | None = None,
         process_components: Iterable[Any] | None = None,
         on_event: Callable[[Pipeline, UnitEvent], None] | None = None,
+        on_drops: Callable[[Pipeline, int], None] | None = None,
         is_registered: Callable[[list[str]], bool] | None = None,
         unit_stderr: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not one of {MODES}")
-        self.name, self._components = _normalise_components(components, name)
+        self.name, self._root, self._components = _normalise_components(components, name)
         self.mode = mode
         self.graph_address = graph_address
         self._connections = list(connections) if connections is not None else None
@@ -172,26 +197,36 @@ class Pipeline:
             list(process_components) if process_components is not None else None
         )
         self._on_event = on_event
+        self._on_drops = on_drops
         self._is_registered = is_registered
-        self._unit_stderr = unit_stderr
+        self._unit_stderr = bool(unit_stderr)
+        from ezmsg.core.unit import Unit
+
+        self._units = tuple(
+            sorted(a for a, c in _walk(self._components, self._root) if isinstance(c, Unit))
+        )
         self._runner: Any = None
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
-        self._events: Any = None
-        self._drain_thread: threading.Thread | None = None
+        self._channel: PipeChannel | LocalChannel | None = None
+        self._counts = ChannelCounts()
+        # Only fatal reports are kept here (start errors name the unit from them); every
+        # record goes to the Lab's bounded log store.
+        self._fatal: deque[UnitEvent] = deque(maxlen=64)
         self._stop_requested = threading.Event()
+        self._starting = False
+        self._start_done = threading.Event()
+        self._stop_lock = threading.Lock()
         self._stopped = False
+        self._final_processes: list[ProcessInfo] | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
-        self.events: deque[UnitEvent] = deque(maxlen=10_000)
 
     # ------------------------------------------------------------------ public
     @property
     def units(self) -> list[str]:
         """Addresses of the pipeline's units."""
-        from ezmsg.core.unit import Unit
-
-        return sorted(a for a, c in _walk(self._components) if isinstance(c, Unit))
+        return list(self._units)
 
     @property
     def unit_objects(self) -> dict[str, Any]:
@@ -204,7 +239,7 @@ class Pipeline:
             )
         from ezmsg.core.unit import Unit
 
-        return {a: c for a, c in _walk(self._components) if isinstance(c, Unit)}
+        return {a: c for a, c in _walk(self._components, self._root) if isinstance(c, Unit)}
 
     @property
     def running(self) -> bool:
@@ -216,53 +251,96 @@ class Pipeline:
 
     @property
     def processes(self) -> list[ProcessInfo]:
-        if self._runner is None:
+        if self._final_processes is not None:
+            return list(self._final_processes)
+        runner = self._runner
+        if runner is None:
             return []
         if self.mode == "in-kernel":
             alive = self._thread is not None and self._thread.is_alive()
-            return [ProcessInfo("in-kernel", os.getpid(), alive, None, tuple(self.units))]
+            return [ProcessInfo("in-kernel", os.getpid(), alive, None, self._units)]
         try:
-            procs = self._runner.processes
+            procs = list(runner.processes)
         except ValueError:
             return []
-        return [
-            ProcessInfo(
-                name=p.name,
-                pid=p.pid,
-                alive=p.pid is not None and p.is_alive(),
-                exitcode=p.exitcode,
-                units=tuple(u.address for u in p.units),
+        out = []
+        for p in procs:
+            try:
+                alive = p.pid is not None and p.is_alive()
+                exitcode = p.exitcode
+            except ValueError:  # released by a concurrent stop
+                alive, exitcode = False, None
+            out.append(
+                ProcessInfo(
+                    name=p.name,
+                    pid=p.pid,
+                    alive=alive,
+                    exitcode=exitcode,
+                    units=tuple(u.address for u in p.units),
+                )
             )
-            for p in procs
-        ]
+        return out
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.pid is not None]
 
+    @property
+    def events_received(self) -> int:
+        """Records (logs, errors) the Lab received from this pipeline's units."""
+        return self._live_counts().received
+
+    @property
+    def events_dropped(self) -> int:
+        """Records the units produced faster than the Lab read them, and dropped.
+
+        A unit raising thousands of times a second fills the bounded channel to the Lab;
+        the excess is dropped (and counted here, and reported in ``lab.logs()``) instead
+        of growing memory or slowing the unit down.
+        """
+        return self._live_counts().dropped
+
+    @property
+    def events_corrupt(self) -> int:
+        """Records from the units that the Lab could not read (skipped)."""
+        return self._live_counts().corrupt
+
+    def _live_counts(self) -> ChannelCounts:
+        channel = self._channel
+        return channel.counts if channel is not None else self._counts
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the pipeline: ask its units to finish, then terminate what does not.
 
-        Returns within about ``timeout`` seconds; idempotent.
+        Returns within about ``timeout`` seconds; idempotent and safe from any thread,
+        also while the pipeline is still starting (the start is then aborted).
         """
-        if self._stopped:
-            return
-        self._stop_requested.set()
         deadline = time.monotonic() + timeout
-        if self.mode == "in-kernel":
-            self._stop_in_kernel(deadline)
-        else:
-            self._stop_processes(deadline)
-        self._stopped = True
-        self.stopped_at = time.time()
-        if self._drain_thread is not None:
-            self._drain_thread.join(max(0.1, deadline - time.monotonic()))
+        self._stop_requested.set()
+        if not self._stop_lock.acquire(timeout=max(0.0, timeout)):
+            return  # another thread is stopping it within its own bound
+        try:
+            if self._stopped:
+                return
+            # A start in progress sees _stop_requested and aborts; wait for it so its
+            # runner is not torn down under it.
+            if self._starting and not self._start_done.is_set():
+                self._start_done.wait(max(0.0, deadline - time.monotonic()))
+            if self.mode == "in-kernel":
+                self._stop_in_kernel(deadline)
+            else:
+                self._stop_processes(deadline)
+            self._stopped = True
+            self.stopped_at = time.time()
+            self._release(deadline)
+        finally:
+            self._stop_lock.release()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return (
             f"<Pipeline {self.name!r} {state}, {self.mode}, "
-            f"{len(self.units)} units, pids={self.pids}>"
+            f"{len(self._units)} units, pids={self.pids}>"
         )
 
     def _repr_html_(self) -> str:
@@ -281,33 +359,82 @@ class Pipeline:
 
     # ------------------------------------------------------------------ start
     def start(self, timeout: float) -> None:
-        """Start the units; raise PipelineStartError within about ``timeout`` seconds."""
-        if self.mode == "processes":
-            _check_spawnable(self._components)
-            self._events = multiprocessing.Queue()
-        else:
-            self._events = queue.Queue()
-        self._drain_thread = threading.Thread(
-            target=self._drain, name=f"ezmsg-lab-events-{self.name}", daemon=True
-        )
-        self._drain_thread.start()
+        """Start the units; raise PipelineStartError within about ``timeout`` seconds.
+
+        A :meth:`stop` from another thread during the start aborts it: the start then
+        raises :class:`PipelineError` and leaves nothing running.
+        """
+        self._starting = True
         try:
+            if self._stop_requested.is_set():
+                raise self._stopped_during_start()
+            if self.mode == "processes":
+                _check_spawnable(self._components)
+                self._channel = PipeChannel(self.name, self._receive, self._dropped)
+            else:
+                self._channel = LocalChannel(self.name, self._receive, self._dropped)
+            self._channel.start()
             if self.mode == "processes":
                 self._start_processes(timeout)
             else:
                 self._start_in_kernel(timeout)
+            if self._stop_requested.is_set():
+                raise self._stopped_during_start()
         except BaseException:
             self._stop_requested.set()
-            self._stopped = True
+            self._start_done.set()
+            if self._stop_lock.acquire(blocking=False):
+                # Nobody else is stopping it: release here, as stop() would.
+                try:
+                    self._stopped = True
+                    self.stopped_at = time.time()
+                    self._release(time.monotonic() + _FINISH_READING_S)
+                finally:
+                    self._stop_lock.release()
             raise
+        self._start_done.set()
         self.started_at = time.time()
+
+    def _stopped_during_start(self) -> PipelineError:
+        return PipelineError(
+            f"Pipeline {self.name!r} was stopped while it was starting (the Lab was "
+            "closed, or stop() was called from another thread); nothing of it is running."
+        )
+
+    def _receive(self, event: UnitEvent) -> None:
+        if event.kind == "fatal":
+            self._fatal.append(event)
+        if self._on_event is not None:
+            self._on_event(self, event)
+
+    def _dropped(self, count: int) -> None:
+        if self._on_drops is not None:
+            self._on_drops(self, count)
 
     def _make_runner(self, **kwargs: Any) -> Any:
         from ezmsg.core.backend import GraphRunner
 
-        backend = functools.partial(LabBackendProcess, events=self._events, parent_pid=os.getpid())
+        channel = self._channel
+        common = dict(parent_pid=os.getpid(), quiet_stderr=not self._unit_stderr)
+        if isinstance(channel, PipeChannel):
+
+            def backend(*args: Any, **kw: Any) -> LabBackendProcess:
+                # One pipe per unit process (see _channel); ezmsg calls this once each.
+                writer, counter = channel.new_writer()
+                return LabBackendProcess(
+                    *args,
+                    events_conn=writer,
+                    drop_counter=counter,
+                    on_started=lambda _p: channel.close_writer_copy(writer),
+                    **common,
+                    **kw,
+                )
+
+        else:
+            backend = functools.partial(LabBackendProcess, events=channel, **common)
         return GraphRunner(
             components=self._components,
+            root_name=self._root,
             connections=self._connections,
             process_components=self._process_components,
             backend_process=backend,  # type: ignore[arg-type]
@@ -333,6 +460,9 @@ class Pipeline:
         pending: list[str] = []
         try:
             while self._thread is not None and self._thread.is_alive():
+                if self._stop_requested.is_set():
+                    self._abort_start()
+                    raise self._stopped_during_start()
                 dead = [p for p in self.processes if p.exitcode is not None]
                 if dead:
                     failure = (
@@ -362,6 +492,9 @@ class Pipeline:
         units = self.units
         try:
             while True:
+                if self._stop_requested.is_set():
+                    self._abort_start()
+                    raise self._stopped_during_start()
                 if self._thread is not None and not self._thread.is_alive():
                     self._raise_start_error(
                         f"{type(self._thread_error).__name__}: {self._thread_error}"
@@ -381,6 +514,8 @@ class Pipeline:
             self._abort_start()
             raise
 
+    # ezmsg 3.9.0 private attributes used here and in _stop_runner_loop: the runner's
+    # _execution_context (term_ev, start/stop barriers) and _loop.
     def _barriers(self) -> list[Any]:
         ctx = getattr(self._runner, "_execution_context", None)
         if ctx is None:
@@ -392,15 +527,24 @@ class Pipeline:
         return None if ctx is None else ctx.term_ev
 
     def _abort_start(self) -> None:
-        """Unblock ezmsg's barriers so every process and the runner can unwind."""
-        term = self._term_event()
-        if term is not None:
-            term.set()
-        for barrier in self._barriers():
-            with contextlib.suppress(Exception):
-                barrier.abort()
-        if self._thread is not None:
-            self._thread.join(_UNWIND_S)
+        """Unblock ezmsg's barriers so every process and the runner can unwind.
+
+        The runner may still be setting up (its barriers do not exist yet, its processes
+        are about to start): keep aborting until its start returns, within a bound.
+        """
+        deadline = time.monotonic() + _UNWIND_S
+        while True:
+            term = self._term_event()
+            if term is not None:
+                term.set()
+            for barrier in self._barriers():
+                with contextlib.suppress(Exception):
+                    barrier.abort()
+            if self._thread is None or not self._thread.is_alive():
+                break
+            if time.monotonic() > deadline:
+                break
+            self._thread.join(_POLL_S)
         self._terminate_processes()
         if self._thread is not None and self._thread.is_alive():
             self._stop_runner_loop()
@@ -447,13 +591,12 @@ class Pipeline:
         secondary BrokenBarrierErrors."""
         deadline = time.monotonic() + timeout
         while True:
-            fatal = [ev for ev in list(self.events) if ev.kind == "fatal"]
+            fatal = list(self._fatal)
             primary = [ev for ev in fatal if "BrokenBarrierError" not in ev.message]
             if primary:
                 return primary[0]
-            if time.monotonic() > deadline or (
-                self._drain_thread is not None and not self._drain_thread.is_alive()
-            ):
+            channel = self._channel
+            if time.monotonic() > deadline or channel is None or not channel.reading:
                 return None
             time.sleep(_POLL_S)
 
@@ -521,21 +664,31 @@ class Pipeline:
                     self.name,
                 )
 
-    # ------------------------------------------------------------------ events
-    def _drain(self) -> None:
-        q = self._events
-        while True:
-            try:
-                ev = q.get(timeout=0.1)
-            except queue.Empty:
-                if self._stop_requested.is_set():
-                    return
-                continue
-            except (EOFError, OSError, ValueError):
-                return
-            self.events.append(ev)
-            if self._on_event is not None:
-                try:
-                    self._on_event(self, ev)
-                except Exception:
-                    logger.exception("event callback failed")
+    def _release(self, deadline: float) -> None:
+        """Keep a summary; let go of the channel, the process handles and the runner.
+
+        Each launch used to keep about ten file descriptors (the event queue's pipe, two
+        per unit process for its sentinel) and the runner with its barriers for as long as
+        the Lab lived; a notebook then ran out of descriptors after about 100 launches.
+        """
+        self._final_processes = self.processes
+        channel = self._channel
+        if channel is not None:
+            channel.finish(min(_FINISH_READING_S, max(0.1, deadline - time.monotonic())))
+            self._counts = channel.counts
+            self._channel = None
+        self._fatal.clear()
+        runner, self._runner = self._runner, None
+        if runner is not None and self.mode == "processes":
+            with contextlib.suppress(ValueError):
+                for proc in runner.processes:
+                    # Process.close() frees the sentinel pipes; it refuses (ValueError)
+                    # a process that is still running, which then keeps them.
+                    with contextlib.suppress(ValueError, AttributeError):
+                        if proc.pid is not None:
+                            proc.close()
+            # The unit objects are copies of what runs in the processes; in-kernel ones
+            # are the user's live objects and stay reachable through unit_objects.
+            self._components = {}
+        if self._thread is not None and not self._thread.is_alive():
+            self._thread = None

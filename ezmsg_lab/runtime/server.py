@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import LabConnectionError
 
@@ -103,6 +104,20 @@ class EmbeddedServer:
     def alive(self) -> bool:
         return self._server.is_alive()
 
+    def prune(self) -> None:
+        """Forget what ezmsg's GraphServer keeps of clients that have gone.
+
+        ezmsg 3.9.0 and 3.10 keep every pub/sub client's finished handler task in
+        ``_client_tasks`` and every released shared-memory segment in ``shms``, for the
+        server's lifetime: a few per launch, which add up over a notebook's hundreds of
+        launches. Runs on the server's own loop, so it never races the server's handlers.
+        """
+        loop = getattr(self._server, "_loop", None)
+        if loop is None or loop.is_closed() or not self._server.is_alive():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_prune_server, self._server)
+
     def stop(self, timeout: float = 5.0) -> None:
         if not self._server.is_alive():
             return
@@ -110,6 +125,23 @@ class EmbeddedServer:
         self._server.join(timeout)
         if self._server.is_alive():
             logger.warning("GraphServer thread did not stop within %.1f s", timeout)
+
+
+def _prune_server(server: Any) -> None:
+    # ezmsg private attributes: GraphServer._client_tasks (dict of tasks) and .shms
+    # (dict of SHMInfo). A released segment has no leases and a closed buffer; it cannot
+    # be attached to again (it is unlinked).
+    tasks = getattr(server, "_client_tasks", None)
+    if isinstance(tasks, dict):
+        for key, task in list(tasks.items()):
+            if task.done():
+                tasks.pop(key, None)
+    shms = getattr(server, "shms", None)
+    if isinstance(shms, dict):
+        for name, info in list(shms.items()):
+            shm = getattr(info, "shm", None)
+            if not getattr(info, "leases", True) and shm is not None and shm.buf is None:
+                shms.pop(name, None)
 
 
 async def probe(address: Address, timeout: float) -> None:

@@ -109,3 +109,80 @@ class BusyPipeline(ez.Collection):
 
     def process_components(self) -> tuple:
         return (self.TICKER, self.BUSY)
+
+
+class Flood(ez.Unit):
+    """Publishes as fast as the loop allows."""
+
+    OUTPUT = ez.OutputStream(int)
+
+    @ez.publisher(OUTPUT)
+    async def spin(self):
+        n = 0
+        while True:
+            n += 1
+            yield self.OUTPUT, n
+
+
+class Raiser(ez.Unit):
+    """Raises on every message: thousands of errors a second behind a Flood."""
+
+    INPUT = ez.InputStream(int)
+
+    @ez.subscriber(INPUT)
+    async def on_message(self, msg: int) -> None:
+        raise ValueError(f"bad sample {msg}")
+
+
+class RaisingPipeline(ez.Collection):
+    """A fast publisher and three units that raise on each of its messages, each in
+    its own process: more errors a second than a Lab can read."""
+
+    FLOOD = Flood()
+    RAISER = Raiser()
+    RAISER2 = Raiser()
+    RAISER3 = Raiser()
+
+    def network(self) -> ez.NetworkDefinition:
+        return (
+            (self.FLOOD.OUTPUT, self.RAISER.INPUT),
+            (self.FLOOD.OUTPUT, self.RAISER2.INPUT),
+            (self.FLOOD.OUTPUT, self.RAISER3.INPUT),
+        )
+
+    def process_components(self) -> tuple:
+        return (self.FLOOD, self.RAISER, self.RAISER2, self.RAISER3)
+
+
+class Chatty(Listener):
+    """Logs one WARNING through ezmsg's logger when it starts."""
+
+    async def initialize(self) -> None:
+        ez.logger.warning(f"chatty {self.address} says hello")
+
+
+class _FailsToUnpickle:
+    def __reduce__(self):
+        return (_refuse, ())
+
+
+def _refuse():
+    raise RuntimeError("this record cannot be unpickled")
+
+
+class CorruptRecords(Listener):
+    """Writes two unreadable records into its own channel to the Lab, then logs."""
+
+    async def initialize(self) -> None:
+        import logging
+        import pickle
+
+        from ezmsg_lab.runtime._backend import _ForwardingHandler
+
+        handler = next(
+            h for h in logging.getLogger("ezmsg").handlers if isinstance(h, _ForwardingHandler)
+        )
+        conn = handler._channel._conn  # the write end of this process's pipe
+        conn.send_bytes(b"\x80\x05 this is not a pickle")
+        conn.send_bytes(pickle.dumps(_FailsToUnpickle()))
+        ez.logger.warning(f"{self.address} still reporting after corrupt records")

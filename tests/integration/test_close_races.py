@@ -1,0 +1,151 @@
+"""close() racing launch(), and closing at kernel shutdown with pipelines running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+
+from ezmsg_lab import Lab, LabClosedError
+from ezmsg_lab.demo import DemoPipeline
+
+from ..conftest import live_children, port_is_listening, wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.02, 0.05, 0.1, 0.2, 0.4])
+def test_close_racing_launch_leaves_nothing_running(delay_s):
+    """Before: a close() while another thread was inside launch() missed that pipeline,
+    whose unit processes kept running after the Lab and its server were gone."""
+    lab = Lab()
+    port = lab.address.port
+    result: dict[str, object] = {}
+
+    def launch() -> None:
+        try:
+            result["pipeline"] = lab.launch(DemoPipeline(), name="DEMO")
+        except Exception as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=launch)
+    thread.start()
+    # The delay only places close() at different points of the launch (not a wait).
+    time.sleep(delay_s)
+    lab.close()
+    thread.join(30)
+    assert not thread.is_alive(), "launch() did not return after close()"
+    if "error" in result:
+        assert isinstance(result["error"], LabClosedError), result["error"]
+    else:
+        assert not result["pipeline"].running
+    assert wait_until(lambda: not live_children(), 10), live_children()
+    assert not port_is_listening(port)
+
+
+SHUTDOWN_SCRIPT = textwrap.dedent(
+    """
+    import time
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo import DemoPipeline
+
+    lab = Lab()
+    pipes = [lab.launch(DemoPipeline(), name=f"DEMO{i}") for i in range(3)]
+    pids = [pid for p in pipes for pid in p.pids]
+    print(lab.address.port, *pids, flush=True)
+    print("EXITING", time.monotonic(), flush=True)
+    # no lab.close(): interpreter exit (what a kernel shutdown ends in) cleans up
+    """
+)
+
+
+def test_close_at_interpreter_exit_with_three_pipelines_is_quick():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SHUTDOWN_SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    stdout, stderr = proc.communicate(timeout=120)
+    ended = time.monotonic()
+    assert proc.returncode == 0, stderr[-2000:]
+    first, second = stdout.strip().splitlines()[-2:]
+    port, *pids = map(int, first.split())
+    exit_s = ended - float(second.split()[1])
+    print(f"\ninterpreter exit with 3 pipelines (12 unit processes): {exit_s:.2f} s")
+    assert len(pids) == 12
+    assert exit_s < 5.0, "Jupyter kills a kernel that takes more than 5 s to shut down"
+    assert wait_until(lambda: all(_gone(p) for p in pids), 10)
+    assert not port_is_listening(port)
+
+
+KERNEL_CELL = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {root!r})
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo import DemoPipeline
+    lab = Lab()
+    pipes = [lab.launch(DemoPipeline(), name=f"DEMO{{i}}") for i in range(3)]
+    print("PIDS", lab.address.port, *[pid for p in pipes for pid in p.pids])
+    """
+)
+
+
+def test_kernel_shutdown_with_three_pipelines_leaves_nothing_running():
+    """A real kernel, shut down the way Jupyter does it.
+
+    Measured, not asserted: the shutdown takes about 2.6 s and ends in SIGTERM whatever
+    the Lab does. ipykernel (7.4) first SIGTERMs every child in the kernel's process group
+    and waits for them to go; Python's multiprocessing resource tracker, started by the
+    first shared-memory segment (ezmsg's GraphServer makes them), ignores SIGTERM, so
+    jupyter_client SIGTERMs the kernel after half of its 5 s window. A kernel that
+    created one ``SharedMemory`` in a cell and nothing else does the same.
+    """
+    jupyter_client = pytest.importorskip("jupyter_client")
+    km = jupyter_client.KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        lines: list[str] = []
+        reply = kc.execute_interactive(
+            KERNEL_CELL.format(root=ROOT),
+            timeout=120,
+            output_hook=lambda msg: lines.append(msg["content"].get("text", "")),
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        text = "".join(lines)
+        port, *pids = map(int, text.split("PIDS", 1)[1].split())
+        assert len(pids) == 12
+        kernel = km.provisioner.process
+        t0 = time.monotonic()
+        km.shutdown_kernel(now=False)  # request, wait up to shutdown_wait_time, then kill
+        shutdown_s = time.monotonic() - t0
+    finally:
+        kc.stop_channels()
+    print(
+        f"\nkernel shutdown with 3 pipelines: {shutdown_s:.2f} s "
+        f"(Jupyter's window: {km.shutdown_wait_time:g} s); kernel exit code "
+        f"{kernel.returncode}"
+    )
+    assert shutdown_s < km.shutdown_wait_time  # never reached SIGKILL
+    assert wait_until(lambda: all(_gone(p) for p in pids), 10)
+    assert not port_is_listening(port)
