@@ -27,6 +27,42 @@ async def close_session(ctx: Any) -> None:
     await ctx._close_session()
 
 
+# ----------------------------------------------------------------------------- GraphServer
+
+
+def server_loop(server: Any) -> Any:
+    """The event loop of an in-process GraphServer's thread (None before it runs)."""
+    return getattr(server, "_loop", None)
+
+
+def shutdown_server(server: Any) -> None:
+    """Ask an in-process GraphServer's thread to end (ezmsg's own ``stop()`` also joins
+    it without a bound)."""
+    server._shutdown.set()
+
+
+def prune_server(server: Any) -> None:
+    """On the server's loop: forget what an in-process GraphServer keeps of clients that
+    have gone.
+
+    ezmsg 3.9.0 and 3.10 keep every pub/sub client's finished handler task in
+    ``_client_tasks`` and every released shared-memory segment in ``shms`` for the
+    server's lifetime: a few per launch, which add up over hundreds of launches. A
+    released segment has no leases and a closed buffer; it cannot be attached again.
+    """
+    tasks = getattr(server, "_client_tasks", None)
+    if isinstance(tasks, dict):
+        for key, task in list(tasks.items()):
+            if task.done():
+                tasks.pop(key, None)
+    shms = getattr(server, "shms", None)
+    if isinstance(shms, dict):
+        for name, info in list(shms.items()):
+            shm = getattr(info, "shm", None)
+            if not getattr(info, "leases", True) and shm is not None and shm.buf is None:
+                shms.pop(name, None)
+
+
 # ----------------------------------------------------------------------------- Publisher
 
 

@@ -8,9 +8,10 @@ import ipaddress
 import logging
 import os
 import warnings
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ..errors import LabConnectionError
+from . import compat
 
 logger = logging.getLogger(__name__)
 
@@ -112,36 +113,19 @@ class EmbeddedServer:
         server's lifetime: a few per launch, which add up over a notebook's hundreds of
         launches. Runs on the server's own loop, so it never races the server's handlers.
         """
-        loop = getattr(self._server, "_loop", None)
+        loop = compat.server_loop(self._server)
         if loop is None or loop.is_closed() or not self._server.is_alive():
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(_prune_server, self._server)
+            loop.call_soon_threadsafe(compat.prune_server, self._server)
 
     def stop(self, timeout: float = 5.0) -> None:
         if not self._server.is_alive():
             return
-        self._server._shutdown.set()
+        compat.shutdown_server(self._server)
         self._server.join(timeout)
         if self._server.is_alive():
             logger.warning("GraphServer thread did not stop within %.1f s", timeout)
-
-
-def _prune_server(server: Any) -> None:
-    # ezmsg private attributes: GraphServer._client_tasks (dict of tasks) and .shms
-    # (dict of SHMInfo). A released segment has no leases and a closed buffer; it cannot
-    # be attached to again (it is unlinked).
-    tasks = getattr(server, "_client_tasks", None)
-    if isinstance(tasks, dict):
-        for key, task in list(tasks.items()):
-            if task.done():
-                tasks.pop(key, None)
-    shms = getattr(server, "shms", None)
-    if isinstance(shms, dict):
-        for name, info in list(shms.items()):
-            shm = getattr(info, "shm", None)
-            if not getattr(info, "leases", True) and shm is not None and shm.buf is None:
-                shms.pop(name, None)
 
 
 async def probe(address: Address, timeout: float) -> None:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import ezmsg.core as ez
@@ -162,3 +163,28 @@ def test_process_error_text_is_parsed(server):
     finally:
         runner.stop()
     assert wait_until(lambda: not runner.running, 10)
+
+
+def test_in_process_server_loop_prune_and_shutdown(server):
+    """The embedded GraphServer's loop, what it keeps of gone clients, its shutdown."""
+    srv, address = server
+    loop = compat.server_loop(srv)
+    assert isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed()
+    assert isinstance(srv._client_tasks, dict) and isinstance(srv.shms, dict)
+
+    async def client():
+        async with GraphContext(address, auto_start=False) as ctx:
+            pub = await ctx.publisher("COMPAT/PRUNE")
+            await ctx.subscriber("COMPAT/PRUNE")
+            await pub.broadcast(b"x" * 64)
+
+    for _ in range(3):
+        asyncio.run(client())
+    assert wait_until(lambda: any(t.done() for t in list(srv._client_tasks.values())), 5)
+    done = threading.Event()
+    loop.call_soon_threadsafe(lambda: (compat.prune_server(srv), done.set()))
+    assert done.wait(5)
+    assert not any(t.done() for t in list(srv._client_tasks.values()))
+    compat.shutdown_server(srv)
+    srv.join(5)
+    assert not srv.is_alive()
