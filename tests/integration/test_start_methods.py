@@ -211,6 +211,8 @@ def test_units_exit_when_their_kernel_is_killed_despite_a_leaked_pipe_end(tmp_pa
 
 NOTEBOOK_SCRIPT = textwrap.dedent(
     """
+    import asyncio
+
     import ezmsg.core as ez
     from ezmsg_lab import Lab, PipelineStartError
     from ezmsg_lab.demo import DemoPipeline, SinkSettings
@@ -220,6 +222,13 @@ NOTEBOOK_SCRIPT = textwrap.dedent(
 
     class NotebookUnit(ez.Unit):
         SETTINGS = NotebookSettings
+        OUTPUT = ez.OutputStream(float)
+
+        @ez.publisher(OUTPUT)
+        async def tick(self):
+            while True:
+                await asyncio.sleep(0.05)
+                yield self.OUTPUT, self.SETTINGS.gain
 
     class NotebookName(str):  # an importable unit whose settings hold a notebook class
         pass
