@@ -110,9 +110,6 @@ def _normalise_components(components: Any, name: str | None) -> tuple[str, dict[
     return label, dict(components)
 
 
-START_METHODS = ("fork", "forkserver", "spawn")
-
-
 class _MainFinder(pickle.Pickler):
     """Pickles into nothing, noting classes and functions defined in ``__main__``.
 
@@ -137,9 +134,9 @@ class _MainFinder(pickle.Pickler):
 
 @dataclass(frozen=True)
 class _SpawnBlocker:
-    """Why a unit cannot start in a fresh process (forkserver, spawn)."""
+    """Why a component cannot start in a fresh process (forkserver, spawn)."""
 
-    unit: str
+    unit: str  # its address: a unit, or a collection whose settings its units get
     main_object: Any = None  # a class or function from __main__ that it refers to
     pickle_error: Exception | None = None
 
