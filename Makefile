@@ -4,13 +4,30 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VENV310 := .venv-ezmsg310
+VENVNEW := .venv-newest
 BIN := $(VENV)/bin
 PORT ?= 8888
 # The newest 3.10 pre-release (ezmsg-sigproc users run it), with pydantic (its [schema]
 # extra) so its own settings coercion is on; pip picks the newest match.
 EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
-.PHONY: lab test test-fast lint bench browser js clean
+.PHONY: lab test test-fast test-newest newest-python lint bench browser js clean
+
+# The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
+# then every pyenv version. Each candidate must run and report its version (pyenv's
+# shims exist on PATH for versions that are not selected, and fail). Sets $$base (the
+# baseline's version), $$best and $$found (empty if nothing is newer).
+define FIND_NEWEST
+base=$$($(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])') || exit 1; \
+best=$$base; found=""; \
+for cand in python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/*/bin/python3.1[2-9]); do \
+  v=$$($$cand -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || continue; \
+  case "$$v" in 3.*) ;; *) continue ;; esac; \
+  if [ "$$v" != "$$best" ] && [ "$$(printf '%s\n%s\n' "$$best" "$$v" | sort -V | tail -n 1)" = "$$v" ]; then \
+    best=$$v; found=$$(command -v "$$cand"); \
+  fi; \
+done
+endef
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +65,29 @@ test: $(VENV)/.installed $(VENV310)/.installed browser
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
 	@echo "== integration tests on $$($(VENV310)/bin/python -c 'import ezmsg.core as ez; print("ezmsg", ez.__version__)')"
 	$(VENV310)/bin/python -m pytest tests/integration
+	@$(MAKE) --no-print-directory test-newest
+
+# The unit and integration tests again on the newest CPython found (see FIND_NEWEST), in
+# $(VENVNEW) with ezmsg 3.9.0; rebuilt when that interpreter or pyproject.toml changes.
+test-newest:
+	@$(FIND_NEWEST); \
+	if [ -z "$$found" ]; then \
+	  echo "== newest CPython: skipped: no newer CPython found than $$base" \
+	    "(looked for python3.14, python3.13, python3.12 on PATH and in ~/.pyenv/versions)"; \
+	  exit 0; \
+	fi; \
+	echo "== unit and integration tests on CPython $$best ($$found)"; \
+	if [ "$$(cat $(VENVNEW)/.python 2>/dev/null)" != "$$found" ] || [ ! -f $(VENVNEW)/.installed ] \
+	    || [ pyproject.toml -nt $(VENVNEW)/.installed ]; then \
+	  rm -rf $(VENVNEW) && "$$found" -m venv $(VENVNEW) \
+	  && $(VENVNEW)/bin/python -m pip install -q --upgrade pip \
+	  && $(VENVNEW)/bin/python -m pip install -q -e ".[test]" "ezmsg==3.9.0" \
+	  && echo "$$found" > $(VENVNEW)/.python && touch $(VENVNEW)/.installed || exit 1; \
+	fi; \
+	$(VENVNEW)/bin/python -m pytest tests/unit tests/integration
+
+newest-python:
+	@$(FIND_NEWEST); echo "$$found"
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit
@@ -61,4 +101,4 @@ js:
 	cd js && npm ci --no-audit --no-fund && npm run build
 
 clean:
-	rm -rf $(VENV) $(VENV310)
+	rm -rf $(VENV) $(VENV310) $(VENVNEW)

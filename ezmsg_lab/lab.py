@@ -30,7 +30,7 @@ from .model.traces import TraceStore
 from .runtime.cleanup import register, unregister
 from .runtime.connection import Connection
 from .runtime.loop import ControlLoop
-from .runtime.pipeline import Pipeline
+from .runtime.pipeline import Pipeline, check_start_method
 from .runtime.server import Address, EmbeddedServer, address_from_env, parse_address
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,12 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         Level for ezmsg's own logger in this kernel (default ``"WARNING"``: ezmsg logs
         every start and stop at INFO, which would fill cell outputs). Unit processes'
         records are collected by the Lab whatever this is. None leaves it alone.
+    start_method : {None, "forkserver", "fork", "spawn"}
+        How launched pipelines start their unit processes, unless ``launch()`` says
+        otherwise. None (the default) lets the Lab choose per pipeline: ``"forkserver"``
+        on Linux (``"spawn"`` elsewhere), and ``"fork"`` on Linux for pipelines that only
+        a forked process can run (units or settings defined in the notebook).
+        multiprocessing's global start method is neither read nor changed.
 
     Examples
     --------
@@ -86,9 +92,11 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         history: int = 200_000,
         trace_capacity: int = 2_000_000,
         ezmsg_log_level: str | None = "WARNING",
+        start_method: str | None = None,
         _attach: Address | None = None,
     ) -> None:
         _check_timeout(timeout)
+        self.start_method = check_start_method(start_method)
         if ezmsg_log_level is not None:
             logging.getLogger("ezmsg").setLevel(ezmsg_log_level)
         self.timeout = float(timeout)
@@ -144,9 +152,9 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
 
         With no address, ``EZMSG_GRAPHSERVER_ADDR`` is used. Closing the Lab stops what it
         launched and leaves the server running. Other keyword options (``poll_hz``,
-        ``history``, ``trace_capacity``) are as for ``Lab()``.
+        ``history``, ``trace_capacity``, ``start_method``) are as for ``Lab()``.
         """
-        unknown = set(options) - {"poll_hz", "history", "trace_capacity"}
+        unknown = set(options) - {"poll_hz", "history", "trace_capacity", "start_method"}
         if unknown:
             raise TypeError(f"Lab.attach() got unexpected keyword argument(s) {sorted(unknown)}")
         if address is None:
@@ -225,6 +233,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         process_components: Iterable[Any] | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
         unit_stderr: bool = False,
+        start_method: str | None = None,
     ) -> Pipeline:
         """Start an ezmsg pipeline without blocking the cell.
 
@@ -245,6 +254,21 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             Also let ezmsg print unit log records to the processes' stderr (off by
             default: forked from a kernel, that output floods the cells; the records are
             in :meth:`logs` either way).
+        start_method : {None, "forkserver", "fork", "spawn"}
+            How to start the unit processes (``mode="processes"``); None uses the Lab's
+            ``start_method``, and if that is None too the Lab chooses:
+
+            - ``"forkserver"`` on Linux (``"spawn"`` elsewhere) for pipelines a fresh
+              process can import, like :class:`~ezmsg_lab.demo.DemoPipeline`: a kernel
+              runs threads, and forking a process with threads may deadlock the child
+              (why Python 3.12+ warns about fork and 3.14 made forkserver its default);
+            - ``"fork"`` on Linux when a unit or its settings refer to classes defined in
+              the notebook (``__main__``) or cannot be pickled: only a forked process can
+              run those. Elsewhere they raise :class:`PipelineStartError` saying what to
+              do (move them to a module, ``mode="in-kernel"``).
+
+            multiprocessing's global start method is neither read nor changed;
+            ``pipeline.start_method`` tells which one ran.
 
         Returns
         -------
@@ -266,6 +290,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             on_drops=self._on_unit_drops,
             is_registered=self._units_registered,
             unit_stderr=unit_stderr,
+            start_method=check_start_method(start_method) or self.start_method,
         )
         # Registered before it starts, under the close lock: a close() from another thread
         # then either refuses this launch or stops this pipeline, never misses it.

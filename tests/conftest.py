@@ -10,18 +10,20 @@ import psutil
 import pytest
 
 
-def _is_resource_tracker(proc: psutil.Process) -> bool:
-    # Python's multiprocessing resource tracker is a per-interpreter singleton started by
-    # the first shared-memory segment (ezmsg's GraphServer makes them); it exits with the
-    # interpreter and is not something the Lab started.
+def _is_multiprocessing_helper(proc: psutil.Process) -> bool:
+    # Per-interpreter singletons of Python's multiprocessing, which exit with the
+    # interpreter: the resource tracker (started by the first shared-memory segment;
+    # ezmsg's GraphServer makes them) and the fork server (started by the first forkserver
+    # launch, Python 3.14's default). Unit processes it forked are still counted.
     try:
-        return "resource_tracker" in " ".join(proc.cmdline())
+        cmdline = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return False
+    return "resource_tracker" in cmdline or "multiprocessing.forkserver" in cmdline
 
 
 def live_children(pid: int | None = None) -> list[psutil.Process]:
-    """Descendant processes that are alive (not zombies), resource tracker excluded."""
+    """Descendant processes that are alive (not zombies), multiprocessing's helpers excluded."""
     out = []
     try:
         children = psutil.Process(pid or os.getpid()).children(recursive=True)
@@ -29,7 +31,7 @@ def live_children(pid: int | None = None) -> list[psutil.Process]:
         return []
     for child in children:
         try:
-            if child.status() == psutil.STATUS_ZOMBIE or _is_resource_tracker(child):
+            if child.status() == psutil.STATUS_ZOMBIE or _is_multiprocessing_helper(child):
                 continue
         except psutil.NoSuchProcess:
             continue

@@ -303,6 +303,34 @@ def _is_array_like(tp: Any) -> bool:
         return False
 
 
+def _is_type_alias(obj: Any) -> bool:
+    # typing.TypeAliasType (``type X[T] = ...``, 3.12+) and typing_extensions' backport;
+    # by name, so neither needs importing here.
+    return type(obj).__name__ == "TypeAliasType" and hasattr(obj, "__value__")
+
+
+def _unalias(tp: Any) -> Any:
+    """What a PEP 695 type alias stands for, with its parameters substituted.
+
+    numpy >= 2.5 on Python >= 3.12 defines ``npt.NDArray`` as ``type NDArray[T] =
+    ndarray[..., dtype[T]]``: ``NDArray[np.float64]`` then has the alias, not
+    ``np.ndarray``, as its origin, and would lose its array kind and dtype.
+    """
+    for _ in range(16):  # aliases of aliases; a bound on pathological self-references
+        origin = typing.get_origin(tp)
+        if _is_type_alias(origin):
+            value, args = origin.__value__, typing.get_args(tp)
+            try:
+                tp = value[args] if getattr(origin, "__type_params__", ()) else value
+            except TypeError:  # a value that cannot be subscripted: keep it unparametrised
+                tp = value
+        elif _is_type_alias(tp):
+            tp = tp.__value__
+        else:
+            break
+    return tp
+
+
 def _spec_for(
     tp: Any,
     name: str,
@@ -312,11 +340,14 @@ def _spec_for(
     seen: frozenset[type] = frozenset(),
 ) -> FieldSpec:
     """The spec of one annotation (without field-level defaults and description)."""
+    if not _is_array_like(tp):  # npt.ArrayLike is itself an alias with numpy >= 2.5
+        tp = _unalias(tp)
     disp = _type_display(tp)
     base = {"name": name, "path": path, "type_display": disp, "py_type": tp}
     extras: tuple = ()
     if typing.get_origin(tp) is typing.Annotated:
         tp, *rest = typing.get_args(tp)
+        tp = tp if _is_array_like(tp) else _unalias(tp)
         extras = tuple(rest)
         bounds = _bounds_from({}, extras) or bounds
         base["py_type"] = tp

@@ -9,7 +9,10 @@ none of which changes how units run:
 - an exception that kills the process (a unit raising in ``initialize``) is reported with
   the address of the unit that raised it, so start failures can name the unit;
 - an orphan watchdog ends the process when the kernel that launched it dies, instead of
-  leaving it stuck on a GraphServer that no longer exists.
+  leaving it stuck on a GraphServer that no longer exists (a :class:`Lifeline`: it works
+  under every start method, where the process's parent may be a fork server);
+- it starts with the start method the Lab chose for its pipeline, whatever
+  multiprocessing's global default is.
 
 This module is imported in unit processes (also under the spawn start method): keep it
 free of heavy imports.
@@ -22,11 +25,14 @@ import contextlib
 import functools
 import inspect
 import logging
+import multiprocessing
 import os
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, Pipe
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +44,86 @@ from ._channel import EventSender
 # process may take to stop cleanly after its parent died before it exits hard.
 _ORPHAN_POLL_S = 0.5
 _ORPHAN_GRACE_S = 5.0
+
+
+# Write ends of the lifelines this process holds. A unit process forked from here inherits
+# copies and closes them first thing: a write end open in the child itself would hide the
+# kernel's death from it, and from every sibling it outlives.
+_HELD_WRITERS: set[Connection] = set()
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc); None if it is not alive.
+
+    Also None where there is no /proc (macOS). A zombie counts as dead: it has exited and
+    only waits for its parent to reap it.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        return None
+    return fields[19].decode()  # field 22 of proc(5): starttime
+
+
+@dataclass
+class Lifeline:
+    """What a unit process watches to know that the kernel that launched it is alive.
+
+    The kernel keeps the write end of a pipe and never writes to it; unit processes get
+    the read end (multiprocessing hands it over under fork, forkserver and spawn alike).
+    However the kernel dies, the OS closes its end and the read end turns readable (end
+    of file) at once. Where /proc exists, the kernel's pid and start time are checked as
+    well, which no reused pid can fake: that covers a write end leaked into some other
+    process the kernel forked (a user's own ``multiprocessing.Pool`` under fork).
+    The parent pid is no such sign: under forkserver it is the fork server's.
+    """
+
+    reader: Connection
+    pid: int
+    start_time: str | None
+
+    def kernel_alive(self, wait: float) -> bool:
+        """False once the kernel is gone; waits up to ``wait`` seconds for that news."""
+        try:
+            if self.reader.poll(wait):
+                return False  # end of file: nobody holds the write end any more
+        except (OSError, EOFError):
+            return False
+        if self.start_time is not None:
+            return _proc_start_time(self.pid) == self.start_time
+        return True
+
+
+class KernelLifeline:
+    """The kernel's side of a :class:`Lifeline`: hold it while the pipeline runs."""
+
+    def __init__(self) -> None:
+        reader, writer = Pipe(duplex=False)
+        self._writer: Connection | None = writer
+        _HELD_WRITERS.add(writer)
+        pid = os.getpid()
+        self.lifeline = Lifeline(reader, pid, _proc_start_time(pid))
+
+    def close(self) -> None:
+        """Tell the unit processes the kernel is gone (call once they were stopped)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            _HELD_WRITERS.discard(writer)
+            writer.close()
+        self.lifeline.reader.close()
+
+
+def _close_inherited_writers() -> None:
+    # In a forked unit process: the kernel's write ends are copies it must not hold.
+    for writer in list(_HELD_WRITERS):
+        with contextlib.suppress(OSError):
+            writer.close()
+    _HELD_WRITERS.clear()
 
 
 @dataclass
@@ -132,7 +218,8 @@ class LabBackendProcess(DefaultBackendProcess):
         events_conn: Any = None,
         drop_counter: Any = None,
         on_started: Any = None,
-        parent_pid: int | None = None,
+        lifeline: Lifeline | None = None,
+        start_method: str | None = None,
         quiet_stderr: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -143,8 +230,30 @@ class LabBackendProcess(DefaultBackendProcess):
         self._lab_events_conn = events_conn
         self._lab_drop_counter = drop_counter
         self._lab_on_started = on_started
-        self._lab_parent_pid = parent_pid
+        self._lab_lifeline = lifeline
         self._lab_quiet_stderr = quiet_stderr
+        # multiprocessing reads this in the child too: the unit process's own default
+        # context is then the one it was started with.
+        self._start_method = start_method
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        # multiprocessing's hook (BaseProcess.start calls it): start with our context.
+        method = process_obj._start_method
+        if method is None:
+            return multiprocessing.Process._Popen(process_obj)
+        ctx = multiprocessing.get_context(method)
+        if method != "fork":
+            return ctx.Process._Popen(process_obj)
+        # Python 3.12+ warns on every fork from a process with threads (a kernel running
+        # the Lab always has some). The Lab forks only what cannot start another way
+        # (units defined in the notebook) or when asked to: say so once in the docs, not
+        # in every launch's output.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r".*multi-threaded.*fork\(\)", category=DeprecationWarning
+            )
+            return ctx.Process._Popen(process_obj)
 
     def start(self) -> None:
         """Start the unit process, then let the Lab close its copy of the pipe's write end."""
@@ -158,6 +267,7 @@ class LabBackendProcess(DefaultBackendProcess):
 
     # -- process entry point (unit processes only; in-kernel pipelines call process())
     def run(self) -> None:
+        _close_inherited_writers()
         if self._lab_events_conn is not None:
             self._lab_events = EventSender(self._lab_events_conn, self._lab_drop_counter)
         handler = _ForwardingHandler(self._lab_events, self.units)
@@ -172,7 +282,7 @@ class LabBackendProcess(DefaultBackendProcess):
             ez_logger.propagate = False
         for name in ("", "ezmsg"):
             logging.getLogger(name).addHandler(handler)
-        if self._lab_parent_pid is not None:
+        if self._lab_lifeline is not None:
             threading.Thread(
                 target=self._orphan_watchdog, name="ezmsg-lab-orphan-watchdog", daemon=True
             ).start()
@@ -204,12 +314,13 @@ class LabBackendProcess(DefaultBackendProcess):
         )
 
     def _orphan_watchdog(self) -> None:
+        lifeline = self._lab_lifeline
+        assert lifeline is not None
         while not self.term_ev.is_set():
-            if os.getppid() != self._lab_parent_pid:
+            if not lifeline.kernel_alive(_ORPHAN_POLL_S):
                 self.term_ev.set()
                 time.sleep(_ORPHAN_GRACE_S)
                 os._exit(1)
-            time.sleep(_ORPHAN_POLL_S)
 
     # -- task exceptions: report, then let ezmsg handle them exactly as before
     def task_wrapper(self, unit: Any, task: Any) -> Any:

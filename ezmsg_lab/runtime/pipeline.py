@@ -5,29 +5,34 @@ needs around it: a bounded start (ezmsg 3.9.0 waits forever at its start barrier
 spawned child cannot unpickle its units, and forever at its stop barrier when a unit raised
 in ``initialize``), an error that names the failing unit, a bounded stop that escalates to
 terminate/kill, the unit processes' logs forwarded to the Lab through a bounded channel,
-and a stop that releases everything (pipes, process handles, the runner) so a notebook can
-launch and stop pipelines for hours: a stopped pipeline keeps only a small summary.
+a start method chosen per pipeline (see :func:`choose_start_method`) without touching
+multiprocessing's global default, and a stop that releases everything (pipes, process
+handles, the runner) so a notebook can launch and stop pipelines for hours: a stopped
+pipeline keeps only a small summary.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import html
 import logging
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PipelineError, PipelineStartError
-from ._backend import LabBackendProcess, UnitEvent, _unit_of_traceback
+from ._backend import KernelLifeline, LabBackendProcess, UnitEvent, _unit_of_traceback
 from ._channel import ChannelCounts, LocalChannel, PipeChannel
 from .server import Address
 
@@ -121,36 +126,161 @@ def _normalise_components(
     return label, root, dict(components)
 
 
-def _check_spawnable(components: Mapping[str, Any]) -> None:
-    """Refuse units a spawned child cannot import, instead of hanging (rough edge 8)."""
-    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_start_method()
-    if method == "fork":
-        return
+class _MainFinder(pickle.Pickler):
+    """Pickles into nothing, noting classes and functions defined in ``__main__``.
+
+    A unit referring to one (its class, its settings class, an enum member or a nested
+    dataclass in its settings) cannot be unpickled by a process that did not fork from
+    the notebook: ezmsg 3.9.0 then waits forever at its start barrier (rough edge 8).
+    """
+
+    class _Sink:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+    def __init__(self) -> None:
+        super().__init__(self._Sink(), protocol=pickle.HIGHEST_PROTOCOL)
+        self.found: list[Any] = []
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type | types.FunctionType) and obj.__module__ == "__main__":
+            self.found.append(obj)
+        return NotImplemented
+
+
+@dataclass(frozen=True)
+class _SpawnBlocker:
+    """Why a component cannot start in a fresh process (forkserver, spawn)."""
+
+    unit: str  # its address: a unit, or a collection whose settings its units get
+    main_object: Any = None  # a class or function from __main__ that it refers to
+    pickle_error: Exception | None = None
+
+    def error(self, method: str) -> PipelineStartError:
+        fork_hint = (
+            ", or launch(..., start_method='fork')"
+            if "fork" in multiprocessing.get_all_start_methods()
+            else ""
+        )
+        if self.main_object is not None:
+            what = "class" if isinstance(self.main_object, type) else "function"
+            return PipelineStartError(
+                f"Cannot start {self.unit}: it uses the {what} "
+                f"{self.main_object.__qualname__}, defined in the notebook (__main__), which "
+                f"unit processes started with the {method!r} start method cannot import. "
+                "Move it into a .py module and import it from there, or "
+                f"launch(..., mode='in-kernel'){fork_hint}.",
+                unit=self.unit,
+                cause=f"{self.main_object.__qualname__} defined in __main__ under {method!r}",
+            )
+        exc = self.pickle_error
+        return PipelineStartError(
+            f"Cannot start {self.unit}: it cannot be pickled for a {method!r} unit process "
+            f"({type(exc).__name__}: {exc}). Keep unit state in initialize(), not in the "
+            f"constructor, or launch(..., mode='in-kernel'){fork_hint}.",
+            unit=self.unit,
+            cause=f"{type(exc).__name__}: {exc}",
+        )
+
+
+def _spawn_blocker(components: Mapping[str, Any]) -> _SpawnBlocker | None:
+    """The first component that only a forked process could run, and why; None if none.
+
+    Units are pickled whole, as multiprocessing sends them. A collection stays in the
+    kernel, but its ``configure()`` (which runs at launch, after this check) hands its
+    settings' values to its units, so those values are scanned too.
+    """
     from ezmsg.core.unit import Unit
 
     for address, comp in _walk(components):
-        if not isinstance(comp, Unit):
-            continue
-        for what, cls in (("unit", type(comp)), ("settings", type(comp.SETTINGS))):
-            if cls.__module__ == "__main__":
-                raise PipelineStartError(
-                    f"Cannot start {address}: its {what} class {cls.__qualname__} is "
-                    f"defined in the notebook (__main__), which unit processes started with "
-                    f"the {method!r} start method cannot import. Move it into a .py module "
-                    "and import it from there, or launch(..., mode='in-kernel').",
-                    unit=address,
-                    cause=f"{what} class defined in __main__ under {method!r}",
-                )
-        try:
-            pickle.dumps(comp)
-        except Exception as exc:
-            raise PipelineStartError(
-                f"Cannot start {address}: it cannot be pickled for a {method!r} unit "
-                f"process ({type(exc).__name__}: {exc}). Keep unit state in initialize(), "
-                "not in the constructor, or launch(..., mode='in-kernel').",
-                unit=address,
-                cause=f"{type(exc).__name__}: {exc}",
-            ) from exc
+        is_unit = isinstance(comp, Unit)
+        settings = getattr(comp, "SETTINGS", None)
+        if is_unit:
+            targets = [comp]
+        elif dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+            targets = [getattr(settings, f.name) for f in dataclasses.fields(settings)]
+        else:
+            targets = [settings]
+        for target in targets:
+            finder = _MainFinder()
+            try:
+                finder.dump(target)
+            except Exception as exc:
+                if finder.found:
+                    return _SpawnBlocker(address, main_object=finder.found[0])
+                if is_unit:
+                    return _SpawnBlocker(address, pickle_error=exc)
+                continue  # unless configure() hands it on, it never leaves the kernel
+            if finder.found:
+                return _SpawnBlocker(address, main_object=finder.found[0])
+    return None
+
+
+def default_start_method() -> str:
+    """The start method for pipelines that a fresh process can run.
+
+    forkserver on Linux: fork from a kernel, which always runs threads (the Lab's control
+    loop, an embedded GraphServer, Jupyter's own), may deadlock the child; Python 3.12+
+    warns about it and 3.14 left fork for forkserver. Elsewhere spawn, Python's own default
+    on macOS and Windows.
+    """
+    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
+        return "forkserver"
+    return "spawn"
+
+
+def check_start_method(method: str | None) -> str | None:
+    """``method`` if this platform has it (None: the Lab chooses); ValueError otherwise."""
+    if method is None:
+        return None
+    available = multiprocessing.get_all_start_methods()
+    if method not in available:
+        raise ValueError(
+            f"start_method={method!r} is not available here; use one of {available}, or "
+            "None to let the Lab choose"
+        )
+    return method
+
+
+# What every unit process imports. Preloaded by the fork server, its children start with
+# them instead of importing them one by one: a launch of the demo took ~2.4 s instead of
+# ~0.15 s here. (CPython's default preload, __main__, is not actually imported: its
+# forkserver looks for a 'main_path' key that the preparation data never holds.)
+_FORKSERVER_PRELOAD = ("ezmsg.core", "ezmsg_lab.runtime._backend")
+
+
+def _prepare_forkserver() -> None:
+    """Add :data:`_FORKSERVER_PRELOAD` to the fork server's preload list, keeping the rest.
+
+    Takes effect when the fork server starts (at the first forkserver launch of this
+    kernel); once it runs, this changes nothing. Python's preload API only replaces the
+    list, hence the read of its current value.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    current = list(getattr(server, "_preload_modules", None) or ["__main__"])
+    missing = [m for m in _FORKSERVER_PRELOAD if m not in current]
+    if missing:
+        forkserver.set_forkserver_preload(current + missing)
+
+
+def choose_start_method(requested: str | None, blocker: _SpawnBlocker | None) -> str:
+    """The start method of one launch.
+
+    ``requested`` wins. Otherwise :func:`default_start_method`, except for a pipeline
+    that only a forked process can run (units or settings defined in the notebook, unit
+    objects that cannot be pickled): on Linux those are forked, as ezmsg always did there.
+    """
+    if requested is not None:
+        return requested
+    if (
+        blocker is not None
+        and sys.platform.startswith("linux")
+        and "fork" in multiprocessing.get_all_start_methods()
+    ):
+        return "fork"
+    return default_start_method()
 
 
 class Pipeline:
@@ -171,6 +301,9 @@ class Pipeline:
         ``"in-kernel"`` (units run in a thread of this kernel).
     started_at, stopped_at : float or None
         ``time.time()`` when the pipeline started and stopped.
+    start_method : str or None
+        How its unit processes were started (``"fork"``, ``"forkserver"``, ``"spawn"``;
+        see :func:`choose_start_method`); None in-kernel and before the start.
     """
 
     def __init__(
@@ -186,9 +319,13 @@ class Pipeline:
         on_drops: Callable[[Pipeline, int], None] | None = None,
         is_registered: Callable[[list[str]], bool] | None = None,
         unit_stderr: bool = False,
+        start_method: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not one of {MODES}")
+        self._requested_method = check_start_method(start_method)
+        self.start_method: str | None = None
+        self._lifeline: KernelLifeline | None = None
         self.name, self._root, self._components = _normalise_components(components, name)
         self.mode = mode
         self.graph_address = graph_address
@@ -330,6 +467,7 @@ class Pipeline:
                 self._stop_in_kernel(deadline)
             else:
                 self._stop_processes(deadline)
+                self._close_lifeline()
             self._stopped = True
             self.stopped_at = time.time()
             self._release(deadline)
@@ -369,7 +507,15 @@ class Pipeline:
             if self._stop_requested.is_set():
                 raise self._stopped_during_start()
             if self.mode == "processes":
-                _check_spawnable(self._components)
+                requested = self._requested_method
+                blocker = None if requested == "fork" else _spawn_blocker(self._components)
+                method = choose_start_method(requested, blocker)
+                if blocker is not None and method != "fork":
+                    raise blocker.error(method)  # instead of ezmsg's endless start barrier
+                self.start_method = method
+                if method == "forkserver":
+                    _prepare_forkserver()
+                self._lifeline = KernelLifeline()
                 self._channel = PipeChannel(self.name, self._receive, self._dropped)
             else:
                 self._channel = LocalChannel(self.name, self._receive, self._dropped)
@@ -391,6 +537,7 @@ class Pipeline:
                     self._release(time.monotonic() + _FINISH_READING_S)
                 finally:
                     self._stop_lock.release()
+            self._close_lifeline()
             raise
         self._start_done.set()
         self.started_at = time.time()
@@ -414,24 +561,13 @@ class Pipeline:
     def _make_runner(self, **kwargs: Any) -> Any:
         from ezmsg.core.backend import GraphRunner
 
-        channel = self._channel
-        common = dict(parent_pid=os.getpid(), quiet_stderr=not self._unit_stderr)
-        if isinstance(channel, PipeChannel):
-
-            def backend(*args: Any, **kw: Any) -> LabBackendProcess:
-                # One pipe per unit process (see _channel); ezmsg calls this once each.
-                writer, counter = channel.new_writer()
-                return LabBackendProcess(
-                    *args,
-                    events_conn=writer,
-                    drop_counter=counter,
-                    on_started=lambda _p: channel.close_writer_copy(writer),
-                    **common,
-                    **kw,
-                )
-
-        else:
-            backend = functools.partial(LabBackendProcess, events=channel, **common)
+        backend: Callable[..., LabBackendProcess]
+        if isinstance(self._channel, PipeChannel):
+            backend = self._process_factory(self._channel)
+        else:  # in-kernel: no process is started
+            backend = functools.partial(
+                LabBackendProcess, events=self._channel, quiet_stderr=not self._unit_stderr
+            )
         return GraphRunner(
             components=self._components,
             root_name=self._root,
@@ -441,6 +577,51 @@ class Pipeline:
             graph_address=tuple(self.graph_address),
             **kwargs,
         )
+
+    def _process_factory(self, channel: PipeChannel) -> Callable[..., LabBackendProcess]:
+        """Makes ezmsg's unit processes, started with this pipeline's start method, each
+        with its own pipe to the Lab (see ``_channel``).
+
+        ezmsg creates its start/stop barriers and termination event with multiprocessing's
+        global default context; a semaphore made for fork cannot be handed to a forkserver
+        or spawn child. So the first call replaces them, on ezmsg's execution context
+        (which the runner and every process share), with ones from this pipeline's
+        context, and passes those on.
+        """
+        assert self.start_method is not None and self._lifeline is not None
+        ctx = multiprocessing.get_context(self.start_method)
+        replaced: list[tuple[Any, Any]] = []  # (ezmsg's, ours)
+        options = {
+            "lifeline": self._lifeline.lifeline,
+            "start_method": self.start_method,
+            "quiet_stderr": not self._unit_stderr,
+        }
+
+        def make(*args: Any, **kwargs: Any) -> LabBackendProcess:
+            if not replaced:
+                exe = self._runner._execution_context
+                for attr in ("term_ev", "start_barrier", "stop_barrier"):
+                    theirs = getattr(exe, attr)
+                    ours = ctx.Event() if attr == "term_ev" else ctx.Barrier(theirs.parties)
+                    setattr(exe, attr, ours)
+                    replaced.append((theirs, ours))
+            swap = {id(theirs): ours for theirs, ours in replaced}
+            args = tuple(swap.get(id(a), a) for a in args)
+            writer, counter = channel.new_writer()
+            return LabBackendProcess(
+                *args,
+                events_conn=writer,
+                drop_counter=counter,
+                on_started=lambda _p: channel.close_writer_copy(writer),
+                **kwargs,
+                **options,
+            )
+
+        return make
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline is not None:
+            self._lifeline.close()
 
     def _run_in_thread(self, target: Callable[[], None], name: str) -> None:
         def main() -> None:

@@ -69,8 +69,8 @@ SPAWN_SCRIPT = textwrap.dedent(
         pass
 
     if __name__ == "__main__":
-        mp.set_start_method("spawn")
-        with Lab() as lab:
+        mp.set_start_method("fork", force=True)  # the Lab's choice does not depend on it
+        with Lab(start_method="spawn") as lab:
             try:
                 lab.launch(NotebookUnit(), name="NB")
             except PipelineStartError as exc:

@@ -257,3 +257,41 @@ def test_ez_settings_is_a_frozen_dataclass():
     with pytest.raises(dataclasses.FrozenInstanceError):
         demo.FilterSettings().taps = 3  # type: ignore[misc]
     assert issubclass(demo.FilterSettings, ez.Settings)
+
+
+def _type_alias_type() -> type:
+    """typing.TypeAliasType (3.12+) or typing_extensions' backport (what 3.11 has)."""
+    import typing
+
+    if hasattr(typing, "TypeAliasType"):
+        return typing.TypeAliasType
+    return pytest.importorskip("typing_extensions").TypeAliasType
+
+
+def test_pep695_type_aliases_are_seen_through():
+    # numpy >= 2.5 on Python >= 3.12 makes npt.NDArray such an alias: NDArray[np.float64]
+    # then has the alias as its origin, and used to lose its array kind and dtype.
+    from typing import Any, TypeVar
+
+    alias = _type_alias_type()
+    T = TypeVar("T")
+    Arr = alias("Arr", np.ndarray[Any, np.dtype[T]], type_params=(T,))
+    Gains = alias("Gains", list[float])
+    Outer = alias("Outer", Arr, type_params=())  # an alias of an alias
+
+    @dataclasses.dataclass
+    class Aliased:
+        weights: Arr[np.float32] = dataclasses.field(default_factory=lambda: np.zeros(2))  # type: ignore[valid-type]
+        gains: Gains = dataclasses.field(default_factory=list)  # type: ignore[valid-type]
+        bounded: Annotated[Arr[np.int64], "meta"] = dataclasses.field(  # type: ignore[valid-type]
+            default_factory=lambda: np.zeros(2, dtype=np.int64)
+        )
+        plain: Outer = dataclasses.field(default_factory=lambda: np.zeros(2))  # type: ignore[valid-type]
+
+    spec = spec_from_class(Aliased)
+    assert spec.field("weights").kind == "array"
+    assert spec.field("weights").dtype == np.float32
+    assert spec.field("weights").type_display == "NDArray[float32]"
+    assert spec.field("gains").kind == "list"
+    assert spec.field("bounded").kind == "array" and spec.field("bounded").dtype == np.int64
+    assert spec.field("plain").kind == "array" and spec.field("plain").dtype is None
