@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PipelineError, PipelineStartError
+from . import compat
 from ._backend import KernelLifeline, LabBackendProcess, UnitEvent, _unit_of_traceback
 from ._channel import ChannelCounts, LocalChannel, PipeChannel
 from .server import Address
@@ -71,7 +72,7 @@ def _walk(components: Mapping[str, Any], root: str | None = None) -> list[tuple[
     def visit(address: str, comp: Any) -> None:
         out.append((address, comp))
         for child_name, child in comp.components.items():
-            visit(f"{address}/{child._name or child_name}", child)
+            visit(f"{address}/{compat.launched_name(child) or child_name}", child)
 
     for name, root_comp in components.items():
         visit(f"{root}/{name}" if root else name, root_comp)
@@ -115,10 +116,11 @@ def _normalise_components(
             f"{type(components).__name__}"
         )
     for comp in components.values():
-        if comp._name is not None:
+        if compat.launched_name(comp) is not None:
             raise PipelineError(
                 f"This {type(comp).__name__} instance was already launched (as "
-                f"{comp._name!r}); ezmsg components run once. Create a new instance."
+                f"{compat.launched_name(comp)!r}); ezmsg components run once. Create a new "
+                "instance."
             )
     for key in components:
         if not isinstance(key, str) or not key or "/" in key:
@@ -599,7 +601,7 @@ class Pipeline:
 
         def make(*args: Any, **kwargs: Any) -> LabBackendProcess:
             if not replaced:
-                exe = self._runner._execution_context
+                exe = compat.runner_execution_context(self._runner)
                 for attr in ("term_ev", "start_barrier", "stop_barrier"):
                     theirs = getattr(exe, attr)
                     ours = ctx.Event() if attr == "term_ev" else ctx.Barrier(theirs.parties)
@@ -695,17 +697,11 @@ class Pipeline:
             self._abort_start()
             raise
 
-    # ezmsg 3.9.0 private attributes used here and in _stop_runner_loop: the runner's
-    # _execution_context (term_ev, start/stop barriers) and _loop.
     def _barriers(self) -> list[Any]:
-        ctx = getattr(self._runner, "_execution_context", None)
-        if ctx is None:
-            return []
-        return [ctx.start_barrier, ctx.stop_barrier]
+        return compat.runner_barriers(self._runner)
 
     def _term_event(self) -> Any:
-        ctx = getattr(self._runner, "_execution_context", None)
-        return None if ctx is None else ctx.term_ev
+        return compat.runner_term_event(self._runner)
 
     def _abort_start(self) -> None:
         """Unblock ezmsg's barriers so every process and the runner can unwind.
@@ -745,7 +741,7 @@ class Pipeline:
         if fatal is None and exc is not None and type(exc).__name__ != "GraphRunnerStartError":
             tb = "".join(traceback.format_exception(exc))
             unit = _unit_of_traceback(exc.__traceback__, _crawl(self._components))
-            if "collision" in str(exc):
+            if compat.is_address_collision(exc):
                 cause = (
                     f"{exc}. A pipeline with these unit addresses is already running on "
                     "this GraphServer: stop it, or launch with another name="
@@ -805,7 +801,7 @@ class Pipeline:
     def _stop_runner_loop(self) -> None:
         # The runner's own GraphContext cleanup can wait forever on a dead server; its
         # loop thread is not a daemon and would then block interpreter exit.
-        loop = getattr(self._runner, "_loop", None)
+        loop = compat.runner_loop(self._runner)
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(loop.stop)
