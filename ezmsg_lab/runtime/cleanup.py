@@ -3,6 +3,10 @@
 The hook runs from ``threading._register_atexit``: before Python joins non-daemon threads.
 ezmsg's GraphRunner runs its loop in a non-daemon thread, so a plain ``atexit`` hook would
 run too late: the interpreter would already be waiting on that thread forever.
+
+In a Jupyter kernel the Labs close earlier still, when the kernel is asked to shut down:
+ipykernel first sends SIGTERM to every child process and only then lets the interpreter
+exit, so the unit processes would be killed under a Lab that never got to stop them.
 """
 
 from __future__ import annotations
@@ -59,6 +63,31 @@ def register(lab: Any) -> None:
         atexit.register(_close_all)
     # Also as a plain atexit hook: a no-op when the first one already closed everything.
     atexit.register(_close_all)
+    _hook_kernel_shutdown()
+
+
+def _hook_kernel_shutdown() -> None:
+    """In a Jupyter kernel: close the Labs when the kernel is asked to shut down, before
+    ipykernel signals its child processes (the unit processes among them)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    kernel = getattr(get_ipython(), "kernel", None)
+    original = getattr(kernel, "do_shutdown", None)
+    if original is None or getattr(original, "_ezmsg_lab", False):
+        return
+
+    def do_shutdown(restart: bool) -> Any:
+        try:
+            _close_all()
+            _stop_multiprocessing_helpers()
+        finally:
+            result = original(restart)
+        return result
+
+    do_shutdown._ezmsg_lab = True  # type: ignore[attr-defined]
+    kernel.do_shutdown = do_shutdown
 
 
 def unregister(lab: Any) -> None:
@@ -69,3 +98,28 @@ def unregister(lab: Any) -> None:
 def open_labs() -> list[Any]:
     with _lock:
         return list(_open.values())
+
+
+def _stop_multiprocessing_helpers() -> None:
+    """Stop Python's resource tracker and fork server, as the kernel is about to exit.
+
+    The tracker (started by the first shared-memory segment: ezmsg's GraphServer makes
+    them) ignores SIGTERM, so ipykernel's sweep of its children would wait for it until
+    Jupyter kills the kernel itself. Both exit on their own when their pipe closes, which is
+    what ``_stop()`` does (and what the kernel's exit would do a moment later); the tracker
+    still unlinks any segment left behind. CPython-private, hence best effort.
+    """
+    import multiprocessing.forkserver as forkserver
+    import multiprocessing.resource_tracker as resource_tracker
+
+    for helper in (
+        getattr(resource_tracker, "_resource_tracker", None),
+        getattr(forkserver, "_forkserver", None),
+    ):
+        stop = getattr(helper, "_stop", None)
+        if stop is None:
+            continue
+        try:
+            stop()
+        except Exception:
+            logger.debug("stopping %r failed", helper, exc_info=True)

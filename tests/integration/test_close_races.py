@@ -104,19 +104,25 @@ KERNEL_CELL = textwrap.dedent(
     lab = Lab()
     pipes = [lab.launch(DemoPipeline(), name=f"DEMO{{i}}") for i in range(3)]
     print("PIDS", lab.address.port, *[pid for p in pipes for pid in p.pids])
+    # Leave a mark when the Lab has closed, to tell a clean close from a kill.
+    import pathlib as _p
+    _close = lab.close
+    def _marked_close(*a, **k):
+        _close(*a, **k)
+        _p.Path({mark!r}).write_text(" ".join(str(p.stopped_at) for p in pipes))
+    lab.close = _marked_close
     """
 )
 
 
-def test_kernel_shutdown_with_three_pipelines_leaves_nothing_running():
+def test_kernel_shutdown_with_three_pipelines_leaves_nothing_running(tmp_path):
     """A real kernel, shut down the way Jupyter does it.
 
-    Measured, not asserted: the shutdown takes about 2.6 s and ends in SIGTERM whatever
-    the Lab does. ipykernel (7.4) first SIGTERMs every child in the kernel's process group
-    and waits for them to go; Python's multiprocessing resource tracker, started by the
-    first shared-memory segment (ezmsg's GraphServer makes them), ignores SIGTERM, so
-    jupyter_client SIGTERMs the kernel after half of its 5 s window. A kernel that
-    created one ``SharedMemory`` in a cell and nothing else does the same.
+    ipykernel (7.4) SIGTERMs every child of the kernel after its do_shutdown, and
+    Python's resource tracker (started by ezmsg's shared memory) ignores SIGTERM, so
+    without the Lab's shutdown hook the kernel was killed by jupyter_client after about
+    2.6 s with the unit processes SIGTERMed under a Lab that never closed. With it, the
+    Lab closes first and the kernel exits by itself (measured 0.6 s here).
     """
     jupyter_client = pytest.importorskip("jupyter_client")
     km = jupyter_client.KernelManager(kernel_name="python3")
@@ -126,8 +132,9 @@ def test_kernel_shutdown_with_three_pipelines_leaves_nothing_running():
     try:
         kc.wait_for_ready(timeout=60)
         lines: list[str] = []
+        mark = str(tmp_path / "closed")
         reply = kc.execute_interactive(
-            KERNEL_CELL.format(root=ROOT),
+            KERNEL_CELL.format(root=ROOT, mark=mark),
             timeout=120,
             output_hook=lambda msg: lines.append(msg["content"].get("text", "")),
         )
@@ -147,5 +154,9 @@ def test_kernel_shutdown_with_three_pipelines_leaves_nothing_running():
         f"{kernel.returncode}"
     )
     assert shutdown_s < km.shutdown_wait_time  # never reached SIGKILL
+    assert kernel.returncode == 0, "the kernel did not exit by itself"
+    # The Lab itself stopped its pipelines (on the shutdown request, before ipykernel
+    # signalled the unit processes).
+    assert (tmp_path / "closed").exists(), "the Lab was not closed at kernel shutdown"
     assert wait_until(lambda: all(_gone(p) for p in pids), 10)
     assert not port_is_listening(port)
