@@ -55,11 +55,15 @@ class SliderRange:
     window: bool
 
 
+def _grid(x: float, step: float) -> float:
+    """``x`` without float noise at a grid of ``step`` (1.1420000000000001 -> 1.142): a
+    1-2-5 step and grid points from such a step have at most 1 - log10(step) decimals."""
+    return round(x, max(0, 1 - math.floor(math.log10(step))))
+
+
 def _snap(x: float, step: float, up: bool) -> float:
     k = math.ceil(x / step - 1e-9) if up else math.floor(x / step + 1e-9)
-    # 0.30000000000000004 -> 0.3: grid points a person reads (a 1-2-5 step has at most
-    # -log10(step) + 1 decimals)
-    return round(k * step, max(0, 1 - math.floor(math.log10(step))))
+    return _grid(k * step, step)
 
 
 def slider_range(kind: str, value: Any, bounds: Bounds | None) -> SliderRange | None:
@@ -226,9 +230,12 @@ class Editor:
         """The user moved the window slider: the box takes the value (an edit)."""
         if self._syncing:
             return
+        value = change["new"]
+        if isinstance(self.slider, W.FloatSlider):
+            value = _grid(value, self.slider.step)  # the grid point the user chose
         self._slider_origin = True
         try:
-            self.control.value = change["new"]
+            self.control.value = value
         finally:
             self._slider_origin = False
 
@@ -319,6 +326,8 @@ class Editor:
         """The raw value the user entered (ValueError when it cannot even be parsed)."""
         if self.none_toggle is not None and self.none_toggle.value:
             return None
+        if isinstance(self.control, W.FloatSlider):
+            return _grid(self.control.value, self.control.step)  # the grid point chosen
         return self._to_py(self.control.value)
 
     def write(self, value: Any) -> None:

@@ -103,6 +103,16 @@ def test_a_short_drag_sends_a_value_near_the_old_one():
     assert form.control("cutoff_hz").value == pytest.approx(40.3)  # the box shows it too
 
 
+def test_slider_values_come_without_float_noise():
+    form, rec = form_for(demo.SignalSourceSettings, demo.SignalSourceSettings(), debounce_s=0.0)
+    slider = form.editors["tone.amplitude"].slider  # 0 .. 2 by 0.002
+    slider.set_state({"value": 0.0 + 571 * 0.002})  # what a browser computes: 1.1420000000000001
+    assert rec.calls == [{"tone.amplitude": 1.142}]
+    narrow, rec = form_for(NarrowSettings, NarrowSettings(), debounce_s=0.0)
+    narrow.control("gain").set_state({"value": 0.0 + 571 * 0.002})
+    assert rec.calls == [{"gain": 1.142}]
+
+
 def test_typed_values_are_exact_and_move_the_window():
     form, rec = form_for(demo.FilterSettings, demo.FilterSettings(), debounce_s=0.0)
     form.control("cutoff_hz").value = 20.01  # closer than half a slider step, but typed
