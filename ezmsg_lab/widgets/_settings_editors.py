@@ -224,7 +224,7 @@ class Editor:
         # continuous_update=False: see the module docstring (no value sent while drawn).
         if kind == "int":
             return W.IntSlider(value=int(value), min=int(rng.lo), max=int(rng.hi), step=1, continuous_update=False)  # fmt: skip
-        return W.FloatSlider(value=float(value), min=rng.lo, max=rng.hi, step=rng.step, readout_format=".4g", continuous_update=False)  # fmt: skip
+        return W.FloatSlider(value=float(value), min=rng.lo, max=rng.hi, step=rng.step, readout_format=".4", continuous_update=False)  # fmt: skip
 
     def _slider_moved(self, change: Any) -> None:
         """The user moved the window slider: the box takes the value (an edit)."""

@@ -152,6 +152,7 @@ def test_out_of_bounds_input_in_a_box_is_an_error_not_a_clamp():
 @pytest.mark.parametrize(("cls", "value"), OFF_GRID, ids=lambda c: getattr(c, "__name__", ""))
 def test_number_controls_send_only_on_release_or_enter(cls, value):
     form, _ = form_for(cls, value, policy="live")
+    assert all(ed.editable for ed in form.editors.values()), form.editors  # no fallback rows
     numbers = [w for w in _widgets(form) if isinstance(w, (*SLIDERS, W.FloatText, W.IntText))]
     assert numbers and all(w.continuous_update is False for w in numbers)
     assert not any(isinstance(w, W.FloatLogSlider) for w in numbers)
