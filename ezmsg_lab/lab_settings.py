@@ -403,6 +403,17 @@ class SettingsMixin:
         return lab_form_classes()[1](forms)
 
     # ------------------------------------------------------------------ internals
+    def _settings_specs(self: Lab) -> dict[str, SettingsSpec | None]:
+        """Every unit's field specs (cached per snapshot value), for the tables."""
+        st = _state(self)
+        out: dict[str, SettingsSpec | None] = {}
+        for address, value in list(self._settings.current.items()):
+            try:
+                out[address] = st.parse(address, value)[0]
+            except Exception:  # a value the Lab cannot read: its table rows stay raw
+                out[address] = None
+        return out
+
     def _owner_pid(self: Lab, address: str) -> int | None:
         """The pid of the process that runs a unit, from the GraphServer's process table."""
         snap = self._topology.snapshot

@@ -53,7 +53,9 @@ class LiveDataMixin:
     # ------------------------------------------------------------------ settings
     def settings(self: Lab, unit: str | None = None) -> pd.DataFrame:
         """Every unit's settings, one row per unit and field: value, type, default,
-        min, max, choices, description, dynamic (can be changed live)."""
+        min, max, choices, description, dynamic (can be changed live). Enum values show
+        as members (``Window.HANN``, as ``lab.set`` results do); choices are listed for
+        Enum and Literal fields."""
         dynamic = {}
         snap = self._topology.snapshot
         if snap is not None:
@@ -61,7 +63,7 @@ class LiveDataMixin:
                 if session.metadata is not None:
                     for address, comp in session.metadata.components.items():
                         dynamic[address] = bool(comp.dynamic_settings.enabled)
-        frame = self._settings.frame(dynamic)
+        frame = self._settings.frame(dynamic, specs=self._settings_specs())
         if unit is not None:
             self._check_unit(unit, frame["unit"].unique())
             frame = frame[frame["unit"] == unit].reset_index(drop=True)
@@ -70,7 +72,9 @@ class LiveDataMixin:
     def settings_history(self: Lab, unit: str | None = None, since: Any = None) -> pd.DataFrame:
         """Every settings change seen (initial values included): seq, time, unit, field,
         old, new, event, source_session, source_process."""
-        return self._settings.history(unit=unit, since_s=since_to_epoch_s(since))
+        return self._settings.history(
+            unit=unit, since_s=since_to_epoch_s(since), specs=self._settings_specs()
+        )
 
     # ------------------------------------------------------------------ profiling
     @property

@@ -164,7 +164,7 @@ topo.units[["address", "collection", "component_type", "dynamic_settings"]]
         ),
         code(
             """
-(topo.units["pid"].isin(demo.pids)).all(), topo.edges[["from", "to"]]
+bool(topo.units["pid"].isin(demo.pids).all()), topo.edges[["from", "to"]]
 """
         ),
         md("Rates over time, from the profiling history (long format):"),
@@ -335,15 +335,22 @@ except SettingsValidationError as err:
             """
 ## The closed loop
 
-A cutoff of 600 Hz is a valid float, but the demo samples at 1 kHz: the filter then raises
-on every message while ezmsg reports success. The Lab sees the unit raising and says so in
-the cell, naming the change and how to undo it (`check=True` raises instead).
+The filter declares its cutoff below 499 Hz, honest for the demo's 1 kHz sample rate. But a
+field's bounds cannot follow another unit's settings: at 200 Hz, a cutoff of 150 Hz is
+inside the bounds and above Nyquist. The filter then raises on every message while ezmsg
+reports success. The Lab sees the unit raising and says so in the cell, naming the change
+and how to undo it (`check=True` raises instead).
+"""
+        ),
+        code(
+            """
+lab.set("DEMO/SOURCE", fs=200.0, watch=False)
 """
         ),
         code(
             """
 # NBVAL_IGNORE_OUTPUT
-broken = lab.set("DEMO/FILTER", cutoff_hz=600)
+broken = lab.set("DEMO/FILTER", cutoff_hz=150)
 """
         ),
         code(
@@ -356,14 +363,22 @@ broken.health.status, broken.health.detail
 lab.undo()
 """
         ),
+        code(
+            """
+lab.revert("DEMO/SOURCE", watch=False)
+"""
+        ),
         md(
             """
 ## Forms
 
-`lab.settings_form(unit)` builds an ipywidgets form from the settings class: sliders for
-bounded numbers, dropdowns for enums and `Literal`s, a None toggle for `Optional` fields.
-Edits are validated in the form and sent after a short debounce; changes made elsewhere
-show up in it.
+`lab.settings_form(unit)` builds an ipywidgets form from the settings class: a slider for
+a number whose bounds are narrow around its value, else a number box (any value; a bad one
+is explained, never clamped) with a slider over a window around the value, so one drag
+never jumps orders of magnitude; dropdowns for enums and `Literal`s, a None toggle for
+`Optional` fields. Edits are validated in the form and sent after a short debounce; changes
+made elsewhere show up in it. A form sends only what you did: drawing it, or following a
+change made elsewhere, sends nothing.
 """
         ),
         code(
@@ -375,8 +390,8 @@ form
         ),
         md(
             """
-What a user does with the mouse, done from code: move the slider (`flush()` sends now
-instead of after the debounce).
+What a user does with the keyboard, done from code: type a cutoff in its box (`flush()`
+sends now instead of after the debounce).
 """
         ),
         code(
@@ -414,9 +429,14 @@ print("after:", lab.settings("DEMO/FILTER").set_index("field").loc["bypass", "va
 lab.revert("DEMO/FILTER")
 """
         ),
+        md(
+            """
+Closing the Lab stops the pipeline; the form stays on the page (closing a widget would
+blank its output), no longer following a unit.
+"""
+        ),
         code(
             """
-form.close()
 lab.close()
 """
         ),

@@ -84,12 +84,15 @@ class SignalSourceSettings(ez.Settings):
 
 
 class FilterSettings(ez.Settings):
+    # Honest bounds: the filter raises at or above Nyquist (fs / 2), 500 Hz at the demo's
+    # 1 kHz. A field's bounds cannot follow another unit's fs, so at a lower fs a cutoff
+    # inside them can still break the filter (the closed-loop check reports that).
     cutoff_hz: float = field(
         default=20.0,
         metadata={
             "ge": 0.1,
-            "le": 25_000.0,
-            "description": "Cutoff frequency (Hz); must stay below fs / 2.",
+            "le": 499.0,
+            "description": "Cutoff frequency (Hz); must stay below fs / 2 (500 Hz at 1 kHz).",
         },
     )
     taps: int = field(default=31, metadata={"ge": 3, "le": 511, "description": "FIR length (odd)."})

@@ -3,6 +3,10 @@
 Fed by ezmsg's settings snapshot and event stream (INITIAL_SETTINGS, SETTINGS_UPDATED).
 Field changes are computed from the structured values, with dotted paths for nested
 dataclasses; the initial values are part of the history.
+
+Tables show a value the way ``lab.set`` results do: given the unit's field specs, an enum
+field's structured value (``"hann"``) becomes its member (``Window.HANN``), and the
+choices of enum fields are listed as well as those of ``Literal`` ones.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import enum
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .clock import to_utc
 from .listeners import Listeners
+
+if TYPE_CHECKING:
+    from .settings_schema import FieldSpec, SettingsSpec
 
 _MISSING = object()
 
@@ -60,6 +67,41 @@ def as_structured(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: as_structured(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return repr(value)
+
+
+def _field_spec(spec: SettingsSpec | None, path: str) -> FieldSpec | None:
+    """The spec of a dotted path, through ``Optional[...]`` (None when unknown)."""
+    if spec is None:
+        return None
+    try:
+        found = spec.field(path)
+    except KeyError:
+        return None
+    if found.kind == "optional" and found.children:
+        return found.children[0]
+    return found
+
+
+def shown(field: FieldSpec | None, leaf: Any) -> Any:
+    """A structured leaf as tables show it: an enum member for an enum field's value
+    (matched by value), numpy scalars as plain Python ones, anything else unchanged."""
+    if isinstance(leaf, np.generic):
+        leaf = leaf.item()
+    if field is None or field.kind != "enum" or isinstance(leaf, enum.Enum):
+        return leaf
+    for choice in field.choices:
+        member = choice.value
+        if isinstance(member, enum.Enum) and type(member.value) is type(leaf) and member.value == leaf:  # fmt: skip
+            return member
+    return leaf
+
+
+def choices_of(field: FieldSpec | None, listed: Any) -> list[Any] | None:
+    """The values a field accepts: enum members (or values, when the class is not
+    importable) and Literal values; ``listed`` is what ezmsg's metadata lists."""
+    if field is not None and field.kind in ("enum", "literal") and field.choices:
+        return [c.value for c in field.choices]
+    return list(listed) if listed else None
 
 
 @dataclass(frozen=True)
@@ -140,7 +182,18 @@ class SettingsStore:
         self._listeners.emit(address, event.value, event)
         return changes
 
-    def history(self, unit: str | None = None, since_s: float | None = None) -> pd.DataFrame:
+    def history(
+        self,
+        unit: str | None = None,
+        since_s: float | None = None,
+        specs: Mapping[str, SettingsSpec | None] | None = None,
+    ) -> pd.DataFrame:
+        """Every field change; ``specs`` (per address) show enum values as members."""
+        specs = specs or {}
+
+        def show(c: SettingsChange, leaf: Any) -> Any:
+            return shown(_field_spec(specs.get(c.unit), c.field), leaf)
+
         with self._lock:
             rows = [
                 c
@@ -153,18 +206,24 @@ class SettingsStore:
                 "time": to_utc(np.array([c.time for c in rows], dtype=np.float64)),
                 "unit": [c.unit for c in rows],
                 "field": [c.field for c in rows],
-                "old": [c.old for c in rows],
-                "new": [c.new for c in rows],
+                "old": [show(c, c.old) for c in rows],
+                "new": [show(c, c.new) for c in rows],
                 "event": [c.event for c in rows],
                 "source_session": [c.source_session for c in rows],
                 "source_process": [c.source_process for c in rows],
             }
         )
 
-    def frame(self, dynamic: dict[str, bool] | None = None) -> pd.DataFrame:
+    def frame(
+        self,
+        dynamic: dict[str, bool] | None = None,
+        specs: Mapping[str, SettingsSpec | None] | None = None,
+    ) -> pd.DataFrame:
         """One row per unit and field: value, type, default, bounds, choices, description,
-        dynamic. Nested dataclass fields appear as dotted leaf rows."""
+        dynamic. Nested dataclass fields appear as dotted leaf rows. With the units'
+        field ``specs``, enum values show as members and enum choices are listed."""
         dynamic = dynamic or {}
+        specs = specs or {}
         with self._lock:
             items = sorted(self.current.items())
         rows = []
@@ -176,18 +235,17 @@ class SettingsStore:
                 top = fields.get(name.split(".")[0])
                 nested = "." in name
                 bounds = top.bounds if (top and not nested) else None
+                spec = _field_spec(specs.get(address), name)
                 rows.append(
                     {
                         "unit": address,
                         "field": name,
-                        "value": leaf,
+                        "value": shown(spec, leaf),
                         "type": (top.field_type if top and not nested else type(leaf).__name__),
-                        "default": _default(top, name) if top else None,
+                        "default": shown(spec, _default(top, name)) if top else None,
                         "min": bounds[0] if bounds else None,
                         "max": bounds[1] if bounds else None,
-                        "choices": list(top.choices)
-                        if top and top.choices and not nested
-                        else None,
+                        "choices": choices_of(spec, top.choices if top and not nested else None),
                         "description": top.description if top and not nested else None,
                         "dynamic": bool(dynamic.get(address, False)),
                     }

@@ -77,7 +77,7 @@ class SettingsValidationError(LabError, ValueError):
     value : Any
         The value given for it.
     rule : str
-        The rule it broke, e.g. ``">= 0.1 and <= 25000"`` or ``"unknown field"``.
+        The rule it broke, e.g. ``">= 0.1 and <= 499"`` or ``"unknown field"``.
     hint : str
         What to do instead.
     errors : list of SettingsValidationError

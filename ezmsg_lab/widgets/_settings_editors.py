@@ -2,6 +2,15 @@
 
 Private helper of :mod:`ezmsg_lab.widgets.settings_form`. An editor never sends anything;
 the form reads it, validates with :func:`coerce_field` and calls the user's callback.
+
+Numbers get controls that fit the field (:func:`slider_range`): a slider over the declared
+bounds when they are narrow around the value, else a number box for any value plus a
+slider over a window around the current value, re-centred on each new value, so one drag
+never jumps orders of magnitude (a cutoff slider spanning 0.1 Hz to 25 kHz once took
+40 Hz to 4 kHz in an 80-pixel drag). Sliders and number boxes never send while they are
+drawn: both have ``continuous_update=False``, because with it on, the browser's slider
+snaps the value it was given to its step when it draws and sends the snapped value back
+as if the user had moved it.
 """
 
 from __future__ import annotations
@@ -12,12 +21,13 @@ import html
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
 
-from ..model.settings_schema import FieldSpec
+from ..model.settings_schema import Bounds, FieldSpec
 
 _SIMPLE = ("float", "int", "bool", "str", "literal", "enum")
 _LABEL = W.Layout(width="150px", min_width="150px")
@@ -28,6 +38,77 @@ def _step(span: float) -> float:
     raw = span / 1000.0
     mag = 10 ** math.floor(math.log10(raw))
     return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+
+@dataclass(frozen=True)
+class SliderRange:
+    """Where a number's slider goes: ``lo``..``hi`` by ``step``.
+
+    ``window`` is True when the range is a window around the current value inside wider
+    (or no) bounds: the field then gets a number box as well, and the window moves with
+    the value.
+    """
+
+    lo: float
+    hi: float
+    step: float
+    window: bool
+
+
+def _grid(x: float, step: float) -> float:
+    """``x`` without float noise at a grid of ``step`` (1.1420000000000001 -> 1.142): a
+    1-2-5 step and grid points from such a step have at most 1 - log10(step) decimals."""
+    return round(x, max(0, 1 - math.floor(math.log10(step))))
+
+
+def _snap(x: float, step: float, up: bool) -> float:
+    k = math.ceil(x / step - 1e-9) if up else math.floor(x / step + 1e-9)
+    return _grid(k * step, step)
+
+
+def slider_range(kind: str, value: Any, bounds: Bounds | None) -> SliderRange | None:
+    """The slider that fits a number field holding ``value``, or None when none does.
+
+    The window around ``value`` spans ``value +/- |value|`` (0 .. 2 x value for a positive
+    value; at least a thousandth of the bounds, ``+/- 10`` for ints, a tenth of the bounds
+    or ``+/- 1`` around zero), clipped to the bounds. When the bounds are at most twice as wide as that window, the slider spans
+    the bounds; otherwise it spans the window (rounded out to its step), so a full drag at
+    most doubles the value. About a thousand positions either way; ints step by 1.
+
+    Examples
+    --------
+    >>> slider_range("float", 40.0, Bounds(0.1, 499.0))
+    SliderRange(lo=0.1, hi=80.0, step=0.1, window=True)
+    >>> slider_range("float", 1.0, Bounds(0.0, 2.0))
+    SliderRange(lo=0.0, hi=2.0, step=0.002, window=False)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    lo = bounds.lo if bounds is not None and bounds.lo is not None else -math.inf
+    hi = bounds.hi if bounds is not None and bounds.hi is not None else math.inf
+    if not lo <= value <= hi or not lo < hi:
+        return None
+    finite = math.isfinite(lo) and math.isfinite(hi)
+    # A window as wide as the value itself, but never a sliver of wide bounds.
+    scale = max(abs(value), (hi - lo) / 1000 if finite else 0.0)
+    if kind == "int":
+        scale = max(scale, 10)
+    elif scale == 0:
+        scale = (hi - lo) / 10 if finite else 1.0
+    wlo, whi = max(lo, value - scale), min(hi, value + scale)
+    if finite and hi - lo <= 2 * (whi - wlo) * (1 + 1e-9):
+        if kind == "int":
+            return SliderRange(float(math.ceil(lo)), float(math.floor(hi)), 1.0, window=False)
+        return SliderRange(float(lo), float(hi), _step(hi - lo), window=False)
+    if kind == "int":
+        return SliderRange(float(math.ceil(wlo)), float(math.floor(whi)), 1.0, window=True)
+    step = _step(whi - wlo)
+    return SliderRange(
+        min(float(value), max(float(lo), _snap(wlo, step, up=False))),
+        max(float(value), min(float(hi), _snap(whi, step, up=True))),
+        step,
+        window=True,
+    )
 
 
 def to_jsonable(value: Any) -> Any:
@@ -66,6 +147,10 @@ class Editor:
         self.spec, self.path, self.dirty = spec, spec.path, False
         self.read_only_reason: str | None = None
         self.none_toggle: W.Checkbox | None = None
+        # A number's window slider beside its box (None when the control is the slider).
+        self.slider: W.FloatSlider | W.IntSlider | None = None
+        self._syncing = False  # the editor itself is moving its slider or box
+        self._slider_origin = False  # the box is being set from the window slider
         inner = spec
         if spec.kind == "optional" and spec.children[0].kind in _SIMPLE:
             inner = spec.children[0]
@@ -79,7 +164,7 @@ class Editor:
             self._sync_none()
         label = W.HTML(f"<b>{html.escape(spec.name)}</b>", layout=_LABEL)
         label.tooltip = f"{spec.type_display}" + (f": {spec.description}" if spec.description else "")  # fmt: skip
-        extra = [self.none_toggle] if self.none_toggle else []
+        extra = [w for w in (self.slider, self.none_toggle) if w is not None]
         self.error = W.HTML("")
         self.note = W.HTML("")
         help_text = spec.description or ""
@@ -105,18 +190,17 @@ class Editor:
         if not spec.editable:
             return self._read_only(value, spec.reason or "no safe widget")
         if k in ("float", "int") and isinstance(value, (int, float)) and not isinstance(value, bool):  # fmt: skip
-            inside = b is not None and b.finite and b.contains(value) and math.isfinite(value)
-            if k == "float" and inside and b.lo > 0 and b.hi / b.lo >= 1000:
-                # decades of range (a cutoff from 0.1 Hz to 25 kHz): a log slider
-                w = W.FloatLogSlider(value=value, base=10, min=math.log10(b.lo), max=math.log10(b.hi), step=0.001, readout_format=".4g", continuous_update=continuous)  # fmt: skip
-            elif k == "float" and inside:
-                w = W.FloatSlider(value=value, min=b.lo, max=b.hi, step=_step(b.hi - b.lo), readout_format=".4g", continuous_update=continuous)  # fmt: skip
-            elif k == "int" and inside and b.hi - b.lo <= 100_000:
-                w = W.IntSlider(value=value, min=int(math.ceil(b.lo)), max=int(b.hi), continuous_update=continuous)  # fmt: skip
-            elif k == "float":
-                w = W.FloatText(value=value, continuous_update=continuous)
-            else:
-                w = W.IntText(value=value, continuous_update=continuous)
+            rng = slider_range(k, value, b)
+            if rng is not None and not rng.window:
+                return (self._new_slider(k, value, rng), *ident)
+            # Any value in a box (the validator explains a bad one; a bounded box would
+            # clamp it silently), and a slider over a window around the value.
+            box_cls = W.FloatText if k == "float" else W.IntText
+            w = box_cls(value=value, continuous_update=False, layout=W.Layout(width="120px"))
+            if rng is not None:
+                self.slider = self._new_slider(k, value, rng)
+                self.slider.observe(self._slider_moved, names=["value"])
+            w.observe(self._box_changed, names=["value"])
             return (w, *ident)
         if k == "bool" and isinstance(value, (bool, np.bool_)):
             return (W.Checkbox(value=bool(value), indent=False), *ident)
@@ -135,6 +219,60 @@ class Editor:
             # (an enum known by name only, whose values ezmsg 3.9 does not list: its value)
             return (W.Text(value=value, continuous_update=continuous), *ident)
         return self._json(spec, value)
+
+    def _new_slider(self, kind: str, value: Any, rng: SliderRange) -> W.Widget:
+        # continuous_update=False: see the module docstring (no value sent while drawn).
+        if kind == "int":
+            return W.IntSlider(value=int(value), min=int(rng.lo), max=int(rng.hi), step=1, continuous_update=False)  # fmt: skip
+        return W.FloatSlider(value=float(value), min=rng.lo, max=rng.hi, step=rng.step, readout_format=".4", continuous_update=False)  # fmt: skip
+
+    def _slider_moved(self, change: Any) -> None:
+        """The user moved the window slider: the box takes the value (an edit)."""
+        if self._syncing:
+            return
+        value = change["new"]
+        if isinstance(self.slider, W.FloatSlider):
+            value = _grid(value, self.slider.step)  # the grid point the user chose
+        self._slider_origin = True
+        try:
+            self.control.value = value
+        finally:
+            self._slider_origin = False
+
+    def _box_changed(self, change: Any) -> None:
+        if not self._syncing and not self._slider_origin:
+            self._place_slider(change["new"])  # a typed value: the window moves to it
+
+    def _place_slider(self, value: Any) -> None:
+        """Re-centre the window slider on ``value`` (hidden when no window fits)."""
+        slider = self.slider
+        if slider is None:
+            return
+        rng = slider_range(self.inner.kind, value, self.inner.bounds)
+        if rng is None:
+            slider.layout.visibility = "hidden"
+            return
+        slider.layout.visibility = None
+        self._syncing = True
+        try:
+            with slider.hold_sync():
+                # Widen first: ipywidgets clamps the value to min/max as each is set.
+                slider.min, slider.max = min(slider.min, rng.lo), max(slider.max, rng.hi)
+                slider.value = value
+                slider.min, slider.max = rng.lo, rng.hi
+                slider.step = rng.step
+        finally:
+            self._syncing = False
+
+    def tolerance(self) -> float:
+        """How far a value the control sends may be from the unit's and still be the
+        unit's: half a slider step when it came from a slider (a browser's slider can
+        only hold its grid points), else zero."""
+        if isinstance(self.control, (W.FloatSlider, W.IntSlider)):
+            return self.control.step / 2
+        if self._slider_origin and self.slider is not None:
+            return self.slider.step / 2
+        return 0.0
 
     def _choice_index(self, value: Any) -> int | None:
         for i, c in enumerate(self.inner.choices):
@@ -174,8 +312,11 @@ class Editor:
 
     # ---------------------------------------------------------------------------- state
     def _sync_none(self, _change: Any = None) -> None:
-        if self.none_toggle is not None and hasattr(self.control, "disabled"):
-            self.control.disabled = self.none_toggle.value
+        if self.none_toggle is None:
+            return
+        for w in (self.control, self.slider):
+            if w is not None and hasattr(w, "disabled"):
+                w.disabled = self.none_toggle.value
 
     @property
     def editable(self) -> bool:
@@ -185,6 +326,8 @@ class Editor:
         """The raw value the user entered (ValueError when it cannot even be parsed)."""
         if self.none_toggle is not None and self.none_toggle.value:
             return None
+        if isinstance(self.control, W.FloatSlider):
+            return _grid(self.control.value, self.control.step)  # the grid point chosen
         return self._to_py(self.control.value)
 
     def write(self, value: Any) -> None:
@@ -194,17 +337,20 @@ class Editor:
             if value is None:
                 return
         shown = self._from_py(value)
-        if isinstance(self.control, (W.IntSlider, W.FloatSlider, W.FloatLogSlider)):
-            lo, hi = self.control.min, self.control.max
-            if isinstance(self.control, W.FloatLogSlider):
-                lo, hi = self.control.base**lo, self.control.base**hi
-            if not lo <= shown <= hi:  # a slider would clamp silently: show it as an error
-                self.set_error(f"value {shown!r} from elsewhere is outside the slider's range")
-                return
-        self.control.value = shown
+        slider = isinstance(self.control, (W.IntSlider, W.FloatSlider))
+        if slider and not self.control.min <= shown <= self.control.max:
+            # a slider would clamp silently: show it as an error
+            self.set_error(f"value {shown!r} from elsewhere is outside the slider's range")
+            return
+        self._syncing = True
+        try:
+            self.control.value = shown
+        finally:
+            self._syncing = False
+        self._place_slider(shown)
 
     def set_disabled(self, disabled: bool) -> None:
-        for w in (self.control, self.none_toggle):
+        for w in (self.control, self.slider, self.none_toggle):
             if w is not None and hasattr(w, "disabled"):
                 w.disabled = disabled
         if not disabled:

@@ -5,6 +5,11 @@ coerced values to a callback; it never talks to ezmsg itself. Three update polic
 ``"live"`` (debounced, 150 ms by default), ``"release"`` (on slider release / Enter) and
 ``"manual"`` (Apply and Reset buttons).
 
+A form sends only what a user did. Drawing, re-drawing, following a change made elsewhere
+or a value arriving from the unit never sends anything: the form's own writes are not
+edits, and a value a control reports that is the unit's value (within half a slider step:
+a browser's slider can only hold its grid points) is not an edit either, whoever set it.
+
 Example
 -------
 >>> from ezmsg_lab.demo.units import FilterSettings
@@ -30,6 +35,7 @@ from typing import Any, Literal
 import ipywidgets as W
 import numpy as np
 
+from ..model.settings_changes import settings_equal
 from ..model.settings_schema import FieldSpec, SettingsSpec
 from ..model.settings_validate import SettingsValidationError, coerce_field
 from ._settings_editors import Editor, Group
@@ -45,6 +51,12 @@ def _get(obj: Any, path: str) -> Any:
             return None
         obj = obj.get(part) if isinstance(obj, Mapping) else getattr(obj, part, None)
     return obj
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(
+        x, (bool, np.bool_)
+    )
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -214,14 +226,37 @@ class SettingsForm(W.VBox):
     # -------------------------------------------------------------------------- events
     def _changed(self, path: str) -> None:
         if self._suppress:
-            return
+            return  # the form's own write (a value from the unit), not an edit
         ed = self.editors[path]
         with self._lock:
+            if self._shows_unit_value(ed):
+                # A control reporting the unit's own value (a browser snapping a slider
+                # to its grid, or a user moving back to where the unit is): no edit.
+                ed.dirty = False
+                ed.set_note(None)
+                ed.set_error(None)
+                return
             ed.dirty = True
             ed.set_note(None)
             self._check(ed)
         if self.policy != "manual":
             self._debounce.trigger()
+
+    def _shows_unit_value(self, ed: Editor) -> bool:
+        """Whether the editor holds the unit's current value (within its tolerance)."""
+        unit_value = _get(self._value, ed.path)
+        try:
+            raw = ed.read()
+        except ValueError:
+            return False
+        tol = ed.tolerance()
+        if tol > 0 and _number(raw) and _number(unit_value):
+            return abs(raw - unit_value) <= tol * (1 + 1e-9)
+        try:
+            value = coerce_field(ed.spec, raw, unit=self.unit, current=unit_value)
+        except (SettingsValidationError, ValueError):
+            return False
+        return settings_equal(value, unit_value)
 
     def _check(self, ed: Editor) -> tuple[bool, Any]:
         try:
@@ -244,6 +279,10 @@ class SettingsForm(W.VBox):
         self._debounce.cancel()
         with self._lock:
             pending = [e for e in self.editors.values() if e.dirty]
+            for ed in pending:
+                if self._shows_unit_value(ed):  # edited back, or the unit moved to it
+                    ed.dirty = False
+            pending = [e for e in pending if e.dirty]
             if not pending:
                 return None
             updates, bad = {}, []

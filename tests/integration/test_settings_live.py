@@ -144,7 +144,7 @@ INVALID = [
     ("FILTER", "cutoff_hz", "abc", "cutoff_hz", "not a number"),
     ("FILTER", "cutoff_hz", True, "cutoff_hz", "bool"),
     ("FILTER", "cutoff_hz", 0.0, "cutoff_hz", ">= 0.1"),
-    ("FILTER", "cutoff_hz", 1e6, "cutoff_hz", "<= 25000"),
+    ("FILTER", "cutoff_hz", 1e6, "cutoff_hz", "<= 499"),
     ("FILTER", "cutoff_hz", math.nan, "cutoff_hz", ">= 0.1"),
     ("FILTER", "cutoff_hz", None, "cutoff_hz", "None"),
     ("FILTER", "taps", 4.5, "taps", "whole"),
@@ -226,7 +226,7 @@ def _not_valid_int(lo, hi):
 
 
 INVALID_STRATEGIES = {
-    ("FILTER", "cutoff_hz"): _not_valid_float(0.1, 25_000.0),
+    ("FILTER", "cutoff_hz"): _not_valid_float(0.1, 499.0),
     ("FILTER", "taps"): _not_valid_int(3, 511),
     ("FILTER", "bypass"): st.one_of(
         st.integers(), st.floats(), st.none(), st.text().filter(lambda t: t.strip().lower() not in ("true", "false"))
@@ -395,14 +395,22 @@ def test_enum_by_name_or_member_takes_effect_in_the_unit(lab, live, given, membe
 
 
 # ---------------------------------------------------------------------------- closed loop
+def _low_fs(lab):
+    """DEMO's source at 200 Hz: cutoffs from 100 Hz up, inside the declared bounds
+    (<= 499, Nyquist at the default 1 kHz), now break the filter. The autouse fixture
+    puts the source back."""
+    lab.set("DEMO/SOURCE", fs=200.0, watch=False)
+
+
 def test_change_that_breaks_the_unit_is_reported_with_the_undo_hint(lab, demo, capsys):
+    _low_fs(lab)
     capsys.readouterr()
-    result = lab.set("DEMO/FILTER", cutoff_hz=600)
+    result = lab.set("DEMO/FILTER", cutoff_hz=150)
     try:
         assert result.health.status == "raising"
         assert "Nyquist" in result.health.detail
         err = capsys.readouterr().err
-        assert "DEMO/FILTER started raising after lab.set('DEMO/FILTER', cutoff_hz=600.0)" in err
+        assert "DEMO/FILTER started raising after lab.set('DEMO/FILTER', cutoff_hz=150.0)" in err
         assert "(was cutoff_hz=20.0)" in err and "lab.undo()" in err
     finally:
         undone = lab.undo()
@@ -410,16 +418,16 @@ def test_change_that_breaks_the_unit_is_reported_with_the_undo_hint(lab, demo, c
     assert undone.health.status == "ok", undone.health
 
     with pytest.raises(SettingsEffectError, match=r"lab\.undo\(\)") as info:
-        lab.set("DEMO/FILTER", cutoff_hz=700, check=True)
+        lab.set("DEMO/FILTER", cutoff_hz=170, check=True)
     try:
-        assert info.value.result.applied == {"cutoff_hz": 700.0}
-        assert value_of(lab, "DEMO/FILTER", "cutoff_hz") == 700.0  # left in effect
+        assert info.value.result.applied == {"cutoff_hz": 170.0}
+        assert value_of(lab, "DEMO/FILTER", "cutoff_hz") == 170.0  # left in effect
     finally:
         lab.undo()
 
     with (
         pytest.raises(SettingsEffectError),
-        lab.temporarily("DEMO/FILTER", cutoff_hz=800, check=True),
+        lab.temporarily("DEMO/FILTER", cutoff_hz=180, check=True),
     ):
         pass
     assert value_of(lab, "DEMO/FILTER", "cutoff_hz") == 20.0
@@ -587,9 +595,10 @@ def test_widget_edits_reach_the_unit(lab, live):
 
 
 def test_form_reports_a_change_that_breaks_the_unit(lab, demo):
+    _low_fs(lab)
     form = lab.settings_form("DEMO/FILTER", debounce_s=0.0)
     try:
-        form.control("cutoff_hz").value = 600.0
+        form.control("cutoff_hz").value = 150.0
         assert wait_until(lambda: "started raising" in form.status.value, 15), form.status.value
         assert "lab.undo()" in form.status.value
     finally:
@@ -600,8 +609,8 @@ def test_form_reports_a_change_that_breaks_the_unit(lab, demo):
 def test_form_refusal_is_shown_in_the_form(lab, demo):
     form = lab.settings_form("DEMO/DETECTOR", policy="manual")
     try:
-        form.control("threshold").value = 150.0  # the slider's range is the field's bounds
-        assert form.control("threshold").value == 100.0
+        form.control("threshold").value = 150.0  # outside the bounds: explained, not clamped
+        assert "<= 100" in form.errors["threshold"]
         form.control("label").value = "edited"
         before = history_len(lab, "DEMO/DETECTOR")
         lab.set("DEMO/DETECTOR", label="x", watch=False)

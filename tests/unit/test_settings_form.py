@@ -2,6 +2,7 @@
 
 import threading
 import time
+from dataclasses import dataclass, field
 
 import ipywidgets as W
 import numpy as np
@@ -47,6 +48,12 @@ class Recorder:
             return list(self.calls)
 
 
+@dataclass
+class NarrowSettings:
+    gain: float = field(default=1.0, metadata={"ge": 0.0, "le": 2.0})
+    level: int = field(default=5, metadata={"ge": 0, "le": 10})
+
+
 def form_for(cls, value, **kw):
     rec = kw.pop("on_submit", None) or Recorder()
     return SettingsForm(spec_from_class(cls), value, on_submit=rec, unit="U", **kw), rec
@@ -71,12 +78,17 @@ def test_form_builds_with_a_row_per_leaf_field(cls, value):
 
 def test_widget_choice_per_field_kind():
     form, _ = form_for(demo.SignalSourceSettings, demo.SignalSourceSettings())
-    assert isinstance(form.control("fs"), W.FloatLogSlider)  # 1 .. 50000: decades
-    tone = form.control("tone.freq_hz")
-    assert isinstance(tone, W.FloatSlider) and (tone.min, tone.max) == (0.0, 5000.0)
-    assert 0 < tone.step <= 5.0
-    assert isinstance(form.control("chunk_size"), W.IntSlider)
+    # fs: 1 .. 50 000 around 1000: a number box for any value, a slider over a window
+    fs = form.editors["fs"]
+    assert isinstance(fs.control, W.FloatText) and isinstance(fs.slider, W.FloatSlider)
+    assert (fs.slider.min, fs.slider.max, fs.slider.step) == (1.0, 2000.0, 2.0)
+    tone = form.editors["tone.freq_hz"]  # 0 .. 5000 around 5: a window 0 .. 10
+    assert (tone.slider.min, tone.slider.max) == (0.0, 10.0) and tone.slider.step == 0.01
+    chunk = form.editors["chunk_size"]
+    assert isinstance(chunk.control, W.IntText) and isinstance(chunk.slider, W.IntSlider)
+    assert (chunk.slider.min, chunk.slider.max) == (1, 20)
     assert isinstance(form.control("seed"), W.IntText) and form.none_toggle("seed").value
+    assert form.editors["seed"].slider.disabled  # None: the slider is off too
     assert isinstance(form.control("enabled"), W.Checkbox)
     assert "Sample rate" in form.editors["fs"].help.value
     flt, _ = form_for(demo.FilterSettings, demo.FilterSettings())
@@ -85,7 +97,11 @@ def test_widget_choice_per_field_kind():
     assert isinstance(flt.control("kind"), W.ToggleButtons)
     det, _ = form_for(demo.DetectorSettings, demo.DetectorSettings())
     assert isinstance(det.control("label"), W.Text)
-    assert isinstance(det.control("refractory_s"), W.FloatText)
+    assert isinstance(det.control("refractory_s"), W.FloatText)  # unbounded: box + window
+    assert (det.editors["refractory_s"].slider.min, det.editors["refractory_s"].slider.max) == (0.0, 0.1)  # fmt: skip
+    narrow, _ = form_for(NarrowSettings, NarrowSettings())  # bounds about the value: a slider
+    assert isinstance(narrow.control("gain"), W.FloatSlider) and narrow.editors["gain"].slider is None  # fmt: skip
+    assert (narrow.control("gain").min, narrow.control("gain").max) == (0.0, 2.0)
     real, _ = form_for(rw.RealWorldSettings, RW_NOW)
     assert not real.editors["func"].editable and "callable" in real.editors["func"].help.value
     assert real.control("weights").value == "[1.0, 1.0, 1.0, 1.0]"
@@ -154,8 +170,8 @@ def test_manual_policy_sends_only_on_apply_and_reset_restores():
 def test_callback_exceptions_are_shown_not_swallowed():
     boom = RuntimeError("unit refused: cutoff above Nyquist")
     form, rec = form_for(demo.FilterSettings, demo.FilterSettings(), policy="release", on_submit=Recorder(boom))  # fmt: skip
-    form.control("cutoff_hz").value = 600.0
-    assert rec.calls == [{"cutoff_hz": 600.0}]
+    form.control("cutoff_hz").value = 450.0
+    assert rec.calls == [{"cutoff_hz": 450.0}]
     assert form.last_error is boom and "Nyquist" in form.status.value
     assert form.dirty_paths == ["cutoff_hz"]  # still unsent: an external update keeps it
 

@@ -298,6 +298,38 @@ def test_settings_history_records_initial_values_and_field_changes():
     assert isinstance(hist["time"].dtype, pd.DatetimeTZDtype)
 
 
+def test_settings_tables_show_enums_as_members_and_list_their_choices():
+    """Issue 9: the table printed ``hann`` where ``lab.revert`` printed ``Window.HANN``,
+    and listed choices for Literal fields only."""
+    from ezmsg.core.settingsmeta import settings_schema_from_type
+
+    from ezmsg_lab.demo import units as demo
+    from ezmsg_lab.model.settings_schema import spec_from_class
+
+    schema = settings_schema_from_type(demo.FilterSettings)
+    value = {"cutoff_hz": 20.0, "taps": 31, "window": "hamming", "kind": "lowpass", "bypass": np.False_}  # fmt: skip
+    store = SettingsStore()
+    first = _event(1, "G/F", value, "INITIAL_SETTINGS")
+    first.value.settings_schema = schema
+    store.ingest_event(first)
+    second = _event(2, "G/F", {**value, "window": "hann"})
+    second.value.settings_schema = schema
+    store.ingest_event(second)
+    specs = {"G/F": spec_from_class(demo.FilterSettings)}
+
+    table = store.frame(specs=specs).set_index("field")
+    assert table.loc["window", "value"] is demo.Window.HANN
+    assert table.loc["window", "choices"] == list(demo.Window)
+    assert table.loc["kind", "choices"] == ["lowpass", "highpass"]
+    assert type(table.loc["bypass", "value"]) is bool  # plain Python, not np.False_
+    assert "Window.HANN" in repr(table[["value"]])
+    hist = store.history(specs=specs)
+    row = hist[hist["event"] == "SETTINGS_UPDATED"].iloc[0]
+    assert (row["old"], row["new"]) == (demo.Window.HAMMING, demo.Window.HANN)
+    # Without specs (a class known by its metadata only), values stay as ezmsg gives them.
+    assert store.frame().set_index("field").loc["window", "value"] == "hann"
+
+
 def test_flatten():
     assert flatten({"a": 1, "b": {"c": 2, "d": {}}}) == {"a": 1, "b.c": 2, "b.d": {}}
 

@@ -1,0 +1,275 @@
+"""Settings forms in real JupyterLab (Debian's chromium via Playwright): they send only
+what a user does (issue 9).
+
+A notebook launches the demo, sets values off every slider grid from code (as a user's
+``lab.set`` does), then shows the filter's, source's and detector's forms and a dashboard.
+The test talks to the same kernel through its connection file, and a watcher on
+``lab.settings_history()`` in that kernel fails the test on any settings change the test
+did not make: after drawing the forms and clicking a unit in the dashboard (nothing may
+change), after setting values from code while the forms are shown (the forms follow and
+send nothing), and after a short drag of each slider (only that field changes, to a value
+near the old one). Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import wait_until
+from .test_jupyterlab_e2e import ARTIFACTS, OVERRIDES, TIMEOUT_MS, _free_port, _get
+
+SETUP = """\
+from ezmsg_lab import Lab
+from ezmsg_lab.demo import DemoPipeline
+
+lab = Lab()
+demo = lab.launch(DemoPipeline(), name="DEMO")
+# Values off every slider grid, as values set from code are.
+lab.set("DEMO/FILTER", cutoff_hz=41.2345, watch=False)
+lab.set("DEMO/SOURCE", {"tone.freq_hz": 5.1234, "noise_std": 0.2049}, watch=False)
+lab.set("DEMO/DETECTOR", threshold=0.8123, watch=False)
+_seq0 = int(lab.settings_history()["seq"].max())  # before any form exists
+"""
+CELLS = [
+    SETUP,
+    'lab.settings_form("DEMO/FILTER")',
+    'lab.settings_form("DEMO/SOURCE")',
+    'lab.settings_form("DEMO/DETECTOR")',
+    "dashboard = lab.dashboard()\ndashboard",
+]
+# What the kernel-side watcher needs: changes after a seq, as plain JSON.
+WATCHER = """\
+import json as _json
+def _changes_since(seq):
+    h = lab.settings_history()
+    h = h[h["seq"] > seq]
+    return [[r.unit, r.field, repr(r.old), repr(r.new)] for r in h.itertuples()]
+def _last_seq():
+    h = lab.settings_history()
+    return int(h["seq"].max()) if len(h) else 0
+"""
+FORMS = {"DEMO/FILTER": 1, "DEMO/SOURCE": 2, "DEMO/DETECTOR": 3}  # unit -> output index
+QUIET_S = 3.0  # how long "nothing happens" is watched for after an action
+
+
+def _notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}  # fmt: skip
+    nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    root = tmp_path_factory.mktemp("forms")
+    _notebook(root / "forms.ipynb")
+    settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    (settings_dir / "overrides.json").write_text(json.dumps(OVERRIDES))
+    port = _free_port()
+    runtime = root / ".runtime"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+         f"--port={port}", "--allow-root", "--ServerApp.token=", "--ServerApp.password=",
+         "--ServerApp.disable_check_xsrf=True", "--LabApp.expose_app_in_browser=True",
+         f"--ServerApp.root_dir={root}"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "jupyter.log", "w"),  # noqa: SIM115
+        env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            _get(f"{base}/api/status")
+            return True
+        except OSError:
+            return False
+
+    try:
+        assert wait_until(up, 60), (root / "jupyter.log").read_text()[-3000:]
+        yield base, runtime
+    finally:
+        try:  # kernels outlive pages: end every session (the Lab closes at kernel exit)
+            for session in _get(f"{base}/api/sessions") or []:
+                _get(f"{base}/api/sessions/{session['id']}", method="DELETE")
+        except OSError:
+            pass
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+class Kernel:
+    """The notebook's own kernel, reached through its connection file."""
+
+    def __init__(self, base: str, runtime: Path) -> None:
+        from jupyter_client import BlockingKernelClient
+
+        sessions = _get(f"{base}/api/sessions")
+        assert len(sessions) == 1, sessions
+        kernel_id = sessions[0]["kernel"]["id"]
+        self.client = BlockingKernelClient(connection_file=str(runtime / f"kernel-{kernel_id}.json"))  # fmt: skip
+        self.client.load_connection_file()
+        self.client.start_channels()
+        self.run(WATCHER)
+
+    def run(self, code: str) -> str:
+        """Execute ``code`` (after what the page queued); its stdout, or raise its error."""
+        out: list[str] = []
+        errors: list[str] = []
+
+        def hook(msg: dict) -> None:
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                errors.append("\n".join(msg["content"]["traceback"]))
+
+        reply = self.client.execute_interactive(code, timeout=120, output_hook=hook)
+        assert reply["content"]["status"] == "ok", errors
+        return "".join(out)
+
+    def eval(self, expr: str) -> Any:
+        return json.loads(self.run(f"print(_json.dumps({expr}))"))
+
+    def close(self) -> None:
+        self.client.stop_channels()
+
+
+def _shot(locator: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def _output(page: Any, index: int) -> Any:
+    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
+
+
+def _quiet(kernel: Kernel, seq: int, what: str) -> None:
+    """Fail on any settings change after ``seq`` within QUIET_S seconds."""
+    changed = wait_until(lambda: kernel.eval(f"_changes_since({seq})"), QUIET_S, interval=0.25)
+    assert not changed, f"{what} changed settings: {kernel.eval(f'_changes_since({seq})')}"
+
+
+def _box(form: Any, path: str) -> Any:
+    return form.locator(f".ezlab-field-{path.replace('.', '__')} input").first
+
+
+def test_forms_send_only_what_the_user_did(jupyterlab: tuple[str, Path], browser: Any) -> None:
+    base, runtime = jupyterlab
+    context = browser.new_context(viewport={"width": 1400, "height": 4000})
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    kernel: Kernel | None = None
+    try:
+        page.goto(f"{base}/lab/tree/forms.ipynb", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=TIMEOUT_MS)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        forms = {unit: _output(page, i) for unit, i in FORMS.items()}
+        for form in forms.values():
+            form.locator(".ezlab-field").first.wait_for(timeout=TIMEOUT_MS)
+        kernel = Kernel(base, runtime)  # queued after run-all: every cell has run
+        seq = kernel.eval("_seq0")  # what drawing the forms sent is after it
+
+        # 1. Drawing the forms, and a form drawn by clicking a unit in the dashboard.
+        page.locator('.ezg-unit[data-address="DEMO/FILTER"] .ezg-card').last.click()
+        dash_form = _output(page, 4).locator(".ezlab-field-cutoff_hz")
+        dash_form.wait_for(timeout=TIMEOUT_MS)
+        _quiet(kernel, seq, "Drawing the forms and clicking FILTER in the dashboard")
+        for unit, form in forms.items():
+            _shot(form, f"forms_1_drawn_{unit.split('/')[1].lower()}")
+        assert _box(forms["DEMO/FILTER"], "cutoff_hz").input_value() == "41.2345"
+
+        # 2. Values set from code while the forms are shown: they follow, send nothing.
+        kernel.run(
+            'lab.set("DEMO/FILTER", cutoff_hz=45.0, taps=63, watch=False)\n'
+            'lab.set("DEMO/SOURCE", {"tone.freq_hz": 7.777}, watch=False)\n'
+            'lab.set("DEMO/DETECTOR", threshold=1.2345, watch=False)\n'
+        )
+        made = kernel.eval(f"_changes_since({seq})")
+        assert {(u, f) for u, f, _, _ in made} == {
+            ("DEMO/FILTER", "cutoff_hz"), ("DEMO/FILTER", "taps"),
+            ("DEMO/SOURCE", "tone.freq_hz"), ("DEMO/DETECTOR", "threshold"),
+        }  # fmt: skip
+        seq = kernel.eval("_last_seq()")
+        shown = {
+            ("DEMO/FILTER", "cutoff_hz"): "45",
+            ("DEMO/FILTER", "taps"): "63",
+            ("DEMO/SOURCE", "tone.freq_hz"): "7.777",
+            ("DEMO/DETECTOR", "threshold"): "1.2345",
+        }
+        for (unit, path), text in shown.items():
+            box = _box(forms[unit], path)
+            assert wait_until(lambda b=box, t=text: b.input_value() == t, 15), (path, box.input_value())  # fmt: skip
+        _quiet(kernel, seq, "Following values set from code")
+        for unit, form in forms.items():
+            _shot(form, f"forms_2_followed_{unit.split('/')[1].lower()}")
+
+        # 3. A short drag of each slider: only that field changes, to a value near the old.
+        dragged = []
+        for unit, form in forms.items():
+            fields = form.locator(".ezlab-field")
+            for i in range(fields.count()):
+                field = fields.nth(i)
+                handle = field.locator(".noUi-handle")
+                if handle.count() != 1 or field.locator(".noUi-target[disabled]").count():
+                    continue  # no slider, or a disabled one (a None value)
+                path = next(
+                    c[len("ezlab-field-") :].replace("__", ".")
+                    for c in (field.get_attribute("class") or "").split()
+                    if c.startswith("ezlab-field-")
+                )
+                seq = kernel.eval("_last_seq()")
+                old = kernel.eval(
+                    f'lab.settings("{unit}").set_index("field").loc["{path}", "value"]'
+                )
+                field.scroll_into_view_if_needed()
+                box = handle.bounding_box()
+                x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+                page.mouse.move(x, y)
+                page.mouse.down()
+                page.mouse.move(x + 8, y, steps=4)
+                page.mouse.move(x + 15, y, steps=4)
+                page.mouse.up()
+                assert wait_until(lambda s=seq: kernel.eval(f"_changes_since({s})"), 15), (
+                    f"dragging {unit} {path} sent nothing"
+                )
+                _quiet(kernel, kernel.eval("_last_seq()"), f"After dragging {unit} {path}")
+                changes = kernel.eval(f"_changes_since({seq})")
+                assert [(u, f) for u, f, _, _ in changes] == [(unit, path)], changes
+                new = kernel.eval(
+                    f'lab.settings("{unit}").set_index("field").loc["{path}", "value"]'
+                )
+                assert new > old and new - old <= 0.5 * abs(old) + 1, (unit, path, old, new)
+                dragged.append((unit, path, old, new))
+        assert {(u, p) for u, p, _, _ in dragged} >= {
+            ("DEMO/FILTER", "cutoff_hz"), ("DEMO/FILTER", "taps"), ("DEMO/SOURCE", "fs"),
+            ("DEMO/SOURCE", "tone.freq_hz"), ("DEMO/DETECTOR", "threshold"),
+        }, dragged  # fmt: skip
+        (ARTIFACTS / "forms_drags.json").write_text(json.dumps(dragged, indent=1))
+        for unit, form in forms.items():
+            _shot(form, f"forms_3_dragged_{unit.split('/')[1].lower()}")
+        assert not [e for e in page_errors if "widget" in e.lower()], page_errors
+    finally:
+        if kernel is not None:
+            kernel.close()
+        context.close()
