@@ -216,8 +216,18 @@ def test_unit_raising_on_every_message_shows_in_logs_and_profile(capsys):
         prof = lab.profile()
         filt = prof[prof["unit"] == "DEMO/FILTER"]
         assert (filt["errors"] >= 20).all()
-        src = prof[(prof["unit"] == "DEMO/SOURCE") & (prof["kind"] == "publisher")]
-        assert abs(src["rate_hz"].iloc[0] - 100.0) < 10
+
+        # The source keeps its 100 Hz: messages over the last 2 s of polls (one poll's rate
+        # on a loaded machine can dip by more than 10 %).
+        def source_rate() -> float:
+            m = lab.metrics(since="2s", topics=["DEMO/SOURCE/OUTPUT_SIGNAL"])
+            m = m[(m["metric"] == "messages_total") & (m["kind"] == "publisher")]
+            if len(m) < 2:
+                return float("nan")
+            dt = (m["time"].iloc[-1] - m["time"].iloc[0]).total_seconds()
+            return (m["value"].iloc[-1] - m["value"].iloc[0]) / dt if dt > 0 else float("nan")
+
+        assert wait_until(lambda: abs(source_rate() - 100.0) < 10, 10), source_rate()
         assert (prof[prof["unit"] == "DEMO/SOURCE"]["errors"] == 0).all()
         # The filter publishes nothing while it raises.
         out = prof[prof["topic"] == "DEMO/FILTER/OUTPUT_SIGNAL"]
