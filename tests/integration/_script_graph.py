@@ -243,25 +243,34 @@ def _pgid(p: psutil.Process) -> int | None:
 
 
 @contextlib.contextmanager
+def ezmsg_serve() -> Iterator[tuple[subprocess.Popen, int]]:
+    """A fresh ``ezmsg serve`` on a free loopback port, as a user would start it; its
+    process group is ended on exit (also when the test killed it already)."""
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "ezmsg")
+    server = subprocess.Popen(
+        [exe, "serve", "--address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert wait_until(lambda: port_is_listening(port), 20), "ezmsg serve did not start"
+        yield server, port
+    finally:
+        _end_group(server)
+
+
+@contextlib.contextmanager
 def script_graph(workdir: Path, script: str = KNOB_SCRIPT) -> Iterator[ScriptGraph]:
     """Run ``script`` with ``ez.run`` against a fresh ``ezmsg serve``; stop both on exit."""
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    exe = os.path.join(os.path.dirname(sys.executable), "ezmsg")
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "pipeline_script.py"
     path.write_text(script)
     seen_path = workdir / "seen.json"
     log_path = workdir / "script.log"
-    server = subprocess.Popen(
-        [exe, "serve", "--address", address],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    procs = [server]
-    try:
-        assert wait_until(lambda: port_is_listening(port), 20), "ezmsg serve did not start"
+    with ezmsg_serve() as (server, port):
+        address = f"127.0.0.1:{port}"
         env = dict(os.environ, EZMSG_GRAPHSERVER_ADDR=address, EZLAB_SEEN=str(seen_path))
         # The script must not find the Lab's package on its path: it is a user's program.
         env.pop("PYTHONPATH", None)
@@ -274,11 +283,12 @@ def script_graph(workdir: Path, script: str = KNOB_SCRIPT) -> Iterator[ScriptGra
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        procs.append(script_proc)
-        graph = ScriptGraph(address, server, script_proc, seen_path, log_path)
-        assert wait_until(lambda: graph.seen() is not None or script_proc.poll() is not None, 30)
-        assert script_proc.poll() is None, f"the script exited:\n{graph.log()}"
-        yield graph
-    finally:
-        for proc in reversed(procs):
-            _end_group(proc)
+        try:
+            graph = ScriptGraph(address, server, script_proc, seen_path, log_path)
+            assert wait_until(
+                lambda: graph.seen() is not None or script_proc.poll() is not None, 30
+            )
+            assert script_proc.poll() is None, f"the script exited:\n{graph.log()}"
+            yield graph
+        finally:
+            _end_group(script_proc)

@@ -7,10 +7,7 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 
 import ezmsg.core as ez
 import pytest
@@ -21,6 +18,7 @@ from ezmsg_lab.demo import DemoPipeline
 from ezmsg_lab.runtime import compat
 
 from ..conftest import live_children, wait_until
+from ._script_graph import ezmsg_serve
 from ._units import Listener, Ticker, TickerSettings
 
 pytestmark = pytest.mark.integration
@@ -44,25 +42,11 @@ def server():
 
 
 def test_session_task_ends_with_the_server_and_close_session_releases():
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ezmsg.core", "serve", "--address", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with ezmsg_serve() as (server, port):
 
         async def go():
             ctx = GraphContext(("127.0.0.1", port), auto_start=False)
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    await ctx.__aenter__()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "ezmsg serve did not start"
-                    await asyncio.sleep(0.1)
+            await asyncio.wait_for(ctx.__aenter__(), 10)
             task = compat.session_task(ctx)
             assert isinstance(task, asyncio.Task) and not task.done()
             os.killpg(server.pid, signal.SIGKILL)
@@ -75,10 +59,6 @@ def test_session_task_ends_with_the_server_and_close_session_releases():
             await asyncio.wait_for(compat.close_session(ctx), 5)
 
         asyncio.run(go())
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(10)
 
 
 def test_publisher_channel_pids_name_the_subscribing_processes(server):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,6 +14,7 @@ from ezmsg_lab.demo import ThroughputPipeline
 from ezmsg_lab.feeds.traces import TRACE_COST_S, choose_sample_mod
 
 from ..conftest import wait_until
+from ._script_graph import ezmsg_serve
 
 pytestmark = pytest.mark.integration
 
@@ -51,31 +49,8 @@ def test_trace_right_after_launch_stays_within_its_budget(lab):
     assert lab.tracing.status == "tracing" and lab.tracing.reason is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_renewal_failure_and_stream_end_show_in_tracing():
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ezmsg.core", "serve", "--address", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    lab = None
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                lab = Lab.attach(f"127.0.0.1:{port}")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with ezmsg_serve() as (server, port), Lab.attach(f"127.0.0.1:{port}") as lab:
         pipe = lab.launch(ThroughputPipeline(), name="TP")
         lab.trace(ttl=0.9)  # renewed every 0.3 s
         (pid,) = pipe.pids
@@ -94,9 +69,3 @@ def test_renewal_failure_and_stream_end_show_in_tracing():
         server.wait(10)
         assert wait_until(lambda: lab.tracing is not None and lab.tracing.status == "failed", 10)
         assert "trace stream" in lab.tracing.reason or "renewing" in lab.tracing.reason
-    finally:
-        if lab is not None:
-            lab.close()
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
