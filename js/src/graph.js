@@ -24,7 +24,8 @@ const MAX_READABLE_HEIGHT = 1600;
 // Above this many visible nodes no second (wrapped) layout is tried: it would double the
 // cost of a layout that already takes long, for a graph that is read by zooming anyway.
 const MAX_WRAP_NODES = 80;
-const WRAP_ASPECTS = [0.6, 1, 2, 0.35];
+// (ELK wrapping strategy, aspect ratio relative to the widget's), tried in this order.
+const WRAPS = [["SINGLE_EDGE", 0.6], ["MULTI_EDGE", 0.6], ["SINGLE_EDGE", 0.3], ["MULTI_EDGE", 1.5], ["SINGLE_EDGE", 1.5]];
 
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
@@ -154,9 +155,16 @@ function render({ model, el }) {
         // within the taller height a readable graph may take.
         const target = (width - 2 * PAD) / (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD);
         const candidates = [layout];
-        for (const f of WRAP_ASPECTS) {
-          const aspect = Math.max(0.3, target * f);
-          const wrapped = await runLayout(buildElkGraph(state, collapsed, positions, { aspect }));
+        for (const [strategy, f] of WRAPS) {
+          const aspect = Math.max(0.2, target * f);
+          let wrapped;
+          try {
+            wrapped = await runLayout(buildElkGraph(state, collapsed, positions, { aspect, strategy }));
+          } catch (e) {
+            // ELK's wrapping fails on some nested graphs: that option is just not taken.
+            if (disposed) return;
+            continue;
+          }
           if (disposed) return;
           wrapped.units = built.units;
           wrapped.wrapped = true;

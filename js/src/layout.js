@@ -121,8 +121,9 @@ function cardSize(unit, ports, showHost) {
  * @param {import("./state.js").GraphState} state
  * @param {Set<string>} collapsed
  * @param {Map<string,{x:number,y:number}>} previous positions of the last layout (by node id)
- * @param {{aspect?: number}} [opts] aspect: wrap the layers into rows aiming at this
- *   width / height ratio (a long chain in a narrow widget), else one row of layers
+ * @param {{aspect?: number, strategy?: string}} [opts] aspect: wrap the layers into rows
+ *   aiming at this width / height ratio (a long chain in a narrow widget), with ELK's
+ *   wrapping `strategy` (default MULTI_EDGE); else one row of layers
  */
 export function buildElkGraph(state, collapsed, previous, opts = {}) {
   const wired = new Set();
@@ -258,7 +259,10 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
   if (opts.aspect) {
     // ELK cuts the layer sequence into chunks placed one under the other. Like spacing,
     // ELK reads this from each compound node's own options.
-    const wrap = { "elk.layered.wrapping.strategy": "MULTI_EDGE", "elk.aspectRatio": opts.aspect.toFixed(2) };
+    const wrap = {
+      "elk.layered.wrapping.strategy": opts.strategy || "MULTI_EDGE",
+      "elk.aspectRatio": opts.aspect.toFixed(2),
+    };
     for (const c of containers.values()) {
       if (c === root || c.layoutOptions["elk.padding"]) c.layoutOptions = { ...c.layoutOptions, ...wrap };
     }
