@@ -19,6 +19,14 @@ logger = logging.getLogger(__name__)
 _TABLE_COLUMNS = [
     c for c in PROFILE_COLUMNS if c not in ("time", "endpoint", "unit", "process", "pid", "host")
 ]
+# Short headers keep the whole table in a half-width column (it scrolls when it cannot).
+_SHORT_NAMES = {
+    "topic": "stream",
+    "rate_hz": "rate (Hz)",
+    "messages_total": "messages",
+    "num_buffers": "buffers",
+    "channel_kind": "channel",
+}
 _HINT = "<i>Click a unit in the graph to see its settings and live metrics.</i>"
 # The table scrolls sideways inside its box rather than being cut off by it.
 _STYLE = """<style>
@@ -164,7 +172,7 @@ class Dashboard(W.VBox):
                 .astype(str)
                 .map(lambda t: t[len(unit) + 1 :] if t.startswith(unit + "/") else t)
             )
-            frame = frame.rename(columns={"topic": "stream"})
+            frame = frame.rename(columns=_SHORT_NAMES)
             self.table.value = (
                 _STYLE
                 + "<div class='ezmsg-lab-metrics-wrap'>"

@@ -91,7 +91,8 @@ def test_metrics_table_shows_once_a_unit_is_selected_and_scrolls() -> None:
     assert "ezmsg-lab-metrics-wrap" in dash.table.value and "overflow-x: auto" in dash.table.value
     # Streams by name: the unit is already in the title.
     assert "<td>OUTPUT_SIGNAL</td>" in dash.table.value
-    assert "inflight" in dash.table.value and "errors" in dash.table.value
+    for header in ("rate (Hz)", "messages", "inflight", "buffers", "channel", "errors"):
+        assert f"<th>{header}</th>" in dash.table.value
     assert repr(dash) == "<Dashboard 4 units, selected='DEMO/FILTER'>"
 
 
