@@ -11,7 +11,7 @@ PORT ?= 8888
 # extra) so its own settings coercion is on; pip picks the newest match.
 EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
-.PHONY: lab test test-fast test-newest newest-python lint bench browser js clean
+.PHONY: lab dashboard test test-fast test-newest newest-python lint bench browser js clean
 
 # The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
 # then every pyenv version. Each candidate must run and report its version (pyenv's
@@ -45,6 +45,12 @@ lab: $(VENV)/.installed
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
 	  notebooks/quickstart.ipynb
+
+# The dashboard notebook as a standalone page (Voila: outputs only, no code cells), on
+# 127.0.0.1:$(PORT). Its kernel, and with it the Lab and the demo, stops with the server.
+dashboard: $(VENV)/.installed
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT)
 
 # Debian's chromium for the browser tests (installed when missing and we are root).
 browser:

@@ -438,7 +438,8 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
 
     def _teardown(self, timeout: float) -> None:
         if "_widgets" in self.__dict__:
-            self._widgets.detach_all()
+            # First, so no widget asks the closing Lab for anything (a click, a poll).
+            self._widgets.mark_closed()
         # In parallel: a kernel shutdown gives the whole close about 5 s.
         _stop_in_parallel(list(self._pipelines), timeout)
         if self._loop is not None:

@@ -7,6 +7,7 @@ widget rate-limits both (2 Hz by default).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import weakref
@@ -186,10 +187,15 @@ class WidgetRegistry:
         """Open widgets (closed ones may live on in IPython's output history)."""
         return sum(1 for w in list(self._widgets) if getattr(w, "comm", None) is not None)
 
-    def detach_all(self) -> None:
-        """Stop every widget following the Lab (at close); the widgets stay displayed."""
+    def mark_closed(self, when: dt.datetime | None = None) -> None:
+        """The Lab closed (at ``when``, default now): every widget stops following it and
+        shows that it is frozen, with the time; the widgets stay displayed."""
+        when = when or dt.datetime.now().astimezone()
         for widget in list(self._widgets):
             try:
-                widget.detach()
+                if hasattr(widget, "mark_closed"):
+                    widget.mark_closed(when)
+                else:
+                    widget.detach()
             except Exception:
-                logger.exception("detaching a widget failed")
+                logger.exception("marking a widget closed failed")

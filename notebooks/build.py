@@ -536,6 +536,32 @@ down) stops the pipelines and the GraphServer.
     ]
 
 
+@notebook("dashboard")
+def _dashboard():
+    # Served as a standalone page by `make dashboard` (Voila): the cells' code is hidden
+    # there, only the outputs show.
+    return [
+        md(
+            """
+# ezmsg-lab dashboard
+
+The demo signal chain, live: click a unit to tune its settings and see its metrics.
+"""
+        ),
+        code(
+            """
+from ezmsg_lab import Lab
+from ezmsg_lab.demo import DemoPipeline
+
+lab = Lab()  # stopped, with its pipeline, when this page's kernel shuts down
+demo = lab.launch(DemoPipeline(), name="DEMO")
+dashboard = lab.dashboard()
+dashboard
+"""
+        ),
+    ]
+
+
 def build(name: str, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {

@@ -30,13 +30,17 @@ import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..model.listeners import Listeners
-from ..model.metrics import MetricsStore
+from ..model.metrics import MetricsStore, ProcessMeta
 from ..model.topology import process_table
 from ..model.traces import METRICS, TraceStore
 from ..runtime.connection import Connection
 from .topology import TopologyFeed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +86,69 @@ class TraceSettings:
     status: str = "tracing"
     reason: str | None = None
     failed: dict[str, str] = field(default_factory=dict)
+    # pid, host and units of every process tracing was set in (or failed in), by id.
+    process_info: dict[str, ProcessMeta] = field(default_factory=dict, repr=False)
+
+    @property
+    def processes(self) -> pd.DataFrame:
+        """One row per process: pid, host, units, ``sample_mod``, ``rate_known`` and why
+        tracing failed there (if it did). ``sample_mod`` itself stays keyed by process id."""
+        import pandas as pd
+
+        rows = []
+        for pid in sorted(set(self.sample_mod) | set(self.failed), key=self._order):
+            meta = self.process_info.get(pid)
+            rows.append(
+                {
+                    "process": pid,
+                    "pid": meta.pid if meta else None,
+                    "host": meta.host if meta else None,
+                    "units": ", ".join(meta.units) if meta else "",
+                    "sample_mod": self.sample_mod.get(pid),
+                    "rate_known": self.rate_known.get(pid),
+                    "failed": self.failed.get(pid),
+                }
+            )
+        columns = ["process", "pid", "host", "units", "sample_mod", "rate_known", "failed"]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({"pid": "Int64", "sample_mod": "Int64", "rate_known": "boolean"})
+
+    def _order(self, process_id: str) -> tuple:
+        meta = self.process_info.get(process_id)
+        return (meta.units[:1] if meta else (), process_id)
+
+    def _label(self, process_id: str) -> str:
+        meta = self.process_info.get(process_id)
+        if meta is None:
+            return process_id[:8]
+        first = meta.units[0].split("/")[-1] if meta.units else process_id[:8]
+        more = f"+{len(meta.units) - 1}" if len(meta.units) > 1 else ""
+        return f"{first}{more} (pid {meta.pid})"
+
+    def _summary(self) -> str:
+        what = "all topics" if not self.topics else ", ".join(self.topics)
+        state = self.status if self.reason is None else f"{self.status}: {self.reason}"
+        metrics = ", ".join(self.metrics or [])
+        return f"{state}; {what}; metrics {metrics}; budget {self.budget:.0%}"
+
+    def __repr__(self) -> str:
+        procs = ", ".join(
+            f"{self._label(p)} 1/{m}{'' if self.rate_known.get(p) else '?'}"
+            for p, m in sorted(self.sample_mod.items(), key=lambda kv: self._order(kv[0]))
+        )
+        failed = ", ".join(f"{self._label(p)}: {why}" for p, why in self.failed.items())
+        text = f"<TraceSettings {self._summary()}; sampling {procs or 'no process yet'}"
+        return text + (f"; failed {failed}>" if failed else ">")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        table = self.processes.to_html(index=False, na_rep="", border=0)
+        return (
+            f"<div><b>Tracing</b>: {html.escape(self._summary())}<br><small>sample_mod "
+            "n: one message in n is traced (rate_known False: sampled on an assumed rate "
+            f"until the next poll)</small>{table}</div>"
+        )
 
 
 class TraceFeed:
@@ -201,8 +268,10 @@ class TraceFeed:
             if why is not None:
                 logger.warning("could not set tracing in %s: %s", process_id, why)
                 settings.failed[process_id] = why
+                settings.process_info[process_id] = meta
                 continue
             settings.failed.pop(process_id, None)
+            settings.process_info[process_id] = meta
             settings.sample_mod[process_id] = mod
             settings.rate_known[process_id] = known
             self.store.sample_mod[process_id] = mod
@@ -210,6 +279,7 @@ class TraceFeed:
             settings.sample_mod.pop(gone, None)
             settings.rate_known.pop(gone, None)
             settings.failed.pop(gone, None)
+            settings.process_info.pop(gone, None)
 
     def _on_poll(self) -> None:
         """After a poll (control loop): re-set processes traced on an assumed rate."""

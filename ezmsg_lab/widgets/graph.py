@@ -7,6 +7,7 @@ layout); ``tests/unit/test_js_bundle.py`` checks that the shipped file is a fres
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -169,6 +170,9 @@ class GraphWidget(anywidget.AnyWidget):
     height = traitlets.Int(0).tag(sync=True)
     js_error = traitlets.Unicode("").tag(sync=True)
     py_error = traitlets.Unicode("").tag(sync=True)
+    # ISO time (local, seconds) at which the Lab this widget followed closed; "" while
+    # open. The view then greys out, says so, and ignores clicks.
+    closed_at = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -288,6 +292,40 @@ class GraphWidget(anywidget.AnyWidget):
         unsubscribes = getattr(self, "_unsubscribes", [])
         while unsubscribes:
             unsubscribes.pop()()
+
+    def mark_closed(self, when: dt.datetime | None = None) -> None:
+        """The Lab this widget follows has closed: stop following it and freeze.
+
+        Pending updates are dropped (the drawing stays as it was when the Lab closed) and
+        ``closed_at`` is set, so every view greys out with "Lab closed at HH:MM:SS" and
+        ignores clicks. Idempotent; the first time given wins.
+        """
+        self.detach()
+        for throttle in (self._state_throttle, self._ann_throttle):
+            throttle.cancel()
+        if not self.closed_at:
+            when = when or dt.datetime.now().astimezone()
+            self.closed_at = when.isoformat(timespec="seconds")
+
+    @property
+    def closed(self) -> bool:
+        """True once the Lab it followed closed (see :meth:`mark_closed`)."""
+        return bool(self.closed_at)
+
+    def __repr__(self) -> str:
+        state = self.state or {}
+        units, edges = len(state.get("units", {})), len(state.get("edges", {}))
+        procs = len(state.get("processes", {}))
+        parts = [
+            f"{units} unit{'s' * (units != 1)}",
+            f"{edges} edge{'s' * (edges != 1)}",
+            f"{procs} process{'es' * (procs != 1)}",
+        ]
+        if self.selected:
+            parts.append(f"selected={self.selected!r}")
+        if self.closed_at:
+            parts.append(f"Lab closed at {self.closed_at[11:19]}")
+        return f"<GraphWidget {', '.join(parts)}>"
 
     def _reannotate(self) -> None:
         if self._annotate is not None:

@@ -78,11 +78,11 @@ export function drawScene(layer, layout, state, prefix) {
     const g = svg("g", { class: "ezg-group", "data-group": n.ref.address }, groupsLayer);
     svg("rect", { x: n.x, y: n.y, width: n.w, height: n.h, rx: 10, class: "ezg-group-box" }, g);
     const toggle = svg("g", { class: "ezg-toggle", "data-toggle": n.ref.address }, g);
-    svg("rect", { x: n.x + 10, y: n.y + 9, width: 18, height: 18, rx: 4 }, toggle);
-    text(toggle, n.x + 19, n.y + 22, "\u2212", "", "middle");
-    text(g, n.x + 36, n.y + 22, n.ref.name, "ezg-group-title");
+    svg("rect", { x: n.x + 10, y: n.y + 9, width: 20, height: 20, rx: 4 }, toggle);
+    text(toggle, n.x + 20, n.y + 23.5, "\u2212", "", "middle");
+    text(g, n.x + 38, n.y + 24, n.ref.name, "ezg-group-title");
     const sub = shortType(n.ref.component_type);
-    text(g, n.x + 42 + textWidth(n.ref.name, FONTS.group), n.y + 22, sub, "ezg-group-sub");
+    text(g, n.x + 44 + textWidth(n.ref.name, FONTS.group), n.y + 24, sub, "ezg-group-sub");
     index.groups.set(n.ref.address, g);
   }
 
@@ -92,7 +92,7 @@ export function drawScene(layer, layout, state, prefix) {
     else if (n.kind === "topic") {
       const g = svg("g", { class: "ezg-topic", "data-topic": n.ref.address }, nodesLayer);
       svg("rect", { x: n.x, y: n.y, width: n.w, height: n.h, rx: n.h / 2 }, g);
-      text(g, n.x + n.w / 2, n.y + n.h / 2 + 3.5, n.label, "", "middle");
+      text(g, n.x + n.w / 2, n.y + n.h / 2 + 4, n.label, "", "middle");
     }
   }
 
@@ -102,7 +102,7 @@ export function drawScene(layer, layout, state, prefix) {
     const hit = svg("path", { d, class: "ezg-edge-hit", "data-edge": e.id }, edgesLayer);
     const path = svg("path", { d, class: "ezg-edge", "marker-end": `url(#${prefix}-arrow)`, "data-edge": e.id }, edgesLayer);
     const lp = labelPoint(e.points);
-    const label = svg("text", { x: lp.x, y: lp.y - 5, class: "ezg-edge-label", "text-anchor": "middle" }, labelsLayer);
+    const label = svg("text", { x: lp.x, y: lp.y - 6, class: "ezg-edge-label", "text-anchor": "middle" }, labelsLayer);
     index.edges.set(e.id, { path, hit, label, members: e.members, source: e.source, target: e.target });
   }
   index.prefix = prefix;
@@ -120,14 +120,14 @@ function drawUnit(layer, n, index) {
     class: "ezg-bar",
   }, g);
   bar.style.fill = processColor(n.color);
-  text(g, n.x + 14, n.y + 19, u.name, "ezg-name");
-  text(g, n.x + 14, n.y + 34, shortType(u.component_type), "ezg-type");
-  if (u.pid != null) text(g, n.x + n.w - 10, n.y + 19, `pid ${u.pid}`, "ezg-meta", "end");
+  text(g, n.x + 14, n.y + 21, u.name, "ezg-name");
+  text(g, n.x + 14, n.y + 38, shortType(u.component_type), "ezg-type");
+  if (u.pid != null) text(g, n.x + n.w - 10, n.y + 21, `pid ${u.pid}`, "ezg-meta", "end");
   if (n.hostColor != null && u.host) {
-    const hostText = text(g, n.x + n.w - 10, n.y + 34, u.host, "ezg-meta ezg-host", "end");
+    const hostText = text(g, n.x + n.w - 10, n.y + 38, u.host, "ezg-meta ezg-host", "end");
     hostText.style.fill = hostColor(n.hostColor);
   }
-  text(g, n.x + n.w - 10, n.y + 34, "missing", "ezg-missing-tag", "end");
+  text(g, n.x + n.w - 10, n.y + 38, "missing", "ezg-missing-tag", "end");
   const rows = Math.max(n.visiblePorts.inputs.length, n.visiblePorts.outputs.length);
   if (rows) svg("line", { x1: n.x + 6, x2: n.x + n.w, y1: n.y + CARD.header - 4, y2: n.y + CARD.header - 4, class: "ezg-sep" }, g);
   const colour = processColor(n.color);
@@ -138,15 +138,15 @@ function drawUnit(layer, n, index) {
       const c = svg("circle", { cx: pos.x, cy: pos.y, r: 4, class: "ezg-port", "data-port": p.address }, g);
       c.style.fill = colour;
       index.ports.set(p.address, c);
-      if (side === "in") text(g, pos.x + 12, pos.y + 3.5, p.name, "ezg-port-label");
-      else text(g, pos.x - 9, pos.y + 3.5, p.name, "ezg-port-label", "end");
+      if (side === "in") text(g, pos.x + 12, pos.y + 4, p.name, "ezg-port-label");
+      else text(g, pos.x - 9, pos.y + 4, p.name, "ezg-port-label", "end");
     });
   };
   draw(n.visiblePorts.inputs, "in");
   draw(n.visiblePorts.outputs, "out");
   const err = svg("g", { class: "ezg-error" }, g);
-  svg("circle", { cx: n.x + n.w - 2, cy: n.y + 2, r: 8 }, err);
-  const errText = text(err, n.x + n.w - 2, n.y + 5.5, "!", "", "middle");
+  svg("circle", { cx: n.x + n.w - 2, cy: n.y + 2, r: 9 }, err);
+  const errText = text(err, n.x + n.w - 2, n.y + 6.2, "!", "", "middle");
   index.units.set(u.address, { g, errText });
 }
 
@@ -155,11 +155,11 @@ function drawCollapsed(layer, n, state) {
   const g = svg("g", { class: "ezg-collapsed", "data-group": grp.address }, layer);
   svg("rect", { x: n.x, y: n.y, width: n.w, height: n.h, rx: 8, class: "ezg-card" }, g);
   const toggle = svg("g", { class: "ezg-toggle", "data-toggle": grp.address }, g);
-  svg("rect", { x: n.x + 10, y: n.y + 9, width: 18, height: 18, rx: 4 }, toggle);
-  text(toggle, n.x + 19, n.y + 22, "+", "", "middle");
-  text(g, n.x + 36, n.y + 22, grp.name, "ezg-group-title");
+  svg("rect", { x: n.x + 10, y: n.y + 9, width: 20, height: 20, rx: 4 }, toggle);
+  text(toggle, n.x + 20, n.y + 23.5, "+", "", "middle");
+  text(g, n.x + 38, n.y + 24, grp.name, "ezg-group-title");
   const inside = Object.values(state.units).filter((u) => (u.path || []).includes(grp.address)).length;
-  text(g, n.x + 36, n.y + 39, `${inside} unit${inside === 1 ? "" : "s"} \u00b7 ${shortType(grp.component_type)}`, "ezg-group-sub");
+  text(g, n.x + 38, n.y + 43, `${inside} unit${inside === 1 ? "" : "s"} \u00b7 ${shortType(grp.component_type)}`, "ezg-group-sub");
 }
 
 /**

@@ -7,13 +7,25 @@
 import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
 import { alignToPrevious, buildElkGraph, layoutKey, runLayout, warmUp } from "./layout.js";
-import { applyDiff, normalizeState, shortType } from "./state.js";
+import { MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
+import { applyDiff, normalizeState } from "./state.js";
 import { CSS } from "./style.js";
 
 let viewCounter = 0;
 warmUp();
 
-
+const PAD = 16; // around the fitted drawing
+const MAX_ZOOM_AT_FIT = 1.2;
+const MIN_AUTO_HEIGHT = 220;
+const MAX_AUTO_HEIGHT = 760;
+// A graph that must stay readable at fit may make the widget this tall (the notebook
+// scrolls past it) rather than shrink its text.
+const MAX_READABLE_HEIGHT = 1600;
+// Above this many visible nodes no second (wrapped) layout is tried: it would double the
+// cost of a layout that already takes long, for a graph that is read by zooming anyway.
+const MAX_WRAP_NODES = 80;
+// (ELK wrapping strategy, aspect ratio relative to the widget's), tried in this order.
+const WRAPS = [["SINGLE_EDGE", 0.6], ["MULTI_EDGE", 0.6], ["SINGLE_EDGE", 0.3], ["MULTI_EDGE", 1.5], ["SINGLE_EDGE", 1.5]];
 
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
@@ -29,6 +41,8 @@ function render({ model, el }) {
   const toolbar = div("ezg-toolbar", root);
   div("ezg-title", toolbar, "ezmsg graph");
   const counts = div("ezg-counts", toolbar);
+  const closedNote = div("ezg-closed-note", toolbar);
+  const hint = div("ezg-hint", toolbar, "drag to see the rest \u00b7 wheel to zoom");
   div("ezg-spacer", toolbar);
   const expandBtn = document.createElement("button");
   expandBtn.className = "ezg-btn ezg-expand";
@@ -53,9 +67,11 @@ function render({ model, el }) {
   let ann = model.get("annotations") || {};
   let collapsed = new Set(model.get("collapsed") || []);
   let selected = model.get("selected") || "";
+  let closedAt = model.get("closed_at") || "";
   let positions = new Map();
   let lastKey = null;
   let lastLayout = null;
+  let lastWidth = 0; // the drawing's width the last layout was made for
   let index = null;
   let bounds = null;
   const view = { x: 0, y: 0, k: 1 };
@@ -117,10 +133,11 @@ function render({ model, el }) {
 
   async function relayout() {
     const t0 = performance.now();
+    const width = svgRoot.clientWidth;
     const built = buildElkGraph(state, collapsed, positions);
     const key = layoutKey(built);
     let layout;
-    if (key === lastKey && lastLayout) {
+    if (key === lastKey && lastLayout && !needsNewWrap(lastLayout, width)) {
       // Same shapes: keep the geometry, take the fresh records (colours, pids, names).
       layout = lastLayout;
       for (const [id, n] of layout.nodes) Object.assign(n, built.info.get(id));
@@ -130,8 +147,36 @@ function render({ model, el }) {
       const t1 = performance.now();
       layout = await runLayout(built);
       if (disposed) return;
+      layout.units = built.units;
+      if (width && built.nodes <= MAX_WRAP_NODES && !fitsReadably(layout, width, MAX_AUTO_HEIGHT)) {
+        // One row of layers is too wide to read here: let ELK wrap the layers into rows
+        // shaped like the space there is. ELK takes the aspect ratio as a hint only, so a
+        // few are tried; the best drawing within the usual height wins, else the best
+        // within the taller height a readable graph may take.
+        const target = (width - 2 * PAD) / (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD);
+        const candidates = [layout];
+        for (const [strategy, f] of WRAPS) {
+          const aspect = Math.max(0.2, target * f);
+          let wrapped;
+          try {
+            wrapped = await runLayout(buildElkGraph(state, collapsed, positions, { aspect, strategy }));
+          } catch (e) {
+            // ELK's wrapping fails on some nested graphs: that option is just not taken.
+            if (disposed) return;
+            continue;
+          }
+          if (disposed) return;
+          wrapped.units = built.units;
+          wrapped.wrapped = true;
+          candidates.push(wrapped);
+          if (fitsReadably(wrapped, width, MAX_AUTO_HEIGHT)) break; // good enough
+        }
+        layout = pickLayout(candidates, width);
+      }
       root.dataset.elkMs = (performance.now() - t1).toFixed(1);
+      root.dataset.wrapped = layout.wrapped ? "1" : "0";
       alignToPrevious(layout, positions);
+      lastWidth = width;
     }
     lastKey = key;
     lastLayout = layout;
@@ -144,6 +189,64 @@ function render({ model, el }) {
     layoutCount += 1;
     root.dataset.layouts = String(layoutCount);
     root.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  }
+
+  function chromeHeight() {
+    return toolbar.offsetHeight + (legend.style.display !== "none" ? legend.offsetHeight : 0) + 2;
+  }
+
+  function maxAutoHeight(layout) {
+    return layout && readableZoom(layout) ? MAX_READABLE_HEIGHT : MAX_AUTO_HEIGHT;
+  }
+
+  /** The zoom below which text would be too small to read, for this layout. */
+  function readableZoom(layout) {
+    return (layout.units || 0) <= MAX_READABLE_UNITS ? READABLE_ZOOM : 0;
+  }
+
+  /** The zoom that fits `layout` into `width` and a widget `maxHeight` tall. */
+  function bestZoom(layout, width, maxHeight) {
+    const b = boundsOf(layout);
+    if (!b) return MAX_ZOOM_AT_FIT;
+    const h = (model.get("height") || maxHeight) - chromeHeight();
+    return Math.min(MAX_ZOOM_AT_FIT, (width - 2 * PAD) / (b.x1 - b.x0), (h - 2 * PAD) / (b.y1 - b.y0));
+  }
+
+  function fitsReadably(layout, width, maxHeight) {
+    return bestZoom(layout, width, maxHeight) >= readableZoom(layout);
+  }
+
+  /** The candidate layout drawn biggest: within the usual height if one is readable
+   *  there, else within the height a readable graph may take. Ties keep the earlier one
+   *  (the unwrapped layout first). */
+  function pickLayout(candidates, width) {
+    const best = (maxHeight) => {
+      let pick = candidates[0];
+      let zoom = bestZoom(pick, width, maxHeight);
+      for (const c of candidates.slice(1)) {
+        const z = bestZoom(c, width, maxHeight);
+        if (z > zoom * 1.05) [pick, zoom] = [c, z];
+      }
+      return { pick, zoom };
+    };
+    const usual = best(MAX_AUTO_HEIGHT);
+    const floor = readableZoom(usual.pick);
+    if (usual.zoom >= floor || !floor) return usual.pick;
+    // Taller then, but no taller than needed: the shortest drawing readable in the width.
+    const readable = candidates.filter((c) => bestZoom(c, width, MAX_READABLE_HEIGHT) >= floor);
+    if (!readable.length) return best(MAX_READABLE_HEIGHT).pick;
+    const tall = (c) => {
+      const b = boundsOf(c);
+      return b ? b.y1 - b.y0 : 0;
+    };
+    return readable.reduce((a, c) => (tall(c) < tall(a) ? c : a));
+  }
+
+  /** After a resize: would this width call for another (wrapped or unwrapped) layout? */
+  function needsNewWrap(layout, width) {
+    if (!width || (layout.units || 0) > MAX_READABLE_UNITS) return false;
+    if (layout.wrapped) return Math.abs(width - lastWidth) > 0.12 * lastWidth;
+    return !fitsReadably(layout, width, maxAutoHeight(layout));
   }
 
   function boundsOf(layout) {
@@ -165,40 +268,39 @@ function render({ model, el }) {
     root.dataset.zoom = view.k.toFixed(3);
   }
 
-  function autoHeight(w, pad, top, bw, bh) {
-    // height 0 = fit the widget to the drawing: as tall as the graph drawn at the width's
-    // scale, plus room for the legend, within 220..720 px.
+  function autoHeight(w, bw, bh) {
+    // height 0 = fit the widget to the drawing: as tall as the graph drawn at the zoom the
+    // width allows (never below the readable one), plus the toolbar and legend.
     if (model.get("height")) return;
-    const k = Math.max(0.05, Math.min(1.25, (w - 2 * pad) / bw));
-    const legendRoom = legend.style.display !== "none" ? legend.offsetHeight + 24 : 0;
-    const want = Math.round(Math.min(720, Math.max(220, top + pad + bh * k + legendRoom)));
+    const floor = lastLayout ? readableZoom(lastLayout) : 0;
+    let k = Math.min(MAX_ZOOM_AT_FIT, (w - 2 * PAD) / bw);
+    // Rather a smaller (still readable) drawing than a widget taller than usual.
+    const usual = (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD) / bh;
+    if (k > usual) k = Math.max(usual, floor);
+    k = Math.max(k, floor);
+    const want = Math.round(Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chromeHeight() + bh * k + 2 * PAD)));
     root.style.setProperty("--ezg-height", `${want}px`);
   }
 
   function fit() {
     const w = svgRoot.clientWidth;
     if (!bounds || !w) return;
-    const pad = 28;
-    const top = 44; // leave room for the toolbar
-    const bw = bounds.x1 - bounds.x0;
-    const bh = bounds.y1 - bounds.y0;
-    autoHeight(w, pad, top, bw, bh);
+    const bw = Math.max(1, bounds.x1 - bounds.x0);
+    const bh = Math.max(1, bounds.y1 - bounds.y0);
+    autoHeight(w, bw, bh);
     const h = svgRoot.clientHeight;
     if (!h) return;
-    const place = (right) => {
-      const k = Math.max(0.05, Math.min(1.25, (w - pad - right) / bw, (h - top - pad) / bh));
-      view.k = k;
-      view.x = pad + (w - pad - right - bw * k) / 2 - bounds.x0 * k;
-      view.y = top + (h - top - pad - bh * k) / 2 - bounds.y0 * k;
-    };
-    place(pad);
-    // The legend sits bottom right: when the fitted drawing reaches under it, fit again
-    // beside it, so that no unit starts hidden.
-    if (legend.style.display !== "none" && legend.offsetWidth) {
-      const lx = w - legend.offsetWidth - 20;
-      const ly = h - legend.offsetHeight - 20;
-      if (view.y + bounds.y1 * view.k > ly && view.x + bounds.x1 * view.k > lx) place(legend.offsetWidth + 20);
-    }
+    let k = Math.max(0.05, Math.min(MAX_ZOOM_AT_FIT, (w - 2 * PAD) / bw, (h - 2 * PAD) / bh));
+    const floor = lastLayout ? readableZoom(lastLayout) : 0;
+    // Never fit a graph of up to MAX_READABLE_UNITS units so small that it cannot be read:
+    // show it from its start (top left, where data enters) and let the user pan.
+    const clipped = k < floor;
+    if (clipped) k = floor;
+    view.k = k;
+    view.x = bw * k <= w - 2 * PAD ? (w - bw * k) / 2 - bounds.x0 * k : PAD - bounds.x0 * k;
+    view.y = bh * k <= h - 2 * PAD ? (h - bh * k) / 2 - bounds.y0 * k : PAD - bounds.y0 * k;
+    root.dataset.fit = clipped ? "readable" : "whole";
+    hint.style.display = clipped ? "inline" : "none";
     applyView();
   }
 
@@ -224,6 +326,9 @@ function render({ model, el }) {
 
   // ------------------------------------------------------------------ interaction
   function select(address) {
+    // A closed Lab's widget is frozen: a click must not reach Python (nothing there can
+    // answer it any more).
+    if (closedAt) return;
     selected = address;
     model.set("selected", address);
     model.save_changes();
@@ -397,10 +502,22 @@ function render({ model, el }) {
   let resizeObserver = null;
   if (typeof ResizeObserver !== "undefined") {
     resizeObserver = new ResizeObserver(guard("resize", () => {
-      if (!userMoved) fit();
+      if (lastLayout && needsNewWrap(lastLayout, svgRoot.clientWidth)) requestLayout();
+      else if (!userMoved) fit();
     }));
     resizeObserver.observe(svgRoot);
   }
+
+  const showClosed = () => {
+    closedAt = model.get("closed_at") || "";
+    root.classList.toggle("ezg-closed", !!closedAt);
+    // The kernel's local time of closing, as the Lab wrote it (ISO, seconds).
+    closedNote.textContent = closedAt ? `Lab closed at ${closedAt.slice(11, 19)} \u2014 frozen` : "";
+    root.dataset.closed = closedAt ? "1" : "0";
+    if (closedAt) hideTooltip();
+  };
+  onModel("change:closed_at", showClosed);
+  showClosed();
 
   const showPyError = () => {
     const text = model.get("py_error");

@@ -2,10 +2,13 @@
 // graph state into an ELK graph, runs ELK, and reads the result back; it places nothing
 // itself apart from the ports' fixed slots on a unit's card.
 import ELK from "elkjs/lib/elk.bundled.js";
+import { FONTS } from "./fonts.js";
 import { groupPath, hiddenBy, shortType, visibleNode } from "./state.js";
 
-export const CARD = { header: 44, row: 16, pad: 8, minWidth: 150, port: 8 };
-export const TOPIC_H = 24;
+export { FONTS };
+
+export const CARD = { header: 48, row: 19, pad: 8, minWidth: 150, port: 8 };
+export const TOPIC_H = 26;
 // Above this many visible nodes ELK runs its cheaper settings (one crossing-minimisation
 // pass, no greedy switch): 300 units lay out in about half a second instead of several.
 export const BIG_GRAPH = 120;
@@ -15,7 +18,7 @@ export const BIG_GRAPH = 120;
 const SPACING = {
   // Wide enough between layers for a rate label ("12.3 kHz · SHM"): rates change at
   // 2 Hz and must never move nodes, so the room is always there.
-  "elk.layered.spacing.nodeNodeBetweenLayers": "100",
+  "elk.layered.spacing.nodeNodeBetweenLayers": "88",
   "elk.spacing.nodeNode": "24",
   "elk.spacing.edgeNode": "16",
   "elk.spacing.edgeEdge": "10",
@@ -28,7 +31,7 @@ const BASE_OPTIONS = {
   "elk.hierarchyHandling": "INCLUDE_CHILDREN",
   "elk.edgeRouting": "ORTHOGONAL",
   ...SPACING,
-  "elk.padding": "[top=24,left=24,bottom=24,right=24]",
+  "elk.padding": "[top=8,left=8,bottom=8,right=8]",
   // Same input order, same drawing: keeps a re-layout close to the last one.
   "elk.layered.considerModelOrder.strategy": "NODES_AND_EDGES",
   "elk.json.edgeCoords": "ROOT",
@@ -87,16 +90,6 @@ export function textWidth(text, font) {
   return w;
 }
 
-export const FONT_FAMILY =
-  'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", "DejaVu Sans", Arial, sans-serif';
-export const FONTS = {
-  name: `600 12.5px ${FONT_FAMILY}`,
-  type: `11px ${FONT_FAMILY}`,
-  port: `10.5px ${FONT_FAMILY}`,
-  meta: `10.5px ${FONT_FAMILY}`,
-  group: `600 12px ${FONT_FAMILY}`,
-};
-
 /**
  * The ports a unit shows: its data streams, and its settings input only when wired.
  * @param {any} unit
@@ -128,8 +121,11 @@ function cardSize(unit, ports, showHost) {
  * @param {import("./state.js").GraphState} state
  * @param {Set<string>} collapsed
  * @param {Map<string,{x:number,y:number}>} previous positions of the last layout (by node id)
+ * @param {{aspect?: number, strategy?: string}} [opts] aspect: wrap the layers into rows
+ *   aiming at this width / height ratio (a long chain in a narrow widget), with ELK's
+ *   wrapping `strategy` (default MULTI_EDGE); else one row of layers
  */
-export function buildElkGraph(state, collapsed, previous) {
+export function buildElkGraph(state, collapsed, previous, opts = {}) {
   const wired = new Set();
   for (const e of Object.values(state.edges)) {
     wired.add(e.source);
@@ -161,11 +157,11 @@ export function buildElkGraph(state, collapsed, previous) {
     const node = {
       id,
       children: [],
-      layoutOptions: isCollapsed ? {} : { ...SPACING, "elk.padding": "[top=38,left=16,bottom=16,right=16]" },
+      layoutOptions: isCollapsed ? {} : { ...SPACING, "elk.padding": "[top=42,left=12,bottom=12,right=12]" },
     };
     if (isCollapsed) {
-      node.width = Math.ceil(Math.max(170, textWidth(label, FONTS.group) + 70));
-      node.height = 52;
+      node.width = Math.ceil(Math.max(180, textWidth(label, FONTS.group) + 70));
+      node.height = 56;
     }
     info.set(id, { kind: isCollapsed ? "collapsed" : "group", ref: g });
     const parent = containers.get(g.parent && !hiddenBy(groupPath(state, g.parent), collapsed) ? `g:${g.parent}` : null) || root;
@@ -213,7 +209,7 @@ export function buildElkGraph(state, collapsed, previous) {
     if (t.parent && hiddenBy(groupPath(state, t.parent), collapsed)) continue;
     const id = `t:${t.address}`;
     const label = t.kind === "free" ? t.address : t.name;
-    const node = { id, width: Math.ceil(textWidth(label, FONTS.port) + 28), height: TOPIC_H };
+    const node = { id, width: Math.ceil(textWidth(label, FONTS.topic) + 28), height: TOPIC_H };
     place(node, id);
     info.set(id, { kind: "topic", ref: t, label });
     containerOf(t.parent).children.push(node);
@@ -260,11 +256,24 @@ export function buildElkGraph(state, collapsed, previous) {
   const visibleCount = info.size;
   const big = visibleCount > BIG_GRAPH;
   root.layoutOptions = { ...BASE_OPTIONS, ...bigOptions(big) };
+  if (opts.aspect) {
+    // ELK cuts the layer sequence into chunks placed one under the other. Like spacing,
+    // ELK reads this from each compound node's own options.
+    const wrap = {
+      "elk.layered.wrapping.strategy": opts.strategy || "MULTI_EDGE",
+      "elk.aspectRatio": opts.aspect.toFixed(2),
+    };
+    for (const c of containers.values()) {
+      if (c === root || c.layoutOptions["elk.padding"]) c.layoutOptions = { ...c.layoutOptions, ...wrap };
+    }
+    Object.assign(root.layoutOptions, wrap);
+  }
   if (previous.size) {
     // Order nodes inside each layer as they were drawn last time (new ones fit in).
     root.layoutOptions["elk.layered.crossingMinimization.semiInteractive"] = "true";
   }
-  return { graph: root, info, folded };
+  const unitCount = [...info.values()].filter((i) => i.kind === "unit").length;
+  return { graph: root, info, folded, units: unitCount, nodes: visibleCount };
 }
 
 function endpoint(state, collapsed, nodeAddress, topic, info) {

@@ -233,3 +233,95 @@ def test_many_processes_are_summarised_per_host(page: Any) -> None:
     # Units on two hosts carry their host on the card.
     assert page.locator(".ezg-unit .ezg-host").count() == 30
     assert page.page_errors == []
+
+
+# ---------------------------------------------------------------------- readability
+TEXT_AT_FIT = """() => {
+  const root = document.querySelector('.ezg-root');
+  const svg = root.querySelector('.ezg-svg').getBoundingClientRect();
+  const scene = root.querySelector('.ezg-scene').getBoundingClientRect();
+  const k = Number(root.dataset.zoom);
+  let smallest = Infinity;
+  for (const t of root.querySelectorAll('.ezg-scene text')) {
+    const cs = getComputedStyle(t);
+    if (!t.textContent || cs.display === 'none') continue;
+    smallest = Math.min(smallest, parseFloat(cs.fontSize) * k);
+  }
+  return {
+    smallest, fit: root.dataset.fit, width: svg.width,
+    fill: Math.max(scene.width / svg.width, scene.height / svg.height),
+    inside: scene.left >= svg.left - 1 && scene.right <= svg.right + 1 &&
+            scene.top >= svg.top - 1 && scene.bottom <= svg.bottom + 1,
+    hint: getComputedStyle(root.querySelector('.ezg-hint')).display !== 'none',
+  };
+}"""
+
+
+def mount_at(page: Any, width: int, **data: Any) -> dict[str, Any]:
+    page.evaluate(f"document.getElementById('host').style.width = '{width}px'")
+    mount(page, height=0, **data)
+    return page.evaluate(TEXT_AT_FIT)
+
+
+@pytest.mark.parametrize("width", [1100, 760])
+@pytest.mark.parametrize("extra", [False, True])
+def test_the_demo_fits_whole_and_readable(page: Any, width: int, extra: bool) -> None:
+    # The demo (4 units) and the demo with one more unit, in a JupyterLab-wide and a
+    # narrow output area: the whole graph shows, fills the widget, with text >= 11 px.
+    state = gv.graph_state(demo_snapshot(with_extra_unit=extra))
+    got = mount_at(page, width, state=state)
+    assert got["smallest"] >= 11 - 1e-6, got
+    assert got["inside"] and got["fill"] > 0.85, got
+    # The legend is under the drawing, not over it.
+    legend = page.locator(".ezg-legend").bounding_box()
+    drawing = page.locator(".ezg-svg").bounding_box()
+    assert legend["y"] >= drawing["y"] + drawing["height"] - 1
+    assert page.page_errors == []
+
+
+def test_a_resize_fits_again(page: Any, demo_state: dict) -> None:
+    got = mount_at(page, 1100, state=demo_state)
+    assert got["inside"] and got["smallest"] >= 11 - 1e-6
+    page.evaluate("document.getElementById('host').style.width = '700px'")
+    # Narrower than one row of the demo at a readable size: it is laid out again
+    # (wrapped) and fitted, whole and readable.
+    page.wait_for_function(
+        "() => { const r = document.querySelector('.ezg-svg').getBoundingClientRect();"
+        " const s = document.querySelector('.ezg-scene').getBoundingClientRect();"
+        " return r.width < 700 && s.right <= r.right + 1 && s.left >= r.left - 1; }",
+        timeout=TIMEOUT_MS,
+    )
+    got = page.evaluate(TEXT_AT_FIT)
+    assert got["inside"] and got["smallest"] >= 11 - 1e-6, got
+    assert page.get_attribute(".ezg-root", "data-wrapped") == "1"
+
+
+def test_thirty_units_stay_readable_and_bigger_graphs_fit_whole(page: Any) -> None:
+    from ezmsg_lab.widgets._harness import synthetic_snapshot
+
+    thirty = gv.graph_state(synthetic_snapshot(30, 40, per_collection=5))
+    got = mount_at(page, 1100, state=thirty)
+    assert got["smallest"] >= 11 - 1e-6, got
+    # Whole, or (when even the tallest widget cannot hold it readably) shown from its
+    # start with a hint to drag.
+    assert got["inside"] or (got["fit"] == "readable" and got["hint"]), got
+    page.evaluate("window.view.cleanup()")
+    sixty = gv.graph_state(synthetic_snapshot(60, 90, per_collection=10))
+    got = mount_at(page, 1100, state=sixty)
+    assert got["inside"] and got["fit"] == "whole" and not got["hint"], got
+
+
+# ---------------------------------------------------------------------- a closed Lab
+def test_a_closed_labs_graph_is_greyed_says_when_and_ignores_clicks(
+    page: Any, demo_state: dict
+) -> None:
+    mount(page, state=demo_state)
+    page.evaluate("window.view.model.pySet('closed_at', '2025-03-04T12:34:56+01:00')")
+    assert "ezg-closed" in page.get_attribute(".ezg-root", "class")
+    assert page.inner_text(".ezg-closed-note") == "Lab closed at 12:34:56 \u2014 frozen"
+    assert page.is_visible(".ezg-closed-note")
+    assert page.evaluate("getComputedStyle(document.querySelector('.ezg-svg')).filter") != "none"
+    page.click(".ezg-unit[data-address='DEMO/FILTER'] .ezg-name")
+    assert model(page, "data.selected") == ""
+    assert ["selected", "DEMO/FILTER"] not in model(page, "setLog")
+    assert page.page_errors == []

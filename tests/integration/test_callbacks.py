@@ -70,6 +70,31 @@ def test_a_closed_labs_widgets_stop_following(lab):
     dash.close()
 
 
+def test_a_closed_labs_dashboard_is_frozen_and_a_click_reaches_nothing(lab, capsys):
+    lab.launch(DemoPipeline(), name="DEMO")
+    lab.wait_for_profile(10)
+    dash = lab.dashboard()
+    dash.graph.selected = "DEMO/FILTER"
+    assert dash.form is not None and "<tr>" in dash.table.value
+    table = dash.table.value
+    lab.close()
+    assert dash.closed and dash.graph.closed_at and dash.closed_at == dash.graph.closed_at
+    # The form stays, disabled; the metrics keep their last values, saying so.
+    editors = dash.form.editors.values()
+    controls = [e.control for e in editors if hasattr(e.control, "disabled")]
+    assert len(controls) >= 3 and all(c.disabled for c in controls)
+    assert dash.table.value == table and "frozen at" in dash.metrics_title.value
+    # A click that reaches Python after the close: no LabClosedError, nothing printed.
+    capsys.readouterr()
+    dash.graph.selected = "DEMO/SINK"
+    dash.refresh()
+    out = capsys.readouterr()
+    assert "Error" not in out.out + out.err and "Traceback" not in out.out + out.err
+    assert dash.error.value == "" and "closed at" in dash.title.value
+    assert "Lab closed at" in repr(dash)
+    dash.close()
+
+
 def test_a_rerun_notebook_cell_does_not_pile_up_widgets(tmp_path):
     """Through a real kernel: run the same cell (same cell id) ten times, as JupyterLab
     does on re-run; the feeds keep one graph's and one dashboard's listeners."""

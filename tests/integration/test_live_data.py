@@ -85,6 +85,15 @@ def test_busy_unit_user_span_p50_within_ten_percent():
         lab.wait_for_profile(10)
         settings = lab.trace(topics=["BUSY/BUSY/INPUT"], metrics=["user_span_ns"])
         assert all(mod >= 1 for mod in settings.sample_mod.values())
+        # Readable: processes by unit and pid (the dict stays keyed by process id).
+        table = settings.processes.set_index("process")
+        assert set(table.index) == set(settings.sample_mod)
+        busy = table[table["units"].str.contains("BUSY/BUSY")].iloc[0]
+        pid = int(lab.topology().units.set_index("address").loc["BUSY/BUSY", "pid"])
+        assert busy["pid"] == pid and busy["sample_mod"] >= 1
+        assert f"BUSY (pid {pid}) 1/" in repr(settings)
+        assert not any(p in repr(settings) for p in settings.sample_mod)
+        assert "<table" in settings._repr_html_() and str(pid) in settings._repr_html_()
         assert wait_until(lambda: len(lab.trace_samples()) >= 150, 15)
         lab.untrace()
         lat = lab.latency(metrics=["user_span_ns"])
