@@ -81,8 +81,10 @@ def test_demo_runs_tunes_and_stops(method, capsys):
         assert result.applied == {"cutoff_hz": 40.0, "window": Window.HANN}
         assert result.health.status == "ok", result.health
         # The unit's own code runs with what was set: above Nyquist, it raises, and its
-        # errors reach the Lab through the pipeline's event queue.
-        broken = lab.set("DEMO/FILTER", cutoff_hz=600)
+        # errors reach the Lab through the pipeline's event queue. (The cutoff's declared
+        # bounds stop at the demo's 1 kHz Nyquist: lower the source's rate instead.)
+        lab.set("DEMO/SOURCE", fs=200.0, watch=False)
+        broken = lab.set("DEMO/FILTER", cutoff_hz=150)
         assert broken.health.status == "raising", broken.health
         assert "Nyquist" in broken.health.detail
         logs = lab.logs(unit="DEMO/FILTER", level="ERROR")
