@@ -125,7 +125,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                 self._topology,
                 self._metrics,
                 self._traces,
-                self._poller.offset_ns,
+                self._poller.offset_of,
                 self._poller.listeners,
             )
             self._logs = LogStore()

@@ -63,6 +63,8 @@ class EndpointSample:
     inflight: int = 0
     num_buffers: int = 0
     channel: str = "UNKNOWN"
+    # ts_ns mapped to UTC with its host's clock offset (None: stamp with the poll time)
+    epoch_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -196,8 +198,9 @@ class MetricsStore:
                 rate = (s.total - series.last_total) / dt if dt > 0 else math.nan
             series.last_ts_ns = s.ts_ns
             series.last_total = s.total
+            row_t_ns = t_ns if s.epoch_ns is None else int(s.epoch_ns)
             series.latest = {
-                "t_ns": t_ns,
+                "t_ns": row_t_ns,
                 "total": s.total,
                 "rate": rate,
                 "inflight": s.inflight,
@@ -206,7 +209,15 @@ class MetricsStore:
                 "status": "ok",
             }
             self._append_row(
-                rows, t_ns, series.index, s.total, rate, s.inflight, s.num_buffers, "ok", s.channel
+                rows,
+                row_t_ns,
+                series.index,
+                s.total,
+                rate,
+                s.inflight,
+                s.num_buffers,
+                "ok",
+                s.channel,
             )
 
         # Processes in the topology that did not answer: missing, not zero traffic.
