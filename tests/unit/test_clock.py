@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from ezmsg_lab.model.clock import HostClocks, estimate_offset
@@ -122,3 +123,33 @@ def test_metric_rows_carry_the_host_mapped_time():
         poll_s + 1, [EndpointSample("p", "e", "U/OUT", "publisher", 9, perf + 10**9)], meta
     )
     assert store.metrics()["time"].max().value == int((poll_s + 1) * 1e9)
+
+
+def test_a_silent_process_is_missing_then_gone_and_returns_as_a_new_series():
+    store = MetricsStore(capacity=100, gone_after_s=3.0)
+    meta = {"p": ProcessMeta("p", 10, "host-c", ("U",)), "q": ProcessMeta("q", 11, "b", ("V",))}
+
+    def poll(t: float, answer: set[str], total: int) -> None:
+        samples = [
+            EndpointSample(p, "e", f"{m.units[0]}/OUT", "publisher", total, t * 1e9)
+            for p, m in meta.items()
+            if p in answer
+        ]
+        store.ingest(1_800_000_000 + t, samples, meta)
+
+    poll(0, {"p", "q"}, 0)
+    poll(1, {"p", "q"}, 100)
+    poll(2, {"q"}, 200)
+    assert store.status_of("p") == "missing" and store.status_of("q") == "ok"
+    poll(5, {"q"}, 500)
+    assert store.status_of("p") == "gone"
+    prof = store.profile().set_index("topic")
+    assert prof.loc["U/OUT", "status"] == "gone" and prof.loc["V/OUT", "status"] == "ok"
+    assert prof.loc["V/OUT", "rate_hz"] == pytest.approx(100.0)
+    poll(6, {"p", "q"}, 600)  # back: a new series, no rate across the outage
+    prof = store.profile().set_index("topic")
+    assert prof.loc["U/OUT", "status"] == "ok" and np.isnan(prof.loc["U/OUT", "rate_hz"])
+    poll(7, {"p", "q"}, 700)
+    assert store.profile().set_index("topic").loc["U/OUT", "rate_hz"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="gone_after"):
+        MetricsStore(gone_after_s=0)
