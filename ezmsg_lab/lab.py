@@ -24,14 +24,20 @@ from .lab_settings import SettingsMixin
 from .lab_views import LiveDataMixin
 from .lab_widgets import WidgetRegistry, WidgetsMixin
 from .model.logs import LogRecord, LogStore
-from .model.metrics import MetricsStore
+from .model.metrics import GONE_AFTER_S, MetricsStore
 from .model.settings_store import SettingsStore
 from .model.traces import TraceStore
 from .runtime.cleanup import register, unregister
 from .runtime.connection import Connection
 from .runtime.loop import ControlLoop
 from .runtime.pipeline import Pipeline, check_start_method
-from .runtime.server import Address, EmbeddedServer, address_from_env, parse_address
+from .runtime.server import (
+    Address,
+    EmbeddedServer,
+    address_from_env,
+    parse_address,
+    warn_remote_attach,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +68,10 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         Rows of profiling history kept (one per endpoint per poll).
     trace_capacity : int
         Trace samples kept (21 bytes each).
+    gone_after : float or None
+        Seconds a process may stay silent (missing) before it is shown as ``gone``
+        (default 10 s): a host cut off the network keeps its processes in ezmsg's table
+        for minutes. If it answers again, its endpoints start new series. None: never.
     ezmsg_log_level : str or None
         Level for ezmsg's own logger in this kernel (default ``"WARNING"``: ezmsg logs
         every start and stop at INFO, which would fill cell outputs). Unit processes'
@@ -91,6 +101,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
         poll_hz: float = DEFAULT_RATE_HZ,
         history: int = 200_000,
         trace_capacity: int = 2_000_000,
+        gone_after: float | None = GONE_AFTER_S,
         ezmsg_log_level: str | None = "WARNING",
         start_method: str | None = None,
         _attach: Address | None = None,
@@ -117,7 +128,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             self._topology = TopologyFeed(self._conn)
             self._settings = SettingsStore()
             self._settings_feed = SettingsFeed(self._conn, self._settings)
-            self._metrics = MetricsStore(capacity=history)
+            self._metrics = MetricsStore(capacity=history, gone_after_s=gone_after)
             self._poller = ProfilingPoller(self._conn, self._topology, self._metrics, poll_hz)
             self._traces = TraceStore(capacity=trace_capacity)
             self._trace_feed = TraceFeed(
@@ -125,7 +136,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                 self._topology,
                 self._metrics,
                 self._traces,
-                self._poller.offset_ns,
+                self._poller.offset_of,
                 self._poller.listeners,
             )
             self._logs = LogStore()
@@ -150,11 +161,21 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
     ) -> Lab:
         """Join a running GraphServer (``"host:port"``) without owning it.
 
+        A non-loopback address works (a graph spread over machines) and warns once what
+        ezmsg's protocol trusts and how to keep it on a private network.
+
         With no address, ``EZMSG_GRAPHSERVER_ADDR`` is used. Closing the Lab stops what it
         launched and leaves the server running. Other keyword options (``poll_hz``,
-        ``history``, ``trace_capacity``, ``start_method``) are as for ``Lab()``.
+        ``history``, ``trace_capacity``, ``gone_after``, ``start_method``) are as for
+        ``Lab()``.
         """
-        unknown = set(options) - {"poll_hz", "history", "trace_capacity", "start_method"}
+        unknown = set(options) - {
+            "poll_hz",
+            "history",
+            "trace_capacity",
+            "gone_after",
+            "start_method",
+        }
         if unknown:
             raise TypeError(f"Lab.attach() got unexpected keyword argument(s) {sorted(unknown)}")
         if address is None:
@@ -167,6 +188,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
                 )
         else:
             resolved = parse_address(address)
+        warn_remote_attach(resolved)
         return cls(timeout=timeout, ezmsg_log_level=ezmsg_log_level, _attach=resolved, **options)
 
     async def _start_feeds(self) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .errors import LabError
 from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceSettings
-from .model.clock import since_to_epoch_s
+from .model.clock import perf_to_epoch_s, since_to_epoch_s, to_utc
 from .model.metrics import publisher_channels
 from .model.topology import Topology, build_topology, events_frame
 
@@ -103,6 +103,47 @@ class LiveDataMixin:
         )
         snap = self._topology.snapshot
         return publisher_channels(frame, snap.graph) if snap is not None else frame
+
+    def clocks(self: Lab) -> pd.DataFrame:
+        """Each host's monotonic -> UTC mapping, as the Lab's round trips estimate it.
+
+        Columns: host, offset_s (``utc = perf_counter + offset_s`` on that host),
+        uncertainty_ms (the true offset is within ``offset_s +- uncertainty_ms``),
+        round_trips, updated (UTC), consistent (False if a clock stepped). Every profiling
+        poll refreshes it; trace samples and metrics of a host's processes are stamped
+        with its own row, so a host whose monotonic clock is hours off still shows the
+        right UTC times. Latencies between two hosts carry both uncertainties.
+        """
+        self._check_open()
+        rows = [
+            {
+                "host": host,
+                "offset_s": est.offset_ns / 1e9,
+                "uncertainty_ms": est.uncertainty_ns / 1e6,
+                "round_trips": est.samples,
+                "updated": pd.Timestamp(est.updated_ns, unit="ns", tz="UTC"),
+                "consistent": est.consistent,
+            }
+            for host, est in sorted(self._poller.clocks.estimates().items())
+        ]
+        columns = ["host", "offset_s", "uncertainty_ms", "round_trips", "updated", "consistent"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def host_time(self: Lab, host: str, perf_ns: Any) -> Any:
+        """UTC timestamp(s) for ``time.perf_counter_ns()`` values read on ``host``.
+
+        For stamps a unit puts in its own messages: ``lab.host_time("host-c", ns)``.
+        Raises :class:`LabError` for a host with no round trip yet (see :meth:`clocks`).
+        """
+        self._check_open()
+        offset = self._poller.clocks.offset_ns(host)
+        if offset is None:
+            known = sorted(self._poller.clocks.estimates())
+            raise LabError(
+                f"No clock mapping for host {host!r} yet (known: {known}); a host is mapped "
+                "after the first profiling poll of one of its processes: wait a poll."
+            )
+        return to_utc(perf_to_epoch_s(perf_ns, offset))
 
     def metrics(self: Lab, since: Any = None, topics: Iterable[str] | None = None) -> pd.DataFrame:
         """Profiling history in long format: time, topic, endpoint, kind, unit, status,

@@ -3,7 +3,10 @@
 Each unit process is asked for its profiling snapshot through the Lab's one GraphContext;
 a process that does not answer within its timeout is recorded as missing (ezmsg's own
 ``profiling_snapshot_all`` silently leaves it out). Processes come from the topology
-feed's process table, so pid and host are the real ones.
+feed's process table, so pid and host are the real ones. Each request is also a clock
+round trip: the reply is stamped with the process's perf_counter between the Lab's send
+and receive times, which keeps every host's monotonic -> UTC offset current
+(:class:`~ezmsg_lab.model.clock.HostClocks`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..model.clock import perf_offset_ns
+from ..model.clock import HostClocks
 from ..model.listeners import Listeners, Unsubscribe
 from ..model.metrics import EndpointSample, MetricsStore
 from ..model.topology import process_table
@@ -38,8 +41,15 @@ def check_rate(hz: float) -> float:
     return float(hz)
 
 
-def endpoint_samples(process_id: str, snap: object) -> list[EndpointSample]:
-    """EndpointSamples from one ezmsg ProcessProfilingSnapshot."""
+def endpoint_samples(
+    process_id: str, snap: object, offset_ns: int | None = None
+) -> list[EndpointSample]:
+    """EndpointSamples from one ezmsg ProcessProfilingSnapshot; ``offset_ns`` (its host's
+    ``epoch_ns - perf_ns``) stamps them in UTC when known."""
+
+    def epoch(ts: float) -> int | None:
+        return None if offset_ns is None else int(ts) + offset_ns
+
     out = [
         EndpointSample(
             process_id=process_id,
@@ -50,6 +60,7 @@ def endpoint_samples(process_id: str, snap: object) -> list[EndpointSample]:
             ts_ns=pub.timestamp,
             inflight=pub.inflight_messages_current,
             num_buffers=pub.num_buffers,
+            epoch_ns=epoch(pub.timestamp),
         )
         for pub in snap.publishers.values()
     ]
@@ -62,6 +73,7 @@ def endpoint_samples(process_id: str, snap: object) -> list[EndpointSample]:
             total=sub.messages_received_total,
             ts_ns=sub.timestamp,
             channel=getattr(sub.channel_kind_last, "value", str(sub.channel_kind_last)),
+            epoch_ns=epoch(sub.timestamp),
         )
         for sub in snap.subscribers.values()
     )
@@ -85,7 +97,7 @@ class ProfilingPoller:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._known_processes: frozenset[str] = frozenset()
-        self.offset_ns = perf_offset_ns()
+        self.clocks = HostClocks()
         self.listeners: Listeners[[]] = Listeners("profiling poll")
         self.poll_seconds: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +107,15 @@ class ProfilingPoller:
         self._loop = asyncio.get_running_loop()
         self._unsubscribe_topology = self._topology.subscribe(self._on_topology)
         self._task = asyncio.create_task(self._run(), name="ezmsg-lab-profiling")
+
+    def offset_of(self, process_id: str) -> int | None:
+        """``epoch_ns - perf_ns`` for a process's host (None while it is unknown)."""
+        snapshot = self._topology.snapshot
+        proc = None if snapshot is None else process_table(snapshot).get(process_id)
+        if proc is None:  # gone from the topology: its last known host
+            meta = self.store.processes.get(process_id)
+            return self.clocks.offset_ns(meta.host if meta is not None else None)
+        return self.clocks.offset_ns(proc.host)
 
     def subscribe(self, fn: Callable[[], None]) -> Unsubscribe:
         """Call ``fn()`` on the control loop after each poll; returns the function that
@@ -172,6 +193,7 @@ class ProfilingPoller:
             if not meta.units:
                 continue
             route = meta.units[0]
+            send_ns = time.time_ns()
             try:
                 snap = await self._conn.call(
                     lambda ctx, route=route: ctx.process_profiling_snapshot(
@@ -181,7 +203,10 @@ class ProfilingPoller:
             except RuntimeError as exc:  # ezmsg: the process did not answer
                 logger.debug("no profiling snapshot from %s: %s", process_id, exc)
                 continue
-            samples.extend(endpoint_samples(process_id, snap))
+            if meta.host is not None:
+                self.clocks.observe(meta.host, send_ns, time.time_ns(), snap.timestamp)
+            offset = self.clocks.offset_ns(meta.host)
+            samples.extend(endpoint_samples(process_id, snap, offset))
         poll_s = time.time()
         self.store.ingest(poll_s, samples, {k: v for k, v in expected.items() if v.units})
         self.poll_seconds = time.perf_counter() - t0

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -158,17 +158,18 @@ class TraceFeed:
         topology: TopologyFeed,
         metrics: MetricsStore,
         store: TraceStore,
-        offset_ns: int,
+        offset_of: Callable[[str], int | None],
         poller_listeners: Listeners[[]],
     ) -> None:
         self._conn = conn
         self._topology = topology
         self._metrics = metrics
         self.store = store
-        self._offset_ns = offset_ns
+        self._offset_of = offset_of
         self.active: TraceSettings | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.received = 0
+        self.dropped_unmapped = 0  # samples from hosts whose clock was not yet mapped
         self._due = False  # a ttl renewal: re-send every process's setting
         self._adjusting = False
         self._unsubscribe_polls = poller_listeners.subscribe(self._on_poll)
@@ -352,8 +353,14 @@ class TraceFeed:
             async for batch in ctx.subscribe_profiling_trace(control):
                 for process_id, proc_batch in batch.batches.items():
                     if proc_batch.samples:
+                        offset = self._offset_of(str(process_id))
+                        if offset is None:
+                            # A host whose clock has no round trip yet: stamping its
+                            # samples with another host's offset would be hours off.
+                            self.dropped_unmapped += len(proc_batch.samples)
+                            continue
                         self.received += self.store.ingest(
-                            str(process_id), proc_batch.samples, self._offset_ns
+                            str(process_id), proc_batch.samples, offset
                         )
                 self.store.update_processes(process_table(self._topology.snapshot))
         except asyncio.CancelledError:

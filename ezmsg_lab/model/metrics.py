@@ -48,6 +48,8 @@ PROFILE_COLUMNS = [
 # of launches as after one.
 GONE_KEEP_S = 60.0
 GONE_KEEP_MAX = 32
+# A process silent this long is shown as gone (see MetricsStore's gone_after_s).
+GONE_AFTER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class EndpointSample:
     inflight: int = 0
     num_buffers: int = 0
     channel: str = "UNKNOWN"
+    # ts_ns mapped to UTC with its host's clock offset (None: stamp with the poll time)
+    epoch_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Series:
     last_ts_ns: float = math.nan
     last_total: int = -1
     latest: dict[str, object] = field(default_factory=dict)
+    ended: bool = False  # its process stopped answering for good: a reply starts anew
 
 
 def unit_of_topic(topic: str, units: Iterable[str]) -> str | None:
@@ -104,9 +109,18 @@ class MetricsStore:
     ----------
     capacity : int
         Rows of history kept (one row per endpoint per poll); about 34 bytes a row.
+    gone_after_s : float or None
+        A process that has not answered for this long is shown as ``gone`` although the
+        GraphServer still lists it: a host cut off the network keeps its processes in
+        ezmsg's table until TCP gives up (many minutes). If it answers again, its
+        endpoints start new series (the gap's rate is unknown). None: never.
     """
 
-    def __init__(self, capacity: int = 200_000) -> None:
+    def __init__(self, capacity: int = 200_000, gone_after_s: float | None = GONE_AFTER_S) -> None:
+        if gone_after_s is not None and not gone_after_s > 0:
+            raise ValueError(f"gone_after={gone_after_s!r} must be a positive number of seconds")
+        self.gone_after_s = gone_after_s
+        self._missing_since: dict[str, float] = {}
         self.history = ColumnRing(
             capacity,
             {
@@ -173,7 +187,7 @@ class MetricsStore:
             key = (s.process_id, s.endpoint_id)
             series = self._current.get(key)
             meta = expected.get(s.process_id) or self.processes.get(s.process_id)
-            if series is None or s.total < series.last_total:
+            if series is None or s.total < series.last_total or series.ended:
                 generation = 0 if series is None else series.generation + 1
                 series = Series(
                     index=self._next_index,
@@ -196,8 +210,9 @@ class MetricsStore:
                 rate = (s.total - series.last_total) / dt if dt > 0 else math.nan
             series.last_ts_ns = s.ts_ns
             series.last_total = s.total
+            row_t_ns = t_ns if s.epoch_ns is None else int(s.epoch_ns)
             series.latest = {
-                "t_ns": t_ns,
+                "t_ns": row_t_ns,
                 "total": s.total,
                 "rate": rate,
                 "inflight": s.inflight,
@@ -206,13 +221,36 @@ class MetricsStore:
                 "status": "ok",
             }
             self._append_row(
-                rows, t_ns, series.index, s.total, rate, s.inflight, s.num_buffers, "ok", s.channel
+                rows,
+                row_t_ns,
+                series.index,
+                s.total,
+                rate,
+                s.inflight,
+                s.num_buffers,
+                "ok",
+                s.channel,
             )
 
         # Processes in the topology that did not answer: missing, not zero traffic.
         for process_id in expected:
             if process_id in answered:
                 self._process_status[process_id] = "ok"
+                self._missing_since.pop(process_id, None)
+                continue
+            since = self._missing_since.setdefault(process_id, poll_s)
+            if self.gone_after_s is not None and poll_s - since >= self.gone_after_s:
+                # Silent too long (a host off the network): gone, though still listed.
+                self._process_status[process_id] = "gone"
+                for series in self._series_of(process_id):
+                    if not series.ended:
+                        series.ended = True
+                        series.latest = {
+                            **series.latest,
+                            "t_ns": t_ns,
+                            "rate": math.nan,
+                            "status": "gone",
+                        }
                 continue
             self._process_status[process_id] = "missing"
             for series in self._series_of(process_id):
@@ -237,6 +275,7 @@ class MetricsStore:
         # Processes that left the topology: their endpoints are gone.
         for process_id in list(self._process_status):
             if process_id not in expected:
+                self._missing_since.pop(process_id, None)
                 if self._process_status[process_id] != "gone":
                     self._gone_at[process_id] = poll_s
                 self._process_status[process_id] = "gone"

@@ -71,6 +71,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_warned_remote: set[Address] = set()
+
+
+def warn_remote_attach(address: Address) -> None:
+    """Say once per address (per interpreter) what attaching over a network trusts."""
+    if is_loopback(address.host) or address in _warned_remote:
+        return
+    _warned_remote.add(address)
+    warnings.warn(
+        f"Attaching to the GraphServer at {address} over the network. ezmsg's protocol "
+        "trusts whoever reaches its ports: the GraphServer and the unit processes unpickle "
+        "what clients send, with no authentication or encryption, so anyone who can "
+        "connect to them can run code on those hosts (and this Lab sends settings and "
+        "control requests in the clear). Keep every host of the graph on a private "
+        "network (a lab LAN or a VPN such as WireGuard), firewall the GraphServer's port "
+        "and the stream ports from everything else, or reach a single server through an "
+        f"SSH tunnel (ssh -L {address.port}:127.0.0.1:{address.port} <server host>, then "
+        f"Lab.attach('127.0.0.1:{address.port}')). Said once per address.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 class EmbeddedServer:
     """An ezmsg GraphServer running in a daemon thread of this process.
 
