@@ -19,6 +19,14 @@ from ..conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+# No news toast, no autosave (a saved notebook would change the files under test).
+LAB_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+}
 
 
 def free_port() -> int:
@@ -85,3 +93,70 @@ def shot(page: Any, name: str, element: Any = None) -> Path:
     path = ARTIFACTS / f"{name}.png"
     (element or page).screenshot(path=str(path))
     return path
+
+
+@contextlib.contextmanager
+def jupyterlab(root: Path) -> Iterator[str]:
+    """Real JupyterLab on loopback, no token, serving ``root``; yields its base URL.
+
+    Kernels' connection files are in ``root / ".runtime"`` (see :class:`NotebookKernel`).
+    """
+    settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    (settings_dir / "overrides.json").write_text(json.dumps(LAB_OVERRIDES))
+    args = [
+        "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", "--allow-root",
+        "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+        "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
+    ]  # fmt: skip
+    with serve(args, root) as base:
+        yield base
+
+
+class NotebookKernel:
+    """A notebook's own kernel in a running server, reached through its connection file."""
+
+    def __init__(self, base: str, root: Path, path: str | None = None) -> None:
+        from jupyter_client import BlockingKernelClient
+
+        sessions: list[dict[str, Any]] = []
+
+        def found() -> bool:  # the page may still be starting its kernel
+            nonlocal sessions
+            sessions = [
+                s for s in get(f"{base}/api/sessions") or []
+                if path is None or s["path"].endswith(path)
+            ]  # fmt: skip
+            return bool(sessions) and all(s.get("kernel") for s in sessions)
+
+        assert wait_until(found, 60, interval=0.2), f"no kernel session for {path}"
+        assert len(sessions) == 1, sessions
+        self.session_id = sessions[0]["id"]
+        kernel_id = sessions[0]["kernel"]["id"]
+        self.client = BlockingKernelClient(
+            connection_file=str(root / ".runtime" / f"kernel-{kernel_id}.json")
+        )
+        self.client.load_connection_file()
+        self.client.start_channels()
+
+    def run(self, code: str, timeout: float = 300) -> str:
+        """Execute ``code`` after whatever the page queued; its stdout, or raise."""
+        out: list[str] = []
+        errors: list[str] = []
+
+        def hook(msg: dict) -> None:
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                errors.append("\n".join(msg["content"]["traceback"]))
+
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook)
+        assert reply["content"]["status"] == "ok", errors
+        return "".join(out)
+
+    def eval(self, expr: str) -> Any:
+        """The JSON value of ``expr`` in the kernel (``_json`` must be imported there)."""
+        return json.loads(self.run(f"print(_json.dumps({expr}))"))
+
+    def close(self) -> None:
+        self.client.stop_channels()

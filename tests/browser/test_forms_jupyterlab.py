@@ -14,11 +14,6 @@ near the old one). Screenshots go to tests/artifacts/.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +21,8 @@ from typing import Any
 import pytest
 
 from ..conftest import wait_until
-from .test_jupyterlab_e2e import ARTIFACTS, OVERRIDES, TIMEOUT_MS, _free_port, _get
+from ._servers import ARTIFACTS, NotebookKernel, jupyterlab
+from .test_jupyterlab_e2e import TIMEOUT_MS
 
 SETUP = """\
 from ezmsg_lab import Lab
@@ -72,86 +68,11 @@ def _notebook(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("forms")
     _notebook(root / "forms.ipynb")
-    settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
-    settings_dir.mkdir(parents=True, exist_ok=True)
-    (settings_dir / "overrides.json").write_text(json.dumps(OVERRIDES))
-    port = _free_port()
-    runtime = root / ".runtime"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", "--allow-root", "--ServerApp.token=", "--ServerApp.password=",
-         "--ServerApp.disable_check_xsrf=True", "--LabApp.expose_app_in_browser=True",
-         f"--ServerApp.root_dir={root}"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "jupyter.log", "w"),  # noqa: SIM115
-        env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            _get(f"{base}/api/status")
-            return True
-        except OSError:
-            return False
-
-    try:
-        assert wait_until(up, 60), (root / "jupyter.log").read_text()[-3000:]
-        yield base, runtime
-    finally:
-        try:  # kernels outlive pages: end every session (the Lab closes at kernel exit)
-            for session in _get(f"{base}/api/sessions") or []:
-                _get(f"{base}/api/sessions/{session['id']}", method="DELETE")
-        except OSError:
-            pass
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        shutil.rmtree(runtime, ignore_errors=True)
-
-
-class Kernel:
-    """The notebook's own kernel, reached through its connection file."""
-
-    def __init__(self, base: str, runtime: Path) -> None:
-        from jupyter_client import BlockingKernelClient
-
-        sessions = _get(f"{base}/api/sessions")
-        assert len(sessions) == 1, sessions
-        kernel_id = sessions[0]["kernel"]["id"]
-        self.client = BlockingKernelClient(connection_file=str(runtime / f"kernel-{kernel_id}.json"))  # fmt: skip
-        self.client.load_connection_file()
-        self.client.start_channels()
-        self.run(WATCHER)
-
-    def run(self, code: str) -> str:
-        """Execute ``code`` (after what the page queued); its stdout, or raise its error."""
-        out: list[str] = []
-        errors: list[str] = []
-
-        def hook(msg: dict) -> None:
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                errors.append("\n".join(msg["content"]["traceback"]))
-
-        reply = self.client.execute_interactive(code, timeout=120, output_hook=hook)
-        assert reply["content"]["status"] == "ok", errors
-        return "".join(out)
-
-    def eval(self, expr: str) -> Any:
-        return json.loads(self.run(f"print(_json.dumps({expr}))"))
-
-    def close(self) -> None:
-        self.client.stop_channels()
+    with jupyterlab(root) as base:
+        yield base, root
 
 
 def _shot(locator: Any, name: str) -> None:
@@ -163,7 +84,7 @@ def _output(page: Any, index: int) -> Any:
     return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
 
 
-def _quiet(kernel: Kernel, seq: int, what: str) -> None:
+def _quiet(kernel: NotebookKernel, seq: int, what: str) -> None:
     """Fail on any settings change after ``seq`` within QUIET_S seconds."""
     changed = wait_until(lambda: kernel.eval(f"_changes_since({seq})"), QUIET_S, interval=0.25)
     assert not changed, f"{what} changed settings: {kernel.eval(f'_changes_since({seq})')}"
@@ -173,13 +94,13 @@ def _box(form: Any, path: str) -> Any:
     return form.locator(f".ezlab-field-{path.replace('.', '__')} input").first
 
 
-def test_forms_send_only_what_the_user_did(jupyterlab: tuple[str, Path], browser: Any) -> None:
-    base, runtime = jupyterlab
+def test_forms_send_only_what_the_user_did(lab_server: tuple[str, Path], browser: Any) -> None:
+    base, root = lab_server
     context = browser.new_context(viewport={"width": 1400, "height": 4000})
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    kernel: Kernel | None = None
+    kernel: NotebookKernel | None = None
     try:
         page.goto(f"{base}/lab/tree/forms.ipynb", timeout=TIMEOUT_MS)
         page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=TIMEOUT_MS)
@@ -187,7 +108,8 @@ def test_forms_send_only_what_the_user_did(jupyterlab: tuple[str, Path], browser
         forms = {unit: _output(page, i) for unit, i in FORMS.items()}
         for form in forms.values():
             form.locator(".ezlab-field").first.wait_for(timeout=TIMEOUT_MS)
-        kernel = Kernel(base, runtime)  # queued after run-all: every cell has run
+        kernel = NotebookKernel(base, root)  # queued after run-all: every cell has run
+        kernel.run(WATCHER)
         seq = kernel.eval("_seq0")  # what drawing the forms sent is after it
 
         # 1. Drawing the forms, and a form drawn by clicking a unit in the dashboard.

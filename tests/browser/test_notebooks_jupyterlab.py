@@ -12,16 +12,14 @@ output go to tests/artifacts/ (notebook_<name>_<cell>.png).
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..conftest import wait_until
-from ._servers import ROOT, get, serve, shot
+from ._servers import ROOT, NotebookKernel, get, jupyterlab, shot
 
 NOTEBOOKS = ["quickstart", "profiling", "tuning", "topology", "dashboard"]
 TIMEOUT_MS = 90_000
@@ -53,64 +51,16 @@ def _history_len():
 """
 
 
-class Kernel:
-    """A notebook's own kernel, reached through its connection file."""
-
-    def __init__(self, base: str, runtime: Path, path: str) -> None:
-        from jupyter_client import BlockingKernelClient
-
-        sessions = [s for s in get(f"{base}/api/sessions") if s["path"].endswith(path)]
-        assert len(sessions) == 1, sessions
-        self.session_id = sessions[0]["id"]
-        kernel_id = sessions[0]["kernel"]["id"]
-        self.client = BlockingKernelClient(
-            connection_file=str(runtime / f"kernel-{kernel_id}.json")
-        )
-        self.client.load_connection_file()
-        self.client.start_channels()
-
-    def run(self, code: str, timeout: float = 300) -> str:
-        """Execute ``code`` after whatever the page queued; its stdout, or raise."""
-        out: list[str] = []
-        errors: list[str] = []
-
-        def hook(msg: dict) -> None:
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                errors.append("\n".join(msg["content"]["traceback"]))
-
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook)
-        assert reply["content"]["status"] == "ok", errors
-        return "".join(out)
-
-    def eval(self, expr: str) -> Any:
-        return json.loads(self.run(f"print(_json.dumps({expr}))"))
-
-    def close(self) -> None:
-        self.client.stop_channels()
-
-
 @pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory: pytest.TempPathFactory):
-    from .test_jupyterlab_e2e import OVERRIDES
-
+def lab_server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("notebooks")
     for name in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", root / f"{name}.ipynb")
-    settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
-    settings_dir.mkdir(parents=True, exist_ok=True)
-    (settings_dir / "overrides.json").write_text(json.dumps(OVERRIDES))
-    args = [
-        "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", "--allow-root",
-        "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-        "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
-    ]  # fmt: skip
-    with serve(args, root) as base:
-        yield base, root / ".runtime"
+    with jupyterlab(root) as base:
+        yield base, root
 
 
-def _quiet(kernel: Kernel, history: int, what: str) -> None:
+def _quiet(kernel: NotebookKernel, history: int, what: str) -> None:
     """Fail on any form send or settings change within QUIET_S seconds."""
 
     def moved() -> bool:
@@ -124,19 +74,19 @@ def _quiet(kernel: Kernel, history: int, what: str) -> None:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_and_its_widgets_act_only_when_asked(
-    name: str, jupyterlab: tuple[str, Path], browser: Any
+    name: str, lab_server: tuple[str, Path], browser: Any
 ) -> None:
-    base, runtime = jupyterlab
+    base, root = lab_server
     context = browser.new_context(viewport={"width": 1400, "height": 6000})
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    kernel: Kernel | None = None
+    kernel: NotebookKernel | None = None
     try:
         page.goto(f"{base}/lab/tree/{name}.ipynb", timeout=TIMEOUT_MS)
         page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=TIMEOUT_MS)
         page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-        kernel = Kernel(base, runtime, f"{name}.ipynb")
+        kernel = NotebookKernel(base, root, f"{name}.ipynb")
         kernel.run(WATCHER)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         # Queued after run-all: returns once every cell has run.
