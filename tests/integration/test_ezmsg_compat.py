@@ -168,3 +168,27 @@ def test_in_process_server_loop_prune_and_shutdown(server):
     compat.shutdown_server(srv)
     srv.join(5)
     assert not srv.is_alive()
+
+
+def test_count_leaky_drops_counts_what_the_leaky_queue_drops_and_forget_client(server):
+    _, address = server
+
+    async def go():
+        async with GraphContext(address, auto_start=False) as ctx:
+            pub = await ctx.publisher("COMPAT/TAP")
+            sub = await ctx.subscriber("COMPAT/TAP", leaky=True, max_queue=2)
+            drops: list[int] = []
+            assert compat.count_leaky_drops(sub, lambda: drops.append(1))
+            await asyncio.sleep(0.2)  # let the subscriber's channel connect
+            for i in range(10):  # nobody reads: 8 of 10 notifications are dropped
+                await pub.broadcast(i)
+            assert await asyncio.wait_for(sub.recv(), 5) == 8
+            assert len(drops) == 8
+            sub.close()
+            await sub.wait_closed()
+            compat.forget_client(ctx, sub)
+            assert sub not in ctx._clients
+            plain = await ctx.subscriber("COMPAT/OTHER")
+            assert not compat.count_leaky_drops(plain, lambda: None)
+
+    asyncio.run(go())
