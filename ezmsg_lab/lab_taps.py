@@ -160,14 +160,6 @@ class Tap:
     def _msg_type(self) -> str | None:
         return self._lab._topic_msg_type(self.topic)
 
-    def scope(self, **options: Any) -> Any:
-        """A live scope of this tap (see :class:`~ezmsg_lab.widgets.scope.ScopeWidget`)."""
-        from .widgets.scope import ScopeWidget
-
-        widget = ScopeWidget(self, **options)
-        self._lab._widgets.add(widget, replaces_cell_output=True)
-        return widget
-
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Unsubscribe and free the buffer. Idempotent."""
