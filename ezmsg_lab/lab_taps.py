@@ -160,6 +160,19 @@ class Tap:
     def _msg_type(self) -> str | None:
         return self._lab._topic_msg_type(self.topic)
 
+    def scope(self, **options: Any) -> Any:
+        """A live scope of this tap: a sweep (time × channels) or spectrum view, min/max
+        decimated in the kernel, with pause, channel selection and autoscale or a fixed
+        range. Options: ``span``, ``fps``, ``width``, ``height``, ``y_range`` (see
+        :class:`~ezmsg_lab.widgets.scope.ScopeWidget`)."""
+        if self._closed:
+            raise TapError(f"The tap on {self.topic!r} is closed; open a new one with lab.tap().")
+        from .widgets.scope import ScopeWidget
+
+        widget = ScopeWidget(self, **options)
+        self._lab._widgets.add(widget, replaces_cell_output=True)
+        return widget
+
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Unsubscribe and free the buffer. Idempotent."""

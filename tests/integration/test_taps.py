@@ -227,3 +227,41 @@ def test_attached_pipeline_counter_is_exact_and_unknown_classes_are_named(tmp_pa
         with pytest.raises(TapError, match=r"__main__\.Local.*cannot import"):
             lab.tap("COUNTER/OUTPUT_LOCAL")
         assert [t.topic for t in lab.taps] == ["COUNTER/OUTPUT"]
+
+
+def test_scope_sends_frames_pauses_and_follows_channel_selection(demo_lab):
+    tap = demo_lab.tap(SOURCE, window="5s")
+    scope = tap.scope(span=1.0, fps=30, width=200)
+    try:
+        assert wait_until(lambda: scope.frames_sent >= 3, 10), scope.py_error
+        head = scope.header
+        assert head["view"] == "sweep" and head["columns"] == 200 and head["channels"] == 1
+        assert len(scope.frame) == 200 * 2 * 1 * 4  # float32 min/max per column
+        minmax = np.frombuffer(scope.frame, np.float32).reshape(200, 2, 1)
+        assert np.nanmax(minmax) <= AMP + 1e-6 and np.nanmax(minmax) > 0.9 * AMP
+        assert scope.channel_names == ["ch0"]
+        scope.paused = True
+        sent = scope.frames_sent
+        received = tap.received
+        assert wait_until(lambda: tap.received >= received + 30, 10)
+        assert scope.frames_sent <= sent + 1  # at most the frame already in flight
+        scope.paused = False
+        assert wait_until(lambda: scope.frames_sent > sent + 1, 10)
+        assert not scope.py_error
+    finally:
+        scope.close()
+        tap.close()
+    assert not scope._thread.is_alive() or wait_until(lambda: not scope._thread.is_alive(), 5)
+
+
+def test_scope_refuses_bad_options_and_closed_taps(demo_lab):
+    tap = demo_lab.tap(SOURCE)
+    try:
+        with pytest.raises(ValueError, match="fps"):
+            tap.scope(fps=0)
+        with pytest.raises(ValueError, match="width"):
+            tap.scope(width=10)
+    finally:
+        tap.close()
+    with pytest.raises(TapError, match="closed"):
+        tap.scope()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from ezmsg.util.messages.axisarray import AxisArray, CoordinateAxis, LinearAxis
 
-from ezmsg_lab.model.decimate import minmax_decimate
+from ezmsg_lab.model.decimate import minmax_decimate, sweep_decimate
+from ezmsg_lab.model.scope_frame import build_frame
 from ezmsg_lab.model.tap_buffer import TapBuffer, TapItem, message_nbytes
 from ezmsg_lab.model.tap_convert import describe, to_data
 
@@ -112,3 +113,27 @@ def test_describe_names_type_dims_axes_and_rate():
     assert info["shape"] == (4, 2) and info["fs"] == 100.0
     assert "LinearAxis" in info["axes"]["time"]
     assert describe(Event(1, "a"))["fields"] == {"n": "int", "label": "str"}
+
+
+def test_sweep_wraps_at_the_span_and_marks_the_cursor():
+    t = np.arange(15) / 10  # 1.5 s at 10 Hz, on a 1 s sweep of 10 columns
+    out, cursor = sweep_decimate(t, np.arange(15.0), span=1.0, columns=10)
+    assert cursor == 4
+    np.testing.assert_array_equal(out[:, 0, 0], [10, 11, 12, 13, 14, 5, 6, 7, 8, 9])
+    empty, _ = sweep_decimate(np.array([0.05]), np.array([1.0]), span=1.0, columns=10)
+    assert np.isnan(empty[1:]).all() and empty[0, 1, 0] == 1.0
+
+
+def test_build_frame_chooses_the_view_and_selects_channels():
+    items_ = items([chunk(k * 4, ch=3) for k in range(10)])
+    frame = build_frame(items_, 16, 0.2)
+    assert frame.view == "sweep" and frame.minmax.shape == (16, 2, 3)
+    assert frame.all_channels == ["c0", "c1", "c2"] and frame.lo == 20.0 and frame.hi == 39.0
+    picked = build_frame(items_, 16, 0.2, selected=[2])
+    assert picked.channels == ["c2"] and picked.minmax.shape == (16, 2, 1)
+    spec = AxisArray(np.arange(10.0)[:, None], ["freq", "ch"], axes={"freq": LinearAxis(gain=5.0)})
+    sframe = build_frame(items([spec]), 5, 1.0)
+    assert sframe.view == "spectrum" and (sframe.x0, sframe.x1) == (0.0, 45.0)
+    np.testing.assert_array_equal(sframe.minmax[:, 1, 0], [1, 3, 5, 7, 9])
+    none = build_frame(items([Event(1, "a")]), 5, 1.0)
+    assert none.view == "none" and "Event" in none.note
