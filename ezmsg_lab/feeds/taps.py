@@ -69,6 +69,8 @@ class TapFeed:
                 await task
         sub, self._sub = self._sub, None
         if sub is not None:
+            # Before unsubscribing: ezmsg would drop these without acknowledging them.
+            compat.release_unread(sub)
             sub.close()
             with contextlib.suppress(Exception, asyncio.TimeoutError):
                 await asyncio.wait_for(sub.wait_closed(), 2.0)

@@ -141,7 +141,9 @@ class ScopeWidget(anywidget.AnyWidget):
 
     def detach(self) -> None:
         """Stop following the tap (the widget stays displayed)."""
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # absent when __init__ refused its options
+        if stop is not None:
+            stop.set()
 
     def close(self) -> None:
         self.detach()

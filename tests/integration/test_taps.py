@@ -265,3 +265,19 @@ def test_scope_refuses_bad_options_and_closed_taps(demo_lab):
         tap.close()
     with pytest.raises(TapError, match="closed"):
         tap.scope()
+
+
+def test_opening_and_closing_taps_never_stalls_the_pipeline(demo_lab):
+    """Taps closed with unread messages while another tap keeps ezmsg's channel open:
+    ezmsg alone would leak the publisher's buffers until it blocks (see compat's
+    release_unread); the pipeline must keep publishing."""
+    keeper = demo_lab.tap(SOURCE, window="1s")
+    try:
+        for _ in range(30):
+            tap = demo_lab.tap(SOURCE, window="1s", max_queue=8)
+            demo_lab._loop.call_soon(time.sleep, 0.05)  # let notifications queue unread
+            tap.close()
+        received = keeper.received
+        assert wait_until(lambda: keeper.received >= received + 50, 10), keeper
+    finally:
+        keeper.close()
