@@ -127,7 +127,12 @@ class ScopeWidget(anywidget.AnyWidget):
         return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # A fixed cadence (not "work, then wait an interval"), so fps is what was asked.
+        next_t = time.monotonic()
+        while True:
+            next_t = max(next_t + self.interval, time.monotonic())
+            if self._stop.wait(max(0.0, next_t - time.monotonic())):
+                break
             if self._tap.closed:
                 break
             if self.paused:
