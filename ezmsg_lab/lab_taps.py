@@ -326,6 +326,25 @@ class TapsMixin:
             ],
         )
 
+    def _unit_scope(self: Lab, unit: str) -> Any:
+        """A scope of ``unit``'s first data output on a tap of its own (the dashboard's),
+        or None when the unit publishes nothing."""
+        outputs = sorted(
+            s.address
+            for s in self._streams()
+            if "Output" in type(s).__name__
+            and s.address.startswith(unit + "/")
+            and "/" not in s.address[len(unit) + 1 :]
+        )
+        if not outputs:
+            return None
+        tap = self.tap(outputs[0], window="10s")
+        try:
+            return tap.scope(owns_tap=True)
+        except BaseException:
+            tap.close()
+            raise
+
     def _streams(self: Lab) -> list[Any]:
         """Every stream's metadata in the graph (units' streams, collections' topics)."""
         snap = self._topology.snapshot

@@ -40,6 +40,8 @@ class ScopeWidget(anywidget.AnyWidget):
         Canvas size in pixels; ``width`` is also the number of min/max columns.
     y_range : (float, float) or None
         A fixed vertical range; None autoscales.
+    owns_tap : bool
+        Close the tap when the scope closes (the dashboard's scopes own theirs).
 
     Traits ``paused``, ``autoscale``, ``y_range`` and ``selected`` (channel indices
     shown; empty shows all) can be set from Python or from the widget's controls.
@@ -70,6 +72,7 @@ class ScopeWidget(anywidget.AnyWidget):
         width: int = 800,
         height: int = 260,
         y_range: tuple[float, float] | None = None,
+        owns_tap: bool = False,
     ) -> None:
         if not 1 <= fps <= 60:
             raise ValueError(f"fps={fps!r} must be between 1 and 60")
@@ -85,6 +88,7 @@ class ScopeWidget(anywidget.AnyWidget):
             self.y_range = [float(y_range[0]), float(y_range[1])]
             self.autoscale = False
         self._tap = tap
+        self._owns_tap = owns_tap
         self.span_s = span_s
         self.interval = 1.0 / fps
         self.frames_sent = 0
@@ -150,6 +154,12 @@ class ScopeWidget(anywidget.AnyWidget):
         if stop is not None:
             stop.set()
 
+    @property
+    def tap(self) -> Tap:
+        return self._tap
+
     def close(self) -> None:
         self.detach()
+        if getattr(self, "_owns_tap", False):
+            self._tap.close()
         super().close()

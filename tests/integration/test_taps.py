@@ -281,3 +281,23 @@ def test_opening_and_closing_taps_never_stalls_the_pipeline(demo_lab):
         assert wait_until(lambda: keeper.received >= received + 50, 10), keeper
     finally:
         keeper.close()
+
+
+def test_dashboard_scopes_the_selected_units_output_and_closes_it_on_change(demo_lab):
+    dashboard = demo_lab.dashboard()
+    try:
+        dashboard.graph.selected = "DEMO/FILTER"
+        scope = dashboard.scope
+        assert scope is not None and scope.tap.topic == "DEMO/FILTER/OUTPUT_SIGNAL"
+        assert dashboard.scope_box.children == (scope,)
+        assert wait_until(lambda: scope.frames_sent >= 2, 10), scope.py_error
+        tap = scope.tap
+        dashboard.graph.selected = "DEMO/SINK"  # publishes nothing: no scope
+        assert tap.closed and tap not in demo_lab.taps
+        assert dashboard.scope is None and dashboard.scope_box.children == ()
+        dashboard.graph.selected = "DEMO/SOURCE"
+        source_tap = dashboard.scope.tap
+        assert source_tap.topic == SOURCE
+    finally:
+        dashboard.close()
+    assert source_tap.closed and source_tap not in demo_lab.taps
