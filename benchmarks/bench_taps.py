@@ -157,6 +157,57 @@ def bench_paced_two_taps(
     return results
 
 
+def bench_tap_memory(seconds: float | None = None, cap: int = 2_000_000) -> list[Result]:
+    """A tap at its memory cap for a while (default 60 s; ``EZLAB_TAP_MEMORY_S=600`` for
+    the issue's 10 minutes): the buffer's bytes and this process's RSS."""
+    import os
+
+    import psutil
+
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo.multichannel import MultiSinePipeline, MultiSineSettings
+
+    seconds = float(os.environ.get("EZLAB_TAP_MEMORY_S", 60)) if seconds is None else seconds
+    me = psutil.Process()
+    nbytes, rss = [], []
+    with Lab() as lab:
+        settings = MultiSineSettings(channels=CHANNELS, fs=FS * 10, chunk=100)  # 8 Mb/s
+        lab.launch(MultiSinePipeline(settings), name="S")
+        tap = lab.tap("S/SOURCE/OUTPUT", window="60s", max_bytes=cap)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(1.0)
+            nbytes.append(tap.nbytes)
+            rss.append(me.memory_info().rss)
+        received = tap.received
+    half = len(rss) // 2
+    growth = (max(rss[half:]) - rss[half]) / 1e6 if half else float("nan")
+    return [
+        report(
+            Result(
+                f"tap buffer at its {cap / 1e6:g} MB cap over {seconds:g} s",
+                max(nbytes) / 1e6,
+                None,
+                "MB",
+                f"<= {cap / 1e6:g} MB",
+                max(nbytes) <= cap,
+                f"{received} messages of 100 x 8 received",
+            )
+        ),
+        report(
+            Result(
+                "kernel RSS growth, second half of that run",
+                growth,
+                None,
+                "MB",
+                "report",
+                None,
+                f"RSS {rss[half] / 1e6:.0f} -> {rss[-1] / 1e6:.0f} MB",
+            )
+        ),
+    ]
+
+
 def _ten_seconds() -> list:
     from ezmsg.util.messages.axisarray import AxisArray, CoordinateAxis, LinearAxis
 
@@ -314,6 +365,7 @@ def main(json_path: str | None = None) -> list[Result]:
     results = bench_ingest()
     results.append(bench_two_taps())
     results += bench_paced_two_taps()
+    results += bench_tap_memory()
     results += bench_scope()
     results.append(bench_scope_live())
     write_json(results, json_path)
