@@ -11,8 +11,10 @@ from .errors import (
     PipelineStartError,
     SettingsEffectError,
     SettingsRefusedError,
+    TapError,
 )
 from .lab import AsyncLab, Lab
+from .lab_taps import Tap
 from .model.settings_changes import SetResult
 from .model.settings_validate import SettingsValidationError
 from .runtime.pipeline import Pipeline, ProcessInfo
@@ -36,6 +38,8 @@ __all__ = [
     "SettingsRefusedError",
     "ProcessInfo",
     "SettingsValidationError",
+    "Tap",
+    "TapError",
     "__version__",
 ]
 

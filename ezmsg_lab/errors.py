@@ -99,3 +99,8 @@ class SettingsEffectError(LabError):
         super().__init__(message)
         self.result = result
         self.unit = getattr(result, "unit", None)
+
+
+class TapError(LabError):
+    """A tap could not be opened: unknown topic, or a message class this kernel cannot
+    import."""

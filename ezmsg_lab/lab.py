@@ -21,6 +21,7 @@ from .feeds.settings import SettingsFeed
 from .feeds.topology import TopologyFeed
 from .feeds.traces import TraceFeed
 from .lab_settings import SettingsMixin
+from .lab_taps import Tap, TapsMixin
 from .lab_views import LiveDataMixin
 from .lab_widgets import WidgetRegistry, WidgetsMixin
 from .model.logs import LogRecord, LogStore
@@ -47,7 +48,7 @@ DEFAULT_START_TIMEOUT_S = 30.0
 KEEP_STOPPED = 100
 
 
-class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
+class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
     """Observe and tune ezmsg graphs from a notebook.
 
     ``Lab()`` starts a GraphServer inside this kernel on 127.0.0.1 at a free port;
@@ -142,6 +143,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             self._logs = LogStore()
             self._unit_error_callbacks: list[Any] = [self._print_unit_error]
             self._widgets = WidgetRegistry()
+            self._taps: list[Tap] = []
             self._loop.run(self._start_feeds(), self.timeout, "connecting to the GraphServer")
         except BaseException:
             self._teardown(timeout=2.0)
@@ -475,6 +477,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin):
             self._server.stop()
 
     async def _stop_feeds(self) -> None:
+        await self._close_taps()
         # Tracing first: it tells each process to stop tracing while they still answer.
         await self._trace_feed.close()
         await self._close_settings()

@@ -128,6 +128,7 @@ class WidgetsMixin:
             form_for=self.settings_form,
             metrics_for=metrics_for,
             subscribe=subscribe,
+            scope_for=self._unit_scope,
         )
         self._widgets.add(dashboard, replaces_cell_output=True)
         return dashboard

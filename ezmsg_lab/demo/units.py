@@ -19,16 +19,47 @@ from typing import Literal
 
 import ezmsg.core as ez
 import numpy as np
+from ezmsg.util.messages.axisarray import AxisArray, CoordinateAxis, LinearAxis
 
 
-@dataclass
-class Chunk:
-    """A block of samples of one channel."""
+@dataclass(eq=False)
+class Chunk(AxisArray):
+    """A block of samples: an ``AxisArray`` with dims ``("time", "ch")``.
 
-    data: np.ndarray
-    fs: float
-    t0: float  # time.time() of the first sample
-    seq: int
+    The time axis carries the sample rate (``gain = 1 / fs``) and the ``time.time()`` of
+    the first sample (``offset``), so taps and xarray see real time coordinates; ``seq``
+    travels in ``attrs``. Build one with :meth:`Chunk.make`.
+    """
+
+    @classmethod
+    def make(cls, samples: np.ndarray, fs: float, t0: float, seq: int) -> "Chunk":
+        """A one-channel chunk of ``samples`` taken at ``fs`` Hz from ``t0``."""
+        return cls(
+            data=np.asarray(samples, dtype=float).reshape(-1, 1),
+            dims=["time", "ch"],
+            axes={
+                "time": LinearAxis(unit="s", gain=1.0 / fs, offset=t0),
+                "ch": CoordinateAxis(data=np.array(["ch0"]), dims=["ch"]),
+            },
+            attrs={"seq": seq},
+        )
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The first channel as a 1-D array."""
+        return self.data[:, 0]
+
+    @property
+    def fs(self) -> float:
+        return 1.0 / self.axes["time"].gain
+
+    @property
+    def t0(self) -> float:
+        return self.axes["time"].offset
+
+    @property
+    def seq(self) -> int:
+        return int(self.attrs["seq"])
 
 
 @dataclass
@@ -171,7 +202,7 @@ class SignalSource(ez.Unit):
             n = np.arange(self.STATE.sample, self.STATE.sample + s.chunk_size)
             data = s.tone.amplitude * np.sin(2 * np.pi * s.tone.freq_hz * n / s.fs)
             data = data + self.STATE.rng.normal(0.0, s.noise_std, s.chunk_size)
-            chunk = Chunk(data=data, fs=s.fs, t0=time.time(), seq=self.STATE.seq)
+            chunk = Chunk.make(data, s.fs, time.time(), self.STATE.seq)
             self.STATE.sample += s.chunk_size
             self.STATE.seq += 1
             yield self.OUTPUT_SIGNAL, chunk
@@ -243,10 +274,10 @@ class Filter(ez.Unit):
             self.STATE.key = key
             self.STATE.tail = np.zeros(len(self.STATE.taps) - 1)
         h = self.STATE.taps
-        x = np.concatenate([self.STATE.tail, msg.data])
+        x = np.concatenate([self.STATE.tail, msg.samples])
         y = np.convolve(x, h, mode="valid")
         self.STATE.tail = x[len(x) - (len(h) - 1) :]
-        yield self.OUTPUT_SIGNAL, Chunk(data=y, fs=msg.fs, t0=msg.t0, seq=msg.seq)
+        yield self.OUTPUT_SIGNAL, Chunk.make(y, msg.fs, msg.t0, msg.seq)
 
 
 class DetectorState(ez.State):
@@ -276,7 +307,8 @@ class Detector(ez.Unit):
     @ez.publisher(OUTPUT_EVENTS)
     async def on_signal(self, msg: Chunk) -> AsyncGenerator:
         s = self.SETTINGS
-        x = np.concatenate([[self.STATE.last_value], msg.data])
+        samples = msg.samples
+        x = np.concatenate([[self.STATE.last_value], samples])
         above = x >= s.threshold
         rising = ~above[:-1] & above[1:]
         falling = above[:-1] & ~above[1:]
@@ -296,12 +328,12 @@ class Detector(ez.Unit):
                 keep.append(i)
                 self.STATE.last_detection_t = t
         keep_idx = np.asarray(keep, dtype=int)
-        self.STATE.last_value = float(msg.data[-1]) if len(msg.data) else self.STATE.last_value
+        self.STATE.last_value = float(samples[-1]) if len(samples) else self.STATE.last_value
         yield (
             self.OUTPUT_EVENTS,
             Detections(
                 times=msg.t0 + keep_idx / msg.fs,
-                values=msg.data[keep_idx],
+                values=samples[keep_idx],
                 label=s.label,
                 seq=msg.seq,
             ),

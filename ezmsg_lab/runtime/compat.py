@@ -27,6 +27,59 @@ async def close_session(ctx: Any) -> None:
     await ctx._close_session()
 
 
+def count_leaky_drops(sub: Any, on_drop: Any) -> bool:
+    """Call ``on_drop()`` for every message a leaky subscriber's queue drops unread.
+
+    ezmsg's ``LeakyQueue`` drops the oldest notification when full and tells only the
+    subscriber (to release the publisher's buffer); a tap must count those drops, never
+    lose messages silently. ezmsg's own callback still runs. False if ``sub`` has no
+    such queue (not leaky, or ezmsg changed).
+    """
+    queue = getattr(sub, "_incoming", None)
+    if queue is None or not hasattr(queue, "_on_drop"):
+        return False
+    release = queue._on_drop
+
+    def dropped(item: Any) -> None:
+        on_drop()
+        if release is not None:
+            release(item)
+
+    queue._on_drop = dropped
+    return True
+
+
+def release_unread(sub: Any) -> int:
+    """Release (acknowledge) every notification a subscriber holds unread; return how many.
+
+    ezmsg's ``Channel.unregister_client`` frees a closing subscriber's leases without
+    acknowledging them to the publisher, so while the channel stays open (another
+    subscriber in this process uses it) the publisher never gets those buffers back;
+    after ``num_buffers`` of them it blocks: the whole pipeline stalls. Releasing each
+    unread message first, as a leaky drop does, leaves nothing for that path to leak.
+    """
+    queue = getattr(sub, "_incoming", None)
+    channels = getattr(sub, "_channels", None)
+    if queue is None or channels is None:
+        return 0
+    released = 0
+    while not queue.empty():
+        pub_id, msg_id = queue.get_nowait()
+        channel = channels.get(pub_id)
+        if channel is not None:
+            channel.release_without_get(msg_id, sub.id)
+            released += 1
+    return released
+
+
+def forget_client(ctx: Any, client: Any) -> None:
+    """Drop a closed publisher or subscriber from a GraphContext's client set (ezmsg
+    has no public call for one client; its own ``_publish_settings`` does this)."""
+    clients = getattr(ctx, "_clients", None)
+    if isinstance(clients, set):
+        clients.discard(client)
+
+
 # ----------------------------------------------------------------------------- GraphServer
 
 

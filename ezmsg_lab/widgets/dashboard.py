@@ -63,6 +63,9 @@ class Dashboard(W.VBox):
     subscribe : callable
         ``subscribe(fn)`` calls ``fn()`` after each profiling poll and returns a function
         that unsubscribes.
+    scope_for : callable, optional
+        ``scope_for(address)`` returns a live scope of the unit's output (closed when the
+        selection changes), or None when the unit publishes nothing.
 
     When the Lab closes it calls :meth:`mark_closed`: the dashboard stops refreshing, its
     graph greys out with the time of closing, the form is disabled and clicks no longer
@@ -76,12 +79,16 @@ class Dashboard(W.VBox):
         form_for: Callable[[str], Any],
         metrics_for: Callable[[str], pd.DataFrame],
         subscribe: Callable[[Callable[[], None]], Callable[[], None]],
+        scope_for: Callable[[str], Any] | None = None,
     ) -> None:
         self.graph = graph
         self._form_for = form_for
         self._metrics_for = metrics_for
         self.form: Any = None
         self.closed_at = ""
+        self._scope_for = scope_for
+        self.scope: Any = None
+        self.scope_box = W.VBox([], layout=W.Layout(width="100%"))
         self.title = W.HTML(_HINT)
         self.form_box = W.VBox(
             [], layout=W.Layout(flex="1 1 420px", min_width="320px", padding="0 12px 0 0")
@@ -104,6 +111,7 @@ class Dashboard(W.VBox):
                     [self.form_box, self.metrics],
                     layout=W.Layout(width="100%", flex_flow="row wrap"),
                 ),
+                self.scope_box,
             ],
             layout=W.Layout(width="100%"),
         )
@@ -133,6 +141,7 @@ class Dashboard(W.VBox):
         if self.form is not None and hasattr(self.form, "close"):
             self.form.close()
         self.form = None
+        self._show_scope("" if self.closed_at else unit)  # a closed Lab has no taps
         if not unit:
             self.title.value = _HINT if not self.closed_at else self._closed_note()
             self.form_box.children = ()
@@ -154,6 +163,22 @@ class Dashboard(W.VBox):
             self.form_box.children = (W.HTML(f"<i>{html.escape(str(exc))}</i>"),)
         self.metrics.layout.display = None
         self.refresh()
+
+    def _show_scope(self, unit: str) -> None:
+        """Replace the scope with one of ``unit``'s output (its tap closes with it)."""
+        if self.scope is not None:
+            self.scope.close()
+        self.scope = None
+        self.scope_box.children = ()
+        if not unit or self._scope_for is None:
+            return
+        try:
+            self.scope = self._scope_for(unit)
+        except Exception as exc:  # shown, never raised into the widget machinery
+            self.scope_box.children = (W.HTML(f"<i>No scope: {html.escape(str(exc))}</i>"),)
+            return
+        if self.scope is not None:
+            self.scope_box.children = (self.scope,)
 
     def refresh(self) -> None:
         """Re-render the metrics table of the selected unit (nothing once closed)."""
@@ -229,10 +254,14 @@ class Dashboard(W.VBox):
         """Stop following the Lab (its graph too); the widget stays as it is."""
         self._unsubscribe()
         self.graph.detach()
+        if self.scope is not None:
+            self.scope.close()
 
     def close(self) -> None:
         self._unsubscribe()
         if self.form is not None and hasattr(self.form, "close"):
             self.form.close()
+        if self.scope is not None:
+            self.scope.close()
         self.graph.close()
         super().close()

@@ -21,7 +21,7 @@ import pytest
 from ..conftest import wait_until
 from ._servers import ROOT, NotebookKernel, get, jupyterlab, shot
 
-NOTEBOOKS = ["quickstart", "profiling", "tuning", "topology", "dashboard"]
+NOTEBOOKS = ["quickstart", "profiling", "tuning", "topology", "dashboard", "data"]
 TIMEOUT_MS = 90_000
 QUIET_S = 1.5  # how long "nothing happens" is watched for after each action
 

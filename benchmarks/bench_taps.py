@@ -1,0 +1,378 @@
+"""Data taps (issue 10): tap ingest beside a raw ezmsg subscriber, pipeline throughput
+with two taps open, and the scope's frame time (kernel decimation and browser draw) for
+8 channels × 1 kHz × 10 s."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import numpy as np
+
+from ._common import Result, median, report, write_json
+from .bench_live_data import _throughput
+
+CHANNELS, FS, CHUNK = 8, 1000.0, 100
+
+
+def _raw_rate(address: tuple[str, int], topic: str, seconds: float) -> float:
+    """Messages/s a plain (non-leaky) ezmsg subscriber in this process receives, with
+    ``recv()`` (a deep copy, as the tap takes)."""
+    from ezmsg.core.graphcontext import GraphContext
+
+    async def go() -> float:
+        async with GraphContext(address, auto_start=False) as ctx:
+            sub = await ctx.subscriber(topic)
+            await sub.recv()
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                await sub.recv()
+                n += 1
+            return n / (time.perf_counter() - t0)
+
+    return asyncio.run(go())
+
+
+def bench_ingest(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo.multichannel import MultiSinePipeline, MultiSineSettings
+
+    settings = MultiSineSettings(channels=CHANNELS, fs=FS, chunk=CHUNK, free_running=True)
+    topic = "SINES/SOURCE/OUTPUT"
+    taps, raws, drops = [], [], []
+    with Lab() as lab:
+        lab.launch(MultiSinePipeline(settings), name="SINES")
+        for _ in range(rounds):
+            raws.append(_raw_rate(lab.address, topic, seconds))
+            tap = lab.tap(topic, window="2s")
+            time.sleep(0.5)
+            n0, d0, t0 = tap.received, tap.dropped, time.perf_counter()
+            time.sleep(seconds)
+            n1, d1, t1 = tap.received, tap.dropped, time.perf_counter()
+            tap.close()
+            taps.append((n1 - n0) / (t1 - t0))
+            drops.append((d1 - d0) / max(1, (n1 - n0) + (d1 - d0)))
+    tap_rate, raw_rate = median(taps), median(raws)
+    samples = CHUNK * CHANNELS
+    return [
+        report(
+            Result(
+                "tap ingest, AxisArray 8 ch x 100 samples",
+                tap_rate,
+                raw_rate,
+                "msg/s",
+                "report",
+                None,
+                f"{tap_rate * samples / 1e6:.2f} M samples/s vs raw "
+                f"{raw_rate * samples / 1e6:.2f} M; tap dropped {100 * median(drops):.0f} % "
+                "of a free-running source (leaky: it never slows it)",
+            )
+        )
+    ]
+
+
+def bench_two_taps(seconds: float = 3.0, rounds: int = 3) -> Result:
+    import ezmsg.core as ez
+    from ezmsg.core.graphserver import GraphServer
+
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo import ThroughputPipeline
+
+    server = GraphServer()
+    server.start(("127.0.0.1", 0))
+    runner = ez.GraphRunner(
+        components={"BENCH": ThroughputPipeline()}, graph_address=server.address
+    )
+    runner.start()
+    address = server.address
+    raw, tapped = [], []
+    try:
+        _throughput(address, 1.0)  # warm up
+        for _ in range(rounds):
+            raw.append(_throughput(address, seconds))
+            with Lab.attach(f"{address[0]}:{address[1]}") as lab:
+                a = lab.tap("BENCH/FLOOD/OUTPUT", window="1s")
+                b = lab.tap("BENCH/RELAY/OUTPUT", window="1s")
+                time.sleep(0.5)
+                tapped.append(_throughput(address, seconds))
+                a.close()
+                b.close()
+    finally:
+        runner.stop()
+        server.stop()
+    base, ours = median(raw), median(tapped)
+    return report(
+        Result(
+            "pipeline throughput with two taps open",
+            ours,
+            base,
+            "msg/s",
+            ">= 98 %",
+            ours / base >= 0.98,
+            f"unobserved {base:.0f} msg/s (64-byte local path), medians of {rounds}",
+        )
+    )
+
+
+def bench_paced_two_taps(
+    rates: tuple[int, ...] = (1_000, 5_000), seconds: float = 3.0
+) -> list[Result]:
+    """A paced 8-channel source (10 samples a message) with two taps on its output: the
+    publisher's rate from the Lab's own profiling, without and with the taps."""
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo.multichannel import MultiSinePipeline, MultiSineSettings
+
+    def rate(lab: Lab) -> float:
+        time.sleep(seconds)
+        m = lab.metrics(since=seconds, topics=["S/SOURCE/OUTPUT"])
+        return float(m[(m.kind == "publisher") & (m.metric == "rate_hz")]["value"].median())
+
+    results = []
+    for msgs in rates:
+        settings = MultiSineSettings(channels=CHANNELS, fs=msgs * 10.0, chunk=10)
+        with Lab(poll_hz=4) as lab:
+            lab.launch(MultiSinePipeline(settings), name="S")
+            lab.wait_for_profile()
+            time.sleep(1.0)
+            base = rate(lab)
+            a = lab.tap("S/SOURCE/OUTPUT", window="2s")
+            b = lab.tap("S/SOURCE/OUTPUT", window="2s")
+            time.sleep(1.0)
+            ours = rate(lab)
+            dropped = a.dropped + b.dropped
+        results.append(
+            report(
+                Result(
+                    f"paced source {msgs} msg/s (8 ch x 10) with two taps",
+                    ours,
+                    base,
+                    "msg/s",
+                    ">= 98 %",
+                    ours / base >= 0.98,
+                    f"taps dropped {dropped} (counted)",
+                )
+            )
+        )
+    return results
+
+
+def bench_tap_memory(seconds: float | None = None, cap: int = 2_000_000) -> list[Result]:
+    """A tap at its memory cap for a while (default 60 s; ``EZLAB_TAP_MEMORY_S=600`` for
+    the issue's 10 minutes): the buffer's bytes and this process's RSS."""
+    import os
+
+    import psutil
+
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo.multichannel import MultiSinePipeline, MultiSineSettings
+
+    seconds = float(os.environ.get("EZLAB_TAP_MEMORY_S", 60)) if seconds is None else seconds
+    me = psutil.Process()
+    nbytes, rss = [], []
+    with Lab() as lab:
+        settings = MultiSineSettings(channels=CHANNELS, fs=FS * 10, chunk=100)  # 8 Mb/s
+        lab.launch(MultiSinePipeline(settings), name="S")
+        tap = lab.tap("S/SOURCE/OUTPUT", window="60s", max_bytes=cap)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(1.0)
+            nbytes.append(tap.nbytes)
+            rss.append(me.memory_info().rss)
+        received = tap.received
+    half = len(rss) // 2
+    growth = (max(rss[half:]) - rss[half]) / 1e6 if half else float("nan")
+    return [
+        report(
+            Result(
+                f"tap buffer at its {cap / 1e6:g} MB cap over {seconds:g} s",
+                max(nbytes) / 1e6,
+                None,
+                "MB",
+                f"<= {cap / 1e6:g} MB",
+                max(nbytes) <= cap,
+                f"{received} messages of 100 x 8 received",
+            )
+        ),
+        report(
+            Result(
+                "kernel RSS growth, second half of that run",
+                growth,
+                None,
+                "MB",
+                "report",
+                None,
+                f"RSS {rss[half] / 1e6:.0f} -> {rss[-1] / 1e6:.0f} MB",
+            )
+        ),
+    ]
+
+
+def _ten_seconds() -> list:
+    from ezmsg.util.messages.axisarray import AxisArray, CoordinateAxis, LinearAxis
+
+    from ezmsg_lab.model.tap_buffer import TapItem
+
+    chunk = 10  # 100 messages/s, as the demo publishes
+    labels = np.array([f"ch{c}" for c in range(CHANNELS)])
+    rng = np.random.default_rng(0)
+    items = []
+    for k in range(int(10 * FS / chunk)):
+        msg = AxisArray(
+            rng.normal(size=(chunk, CHANNELS)),
+            ["time", "ch"],
+            axes={
+                "time": LinearAxis(unit="s", gain=1 / FS, offset=1.7e9 + k * chunk / FS),
+                "ch": CoordinateAxis(labels, ["ch"]),
+            },
+        )
+        items.append(TapItem(1.7e9 + k * chunk / FS, msg, msg.data.nbytes))
+    return items
+
+
+def bench_scope(frames: int = 100, width: int = 800) -> list[Result]:
+    from ezmsg_lab.model.scope_frame import build_frame
+
+    items = _ten_seconds()
+    kernel = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        frame = build_frame(items, width, 10.0)
+        payload = frame.minmax.tobytes()
+        kernel.append((time.perf_counter() - t0) * 1e3)
+    k = median(kernel)
+    results = [
+        report(
+            Result(
+                "scope frame in the kernel, 8 ch x 1 kHz x 10 s",
+                k,
+                None,
+                "ms",
+                "< 5 ms",
+                k < 5.0,
+                f"view choice + min/max to {width} columns; {len(payload)} bytes a frame",
+            )
+        )
+    ]
+    results += _browser_draw(frame, frames)
+    return results
+
+
+def _browser_draw(frame, frames: int) -> list[Result]:
+    from pathlib import Path
+
+    from ezmsg_lab.widgets._harness import CHROMIUM, CHROMIUM_ARGS, open_harness
+
+    if not Path(CHROMIUM).exists():
+        print(f"scope draw in chromium: skipped ({CHROMIUM} missing: make browser)")
+        return []
+    from playwright.sync_api import sync_playwright
+
+    scope_js = Path(__file__).parents[1] / "ezmsg_lab" / "widgets" / "static" / "scope.js"
+    header = frame.header() | {"labels": frame.channels, "seq": 1}
+    floats = frame.minmax.ravel().tolist()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        open_harness(page, scope_js)
+        page.evaluate(
+            """([f, h]) => window.mount({width: 800, height: 400, title: "bench", paused: false,
+                 autoscale: true, y_range: [-1, 1], selected: [], channel_names: h.labels,
+                 header: h, frame: new DataView(new Float32Array(f).buffer)})""",
+            [floats, header],
+        )
+        timing = page.evaluate(
+            """async ([f, h, n]) => {
+                 const m = window.view.model, root = document.querySelector('.ezs-root');
+                 const draws = [], start = performance.now();
+                 for (let i = 0; i < n; i++) {
+                   const before = Number(root.dataset.draws);
+                   m.pySet("frame", new DataView(new Float32Array(f).buffer));
+                   m.pySet("header", {...h, seq: i + 2});
+                   while (Number(root.dataset.draws) === before)
+                     await new Promise(r => requestAnimationFrame(r));
+                   draws.push(Number(root.dataset.drawMs));
+                 }
+                 return {draws, total: performance.now() - start};
+               }""",
+            [floats, header, frames],
+        )
+        browser.close()
+    draw = float(np.median(timing["draws"]))
+    fps = frames / (timing["total"] / 1000)
+    return [
+        report(
+            Result(
+                "scope draw in chromium (canvas), 8 lanes x 800 px",
+                draw,
+                None,
+                "ms",
+                "< 10 ms",
+                draw < 10.0,
+                "headless, no GPU",
+            )
+        ),
+        report(
+            Result(
+                "scope frames drawn per second (browser side)",
+                fps,
+                None,
+                "frames/s",
+                ">= 20",
+                fps >= 20,
+                "one frame per animation frame: capped by requestAnimationFrame",
+            )
+        ),
+    ]
+
+
+def bench_scope_live(seconds: float = 5.0) -> Result:
+    """Frames the scope's kernel thread sends per second on a live 8 ch × 1 kHz tap."""
+    from ezmsg_lab import Lab
+    from ezmsg_lab.demo.multichannel import MultiSinePipeline, MultiSineSettings
+
+    with Lab() as lab:
+        lab.launch(
+            MultiSinePipeline(MultiSineSettings(channels=CHANNELS, fs=FS, chunk=10)), name="S"
+        )
+        tap = lab.tap("S/SOURCE/OUTPUT", window="10s")
+        time.sleep(1.0)
+        scope = tap.scope(fps=20)
+        time.sleep(0.5)
+        f0, t0 = scope.frames_sent, time.perf_counter()
+        time.sleep(seconds)
+        fps = (scope.frames_sent - f0) / (time.perf_counter() - t0)
+        kernel = float(np.median(scope.frame_ms)) if scope.frame_ms else float("nan")
+        scope.close()
+    return report(
+        Result(
+            "scope frames sent per second, live tap",
+            fps,
+            None,
+            "frames/s",
+            ">= 20 (asked 20)",
+            fps >= 19.0,
+            f"kernel {kernel:.2f} ms a frame; no browser attached (comm sends only)",
+        )
+    )
+
+
+def main(json_path: str | None = None) -> list[Result]:
+    import logging
+
+    logging.getLogger("ezmsg").setLevel(logging.ERROR)
+    print("== data taps (issue 10)")
+    results = bench_ingest()
+    results.append(bench_two_taps())
+    results += bench_paced_two_taps()
+    results += bench_tap_memory()
+    results += bench_scope()
+    results.append(bench_scope_live())
+    write_json(results, json_path)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", help="write results as JSON to this file")
+    main(parser.parse_args().json)

@@ -1,0 +1,384 @@
+"""Data taps: hold the messages of a topic in the notebook (``lab.tap(topic)``).
+
+A :class:`Tap` is a leaky subscription on the Lab's control loop (observing never
+throttles the pipeline) feeding a ring buffer bounded by a time window and a memory cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .errors import LabError, TapError
+from .feeds.taps import DEFAULT_MAX_QUEUE, TapFeed
+from .model.tap_buffer import TapBuffer
+from .model.tap_convert import describe, to_data
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+def _seconds(value: Any, name: str) -> float:
+    """A positive duration: seconds (number) or a pandas duration string (``"10s"``)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = pd.Timedelta(value).total_seconds() if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name}={value!r} must be a positive duration such as 10 or '10s'")
+    return seconds
+
+
+class Tap:
+    """The last messages of one topic, held in this kernel. Made by :meth:`Lab.tap`.
+
+    Attributes
+    ----------
+    topic : str
+    received, dropped : int
+        Messages the tap received, and messages ezmsg dropped before the tap could read
+        them (the subscription is leaky: a busy kernel loses messages, never slows the
+        pipeline, and every loss is counted here).
+    """
+
+    def __init__(self, lab: Lab, topic: str, buffer: TapBuffer, feed: TapFeed) -> None:
+        self._lab = lab
+        self.topic = topic
+        self._buffer = buffer
+        self._feed = feed
+        self._closed = False
+        self._lock = threading.Lock()
+        self.opened_at = time.time()
+
+    # ------------------------------------------------------------------ counts
+    @property
+    def received(self) -> int:
+        return self._buffer.received
+
+    @property
+    def dropped(self) -> int:
+        return self._buffer.dropped
+
+    @property
+    def errors(self) -> int:
+        """Messages the tap could not read (see ``inspect()["last_error"]``)."""
+        return self._buffer.errors
+
+    @property
+    def window_s(self) -> float:
+        return self._buffer.window_s
+
+    @property
+    def max_bytes(self) -> int:
+        return self._buffer.max_bytes
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the buffered messages hold now (never much above ``max_bytes``)."""
+        return self._buffer.nbytes
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def rate_hz(self) -> float:
+        """Messages per second over the last 2 s (NaN before two messages)."""
+        return self._buffer.rate_hz()
+
+    # ------------------------------------------------------------------ data
+    def latest(self) -> Any:
+        """The newest message (ezmsg's own object), or None before the first."""
+        item = self._buffer.latest()
+        return None if item is None else item.message
+
+    def messages(self, since: Any = None) -> list[Any]:
+        """The buffered messages, oldest first; ``since``: seconds ago or ``"5s"``."""
+        return [it.message for it in self._buffer.items(self._since(since))]
+
+    def data(self, since: Any = None) -> Any:
+        """The window as data.
+
+        - ``AxisArray`` messages: one ``xarray.DataArray`` joined along the time axis,
+          with coordinates from the axes, a ``received`` coordinate (UTC, the Lab's one
+          time base) and the newest message's ``attrs`` plus ``topic`` and ``fs``;
+        - dataclasses: a DataFrame, one row per message (``received`` then the fields);
+        - anything else: a list of the messages.
+
+        ``since`` keeps only the last seconds (``2.5`` or ``"2.5s"``).
+
+        Examples
+        --------
+        >>> x = tap.data()  # doctest: +SKIP
+        >>> x.sel(ch="ch0").plot()  # doctest: +SKIP
+        """
+        return to_data(self._buffer.items(self._since(since)), self.topic)
+
+    def _since(self, since: Any) -> float | None:
+        if since is None:
+            return None
+        seconds = _seconds(since, "since")
+        newest = self._buffer.latest()
+        ref = newest.received if newest is not None else time.time()
+        return ref - seconds
+
+    def inspect(self) -> dict[str, Any]:
+        """What the topic carries: type, module, dims, shape, dtype, axes, attrs, a
+        short repr, the rate, and the tap's counts."""
+        item = self._buffer.latest()
+        info: dict[str, Any] = {"topic": self.topic, "msg_type": self._msg_type()}
+        if item is None:
+            info["status"] = (
+                "closed" if self._closed else "no message yet: is the topic publishing?"
+            )
+        else:
+            info.update(describe(item.message))
+        rate = self.rate_hz()
+        info.update(
+            rate_hz=None if math.isnan(rate) else round(rate, 3),
+            received=self.received,
+            dropped=self.dropped,
+            errors=self.errors,
+            buffered=len(self._buffer),
+            nbytes=self.nbytes,
+            window_s=self.window_s,
+            max_bytes=self.max_bytes,
+        )
+        if self._buffer.last_error is not None:
+            info["last_error"] = self._buffer.last_error
+        return info
+
+    def _msg_type(self) -> str | None:
+        return self._lab._topic_msg_type(self.topic)
+
+    def scope(self, **options: Any) -> Any:
+        """A live scope of this tap: a sweep (time × channels) or spectrum view, min/max
+        decimated in the kernel, with pause, channel selection and autoscale or a fixed
+        range. Options: ``span``, ``fps``, ``width``, ``height``, ``y_range`` (see
+        :class:`~ezmsg_lab.widgets.scope.ScopeWidget`)."""
+        if self._closed:
+            raise TapError(f"The tap on {self.topic!r} is closed; open a new one with lab.tap().")
+        from .widgets.scope import ScopeWidget
+
+        widget = ScopeWidget(self, **options)
+        self._lab._widgets.add(widget, replaces_cell_output=True)
+        return widget
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Unsubscribe and free the buffer. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._lab._close_tap(self)
+        self._buffer.clear()
+
+    def __enter__(self) -> Tap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        info = self.inspect()
+        state = "closed" if self._closed else "open"
+        kind = info.get("type", info.get("msg_type") or "?")
+        shape = f" shape={info['shape']}" if "shape" in info else ""
+        dims = f" dims={info['dims']}" if "dims" in info else ""
+        rate = f"{info['rate_hz']:g} Hz" if info["rate_hz"] is not None else "no rate yet"
+        return (
+            f"<Tap {self.topic} ({state}): {kind}{dims}{shape}, {rate}, "
+            f"received={self.received} dropped={self.dropped} buffered={len(self._buffer)} "
+            f"window={self.window_s:g}s>"
+        )
+
+
+def _check_importable(topic: str, msg_type: str | None) -> None:
+    """Raise TapError when this kernel cannot import the topic's message class: the
+    tap could not unpickle a single message."""
+    if not msg_type or "." not in msg_type:
+        return
+    module, _, name = msg_type.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise TapError(
+            f"Topic {topic!r} carries {msg_type}, which this kernel cannot import "
+            f"({type(exc).__name__}: {exc}), so a tap could not read its messages. Move "
+            "that class into a module both the pipeline and this kernel can import (not "
+            "the pipeline script's __main__), or add its folder to sys.path."
+        ) from None
+
+
+class TapsMixin:
+    """``lab.tap()`` and ``lab.taps`` (mixed into :class:`~ezmsg_lab.Lab`)."""
+
+    def tap(
+        self: Lab,
+        topic: str,
+        window: Any = "10s",
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        timeout: float | None = None,
+    ) -> Tap:
+        """Hold the last ``window`` of messages published on ``topic``.
+
+        Parameters
+        ----------
+        topic : str
+            A publisher's topic, e.g. ``"DEMO/FILTER/OUTPUT_SIGNAL"`` (see
+            ``lab.topology().topics``).
+        window : float or str
+            Seconds of messages kept (``10``, ``"10s"``, ``"2min"``).
+        max_bytes : int
+            Memory cap of the buffer; the oldest messages go first.
+        max_queue : int
+            Unread messages ezmsg queues for the tap before dropping the oldest
+            (counted in ``tap.dropped``); keep it below the publisher's num_buffers.
+
+        Examples
+        --------
+        >>> tap = lab.tap("DEMO/FILTER/OUTPUT_SIGNAL", window="10s")  # doctest: +SKIP
+        >>> tap.data()  # an xarray.DataArray (time × ch)  # doctest: +SKIP
+        """
+        self._check_open()
+        if not isinstance(topic, str) or not topic:
+            raise TypeError(
+                f"topic must be a topic name such as 'DEMO/SOURCE/OUTPUT', not {topic!r}"
+            )
+        window_s = _seconds(window, "window")
+        if not (isinstance(max_bytes, int) and max_bytes > 0):
+            raise ValueError(f"max_bytes={max_bytes!r} must be a positive int")
+        if not (isinstance(max_queue, int) and max_queue >= 1):
+            raise ValueError(f"max_queue={max_queue!r} must be an int >= 1")
+        msg_type = self._topic_msg_type(topic)
+        snap = self._topology.snapshot
+        if snap is not None and topic not in snap.graph and msg_type is None:
+            known = self._output_topics()
+            raise TapError(
+                f"No topic {topic!r} in the graph. Publishers' topics: {known[:20]}"
+                f"{' ...' if len(known) > 20 else ''}"
+            )
+        _check_importable(topic, msg_type)
+        buffer = TapBuffer(window_s, max_bytes)
+        feed = TapFeed(self._conn, topic, buffer, max_queue)
+        self._run(feed.start(), timeout, f"tap({topic!r})")
+        tap = Tap(self, topic, buffer, feed)
+        with self._close_lock:
+            closed = self._closed
+            if not closed:
+                self._taps.append(tap)
+        if closed:
+            tap.close()
+            raise TapError("The Lab was closed while the tap opened; nothing is left open.")
+        return tap
+
+    @property
+    def taps(self: Lab) -> list[Tap]:
+        """The open taps."""
+        return list(self._taps)
+
+    def taps_frame(self: Lab) -> pd.DataFrame:
+        """One row per open tap: topic, type, rate_hz, received, dropped, buffered,
+        nbytes, window_s."""
+        rows = []
+        for tap in self.taps:
+            info = tap.inspect()
+            rows.append(
+                {
+                    k: info.get(k)
+                    for k in (
+                        "topic",
+                        "type",
+                        "rate_hz",
+                        "received",
+                        "dropped",
+                        "buffered",
+                        "nbytes",
+                        "window_s",
+                    )
+                }
+            )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "topic",
+                "type",
+                "rate_hz",
+                "received",
+                "dropped",
+                "buffered",
+                "nbytes",
+                "window_s",
+            ],
+        )
+
+    def _unit_scope(self: Lab, unit: str) -> Any:
+        """A scope of ``unit``'s first data output on a tap of its own (the dashboard's),
+        or None when the unit publishes nothing."""
+        outputs = sorted(
+            s.address
+            for s in self._streams()
+            if "Output" in type(s).__name__
+            and s.address.startswith(unit + "/")
+            and "/" not in s.address[len(unit) + 1 :]
+        )
+        if not outputs:
+            return None
+        tap = self.tap(outputs[0], window="10s")
+        try:
+            return tap.scope(owns_tap=True)
+        except BaseException:
+            tap.close()
+            raise
+
+    def _streams(self: Lab) -> list[Any]:
+        """Every stream's metadata in the graph (units' streams, collections' topics)."""
+        snap = self._topology.snapshot
+        out: list[Any] = []
+        for session in snap.sessions.values() if snap is not None else []:
+            meta = session.metadata
+            for comp in meta.components.values() if meta is not None else []:
+                for group in ("streams", "topics"):
+                    out.extend((getattr(comp, group, None) or {}).values())
+        return out
+
+    def _output_topics(self: Lab) -> list[str]:
+        return sorted({s.address for s in self._streams() if "Output" in type(s).__name__})
+
+    def _topic_msg_type(self: Lab, topic: str) -> str | None:
+        """The message type ezmsg's metadata gives for ``topic`` (None if unknown)."""
+        for stream in self._streams():
+            if getattr(stream, "address", None) == topic:
+                return getattr(stream, "msg_type", None)
+        return None
+
+    def _close_tap(self: Lab, tap: Tap) -> None:
+        with self._close_lock:
+            if tap in self._taps:
+                self._taps.remove(tap)
+        if self._loop is not None and self._loop.alive and not self._closed:
+            # A Lab closing or without its server: the feed then ends with the loop.
+            with contextlib.suppress(LabError):
+                self._loop.run(tap._feed.stop(), 5.0, f"closing the tap on {tap.topic}")
+
+    async def _close_taps(self: Lab) -> None:
+        """On the control loop, as the Lab closes."""
+        for tap in list(getattr(self, "_taps", [])):
+            tap._closed = True
+            await tap._feed.stop()
+            tap._buffer.clear()
+            self._taps.remove(tap)

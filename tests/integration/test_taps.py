@@ -1,0 +1,303 @@
+"""Data taps on real pipelines: what goes in comes out, in order, once; drops are counted.
+
+Known content: the demo source with no noise publishes ``amplitude * sin(2 pi f n / fs)``
+for sample ``n = seq * chunk_size + i``; a user's script (attached, classes in its
+``__main__``) publishes a counter as AxisArrays.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from ezmsg_lab import Lab, TapError
+from ezmsg_lab.demo import Chunk, DemoPipeline, DemoSettings, SignalSourceSettings, Tone
+
+from ..conftest import wait_until
+from ._script_graph import script_graph
+
+SOURCE = "DEMO/SOURCE/OUTPUT_SIGNAL"
+FS, CHUNK, FREQ, AMP = 1000.0, 10, 50.0, 2.0
+
+
+def expected(msg: Chunk) -> np.ndarray:
+    n = msg.seq * CHUNK + np.arange(CHUNK)
+    return AMP * np.sin(2 * np.pi * FREQ * n / FS)
+
+
+@pytest.fixture(scope="module")
+def demo_lab():
+    lab = Lab()
+    try:
+        settings = DemoSettings(
+            source=SignalSourceSettings(
+                fs=FS, chunk_size=CHUNK, tone=Tone(freq_hz=FREQ, amplitude=AMP), noise_std=0.0
+            )
+        )
+        lab.launch(DemoPipeline(settings), name="DEMO")
+        yield lab
+    finally:
+        lab.close()
+
+
+def seqs(tap) -> np.ndarray:
+    return np.array([m.seq for m in tap.messages()])
+
+
+def test_a_known_sine_comes_out_unchanged_in_order_once(demo_lab):
+    tap = demo_lab.tap(SOURCE, window="30s")
+    try:
+        assert wait_until(lambda: tap.received >= 100, 10), tap
+        msgs = tap.messages()
+        for msg in msgs:
+            np.testing.assert_array_equal(msg.samples, expected(msg))
+        s = np.array([m.seq for m in msgs])
+        assert (np.diff(s) > 0).all(), "out of order or duplicated"
+        gaps = int((np.diff(s) - 1).sum())
+        assert gaps <= tap.dropped, f"{gaps} messages missing but {tap.dropped} counted"
+    finally:
+        tap.close()
+
+
+def test_data_is_xarray_with_time_and_channel_and_the_spectrum_peaks_at_the_tone(demo_lab):
+    tap = demo_lab.tap(SOURCE, window="2s")
+    try:
+        assert wait_until(lambda: tap.received >= 150, 10), tap
+        x = tap.data()
+        assert isinstance(x, xr.DataArray)
+        assert x.dims == ("time", "ch")
+        assert list(x["ch"].values) == ["ch0"]
+        assert x.attrs["fs"] == FS and x.attrs["topic"] == SOURCE
+        assert "received" in x.coords and x["received"].dims == ("time",)
+        # time coordinate: one sample period between neighbours within a message
+        dt = np.diff(x["time"].values[:CHUNK])
+        np.testing.assert_allclose(dt, 1 / FS, atol=1e-6)  # epoch seconds in float64
+        y = x.sel(ch="ch0").values
+        spectrum = np.abs(np.fft.rfft(y))
+        freqs = np.fft.rfftfreq(len(y), 1 / FS)
+        assert abs(freqs[spectrum.argmax()] - FREQ) <= FS / len(y)
+        assert len(tap.data(since="0.5s")["time"]) < len(x["time"])
+    finally:
+        tap.close()
+
+
+def test_drops_are_counted_never_silently_lost(demo_lab):
+    tap = demo_lab.tap(SOURCE, window="60s", max_queue=2)
+    try:
+        assert wait_until(lambda: tap.received >= 5, 10), tap
+        # A busy control loop (a long callback) cannot read: ezmsg's leaky queue drops.
+        demo_lab._loop.call_soon(time.sleep, 0.6)
+        assert wait_until(lambda: tap.dropped > 0, 10), tap
+        received = tap.received
+        assert wait_until(lambda: tap.received >= received + 20, 10), tap
+        s = seqs(tap)
+        assert (np.diff(s) > 0).all()
+        missing = int((np.diff(s) - 1).sum())
+        assert missing > 0
+        assert missing == tap.dropped, (missing, tap.dropped)
+    finally:
+        tap.close()
+
+
+def test_memory_cap_bounds_the_buffer(demo_lab):
+    tap = demo_lab.tap(SOURCE, window="60s", max_bytes=20_000)
+    try:
+        assert wait_until(lambda: tap.received >= 60, 10), tap
+        one = tap.nbytes / max(1, len(tap.messages()))
+        assert tap.nbytes <= 20_000
+        assert len(tap.messages()) < 60
+        assert one > 0
+    finally:
+        tap.close()
+
+
+def test_latest_inspect_repr_and_lab_taps(demo_lab):
+    a = demo_lab.tap(SOURCE)
+    b = demo_lab.tap("DEMO/DETECTOR/OUTPUT_EVENTS")
+    try:
+        assert wait_until(lambda: a.received >= 20 and b.received >= 5, 10)
+        assert isinstance(a.latest(), Chunk)
+        info = a.inspect()
+        assert info["type"] == "Chunk" and info["dims"] == ["time", "ch"]
+        assert info["shape"] == (CHUNK, 1) and info["dtype"] == "float64"
+        assert info["fs"] == FS and 50 < info["rate_hz"] < 200
+        assert "Chunk" in repr(a) and SOURCE in repr(a)
+        frame = b.data()
+        assert list(frame.columns) == ["received", "times", "values", "label", "seq"]
+        assert str(frame["received"].dtype) == "datetime64[ns, UTC]"
+        assert {t.topic for t in demo_lab.taps} >= {SOURCE, "DEMO/DETECTOR/OUTPUT_EVENTS"}
+        # one time base: both taps' receive times are the Lab's clock, seconds apart
+        newest_a = a.data()["received"].values[-1]
+        newest_b = frame["received"].iloc[-1].tz_localize(None).to_datetime64()
+        assert abs(newest_a - newest_b) < np.timedelta64(2, "s")
+    finally:
+        a.close()
+        b.close()
+    assert a not in demo_lab.taps and a.closed
+    count = a.received
+    time.sleep(0.2)  # nothing may arrive after close: the subscription is gone
+    assert a.received == count
+
+
+def test_bad_input_says_what_to_do(demo_lab):
+    with pytest.raises(TapError, match="No topic"):
+        demo_lab.tap("DEMO/NOPE")
+    with pytest.raises(ValueError, match="window"):
+        demo_lab.tap(SOURCE, window="-1s")
+    with pytest.raises(ValueError, match="max_bytes"):
+        demo_lab.tap(SOURCE, max_bytes=0)
+    assert all(t.topic != "DEMO/NOPE" for t in demo_lab.taps)
+
+
+def test_closing_the_lab_closes_its_taps():
+    with Lab() as lab:
+        lab.launch(DemoPipeline(), name="DEMO")
+        tap = lab.tap(SOURCE)
+        assert wait_until(lambda: tap.received > 0, 10)
+    assert tap.closed and lab.taps == []
+
+
+COUNTER_SCRIPT = textwrap.dedent(
+    '''
+    """A user's script: a counter published as AxisArrays, and a class of its own."""
+    import asyncio
+    import json
+    import os
+    from dataclasses import dataclass
+
+    import numpy as np
+    import ezmsg.core as ez
+    from ezmsg.util.messages.axisarray import AxisArray, LinearAxis
+
+
+    @dataclass
+    class Local:
+        n: int
+
+
+    class Counter(ez.Unit):
+        OUTPUT = ez.OutputStream(AxisArray)
+        OUTPUT_LOCAL = ez.OutputStream(Local)
+
+        @ez.publisher(OUTPUT)
+        async def count(self):
+            n = 0
+            while True:
+                await asyncio.sleep(0.005)
+                data = np.arange(n * 4, n * 4 + 4, dtype=float).reshape(4, 1)
+                yield self.OUTPUT, AxisArray(
+                    data, ["time", "ch"],
+                    axes={"time": LinearAxis(unit="s", gain=0.001, offset=n * 0.004)},
+                )
+                if n == 0:
+                    with open(os.environ["EZLAB_SEEN"], "w") as f:
+                        json.dump({"started": True}, f)
+                n += 1
+
+        @ez.publisher(OUTPUT_LOCAL)
+        async def local(self):
+            n = 0
+            while True:
+                await asyncio.sleep(0.05)
+                yield self.OUTPUT_LOCAL, Local(n)
+                n += 1
+
+
+    if __name__ == "__main__":
+        ez.run(COUNTER=Counter())
+    '''
+)
+
+
+def test_attached_pipeline_counter_is_exact_and_unknown_classes_are_named(tmp_path):
+    with script_graph(tmp_path, COUNTER_SCRIPT) as graph, Lab.attach(graph.address) as lab:
+        assert wait_until(lambda: lab._topic_msg_type("COUNTER/OUTPUT") is not None, 10)
+        tap = lab.tap("COUNTER/OUTPUT", window="30s")
+        assert wait_until(lambda: tap.received >= 100, 15), tap
+        x = tap.data()
+        values = x.sel(ch=0).values if "ch" in x.coords else x.values[:, 0]
+        steps = np.diff(values)
+        assert (steps >= 1).all(), "order kept, no duplicates"
+        assert int((steps - 1).sum()) <= 4 * tap.dropped
+        np.testing.assert_allclose(x["time"].values, values * 0.001)
+        with pytest.raises(TapError, match=r"__main__\.Local.*cannot import"):
+            lab.tap("COUNTER/OUTPUT_LOCAL")
+        assert [t.topic for t in lab.taps] == ["COUNTER/OUTPUT"]
+
+
+def test_scope_sends_frames_pauses_and_follows_channel_selection(demo_lab):
+    tap = demo_lab.tap(SOURCE, window="5s")
+    scope = tap.scope(span=1.0, fps=30, width=200)
+    try:
+        assert wait_until(lambda: scope.frames_sent >= 3, 10), scope.py_error
+        head = scope.header
+        assert head["view"] == "sweep" and head["columns"] == 200 and head["channels"] == 1
+        assert len(scope.frame) == 200 * 2 * 1 * 4  # float32 min/max per column
+        minmax = np.frombuffer(scope.frame, np.float32).reshape(200, 2, 1)
+        assert np.nanmax(minmax) <= AMP + 1e-6 and np.nanmax(minmax) > 0.9 * AMP
+        assert scope.channel_names == ["ch0"]
+        scope.paused = True
+        sent = scope.frames_sent
+        received = tap.received
+        assert wait_until(lambda: tap.received >= received + 30, 10)
+        assert scope.frames_sent <= sent + 1  # at most the frame already in flight
+        scope.paused = False
+        assert wait_until(lambda: scope.frames_sent > sent + 1, 10)
+        assert not scope.py_error
+    finally:
+        scope.close()
+        tap.close()
+    assert not scope._thread.is_alive() or wait_until(lambda: not scope._thread.is_alive(), 5)
+
+
+def test_scope_refuses_bad_options_and_closed_taps(demo_lab):
+    tap = demo_lab.tap(SOURCE)
+    try:
+        with pytest.raises(ValueError, match="fps"):
+            tap.scope(fps=0)
+        with pytest.raises(ValueError, match="width"):
+            tap.scope(width=10)
+    finally:
+        tap.close()
+    with pytest.raises(TapError, match="closed"):
+        tap.scope()
+
+
+def test_opening_and_closing_taps_never_stalls_the_pipeline(demo_lab):
+    """Taps closed with unread messages while another tap keeps ezmsg's channel open:
+    ezmsg alone would leak the publisher's buffers until it blocks (see compat's
+    release_unread); the pipeline must keep publishing."""
+    keeper = demo_lab.tap(SOURCE, window="1s")
+    try:
+        for _ in range(30):
+            tap = demo_lab.tap(SOURCE, window="1s", max_queue=8)
+            demo_lab._loop.call_soon(time.sleep, 0.05)  # let notifications queue unread
+            tap.close()
+        received = keeper.received
+        assert wait_until(lambda: keeper.received >= received + 50, 10), keeper
+    finally:
+        keeper.close()
+
+
+def test_dashboard_scopes_the_selected_units_output_and_closes_it_on_change(demo_lab):
+    dashboard = demo_lab.dashboard()
+    try:
+        dashboard.graph.selected = "DEMO/FILTER"
+        scope = dashboard.scope
+        assert scope is not None and scope.tap.topic == "DEMO/FILTER/OUTPUT_SIGNAL"
+        assert dashboard.scope_box.children == (scope,)
+        assert wait_until(lambda: scope.frames_sent >= 2, 10), scope.py_error
+        tap = scope.tap
+        dashboard.graph.selected = "DEMO/SINK"  # publishes nothing: no scope
+        assert tap.closed and tap not in demo_lab.taps
+        assert dashboard.scope is None and dashboard.scope_box.children == ()
+        dashboard.graph.selected = "DEMO/SOURCE"
+        source_tap = dashboard.scope.tap
+        assert source_tap.topic == SOURCE
+    finally:
+        dashboard.close()
+    assert source_tap.closed and source_tap not in demo_lab.taps
