@@ -19,6 +19,7 @@ from ..conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+TIMEOUT_MS = 90_000  # a notebook page, its kernel and its widgets on a busy machine
 # No news toast, no autosave (a saved notebook would change the files under test).
 LAB_OVERRIDES = {
     "@jupyterlab/apputils-extension:notification": {

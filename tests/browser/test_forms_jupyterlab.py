@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from ..conftest import wait_until
-from ._servers import ARTIFACTS, NotebookKernel, jupyterlab
-from .test_jupyterlab_e2e import TIMEOUT_MS
+from ._servers import ARTIFACTS, TIMEOUT_MS, NotebookKernel, jupyterlab
 
 SETUP = """\
 from ezmsg_lab import Lab

@@ -9,16 +9,9 @@ tests/artifacts/ for a person to look at.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,91 +19,20 @@ import pytest
 from ezmsg_lab import Lab
 
 from ..conftest import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-TIMEOUT_MS = 90_000
-OVERRIDES = {
-    "@jupyterlab/apputils-extension:notification": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, method: str = "GET") -> Any:
-    req = urllib.request.Request(url, method=method)
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        body = resp.read()
-    return json.loads(body) if body else None
+from ._servers import ROOT, TIMEOUT_MS, shot
+from ._servers import jupyterlab as lab_server
 
 
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / "topology.ipynb", root / "topology.ipynb")
-    settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
-    settings_dir.mkdir(parents=True, exist_ok=True)
-    (settings_dir / "overrides.json").write_text(json.dumps(OVERRIDES))
-    port = _free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--allow-root",
-            "--ServerApp.token=",
-            "--ServerApp.password=",
-            "--ServerApp.disable_check_xsrf=True",
-            "--LabApp.expose_app_in_browser=True",
-            f"--ServerApp.root_dir={root}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "jupyter.log", "w"),  # noqa: SIM115
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            _get(f"{base}/api/status")
-            return True
-        except OSError:
-            return False
-
-    try:
-        assert wait_until(up, 60), (root / "jupyter.log").read_text()[-3000:]
+    with lab_server(root) as base:
         yield base
-    finally:
-        try:  # kernels outlive pages: end every session, then the server
-            for session in _get(f"{base}/api/sessions") or []:
-                _get(f"{base}/api/sessions/{session['id']}", method="DELETE")
-        except OSError:
-            pass
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    shot(page, name)
 
 
 def test_topology_notebook_click_a_unit_and_tune_it(jupyterlab: str, browser: Any) -> None:

@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 from ..conftest import wait_until
-from ._servers import ROOT, NotebookKernel, get, jupyterlab, shot
+from ._servers import ROOT, TIMEOUT_MS, NotebookKernel, get, jupyterlab, shot
 
 NOTEBOOKS = ["quickstart", "profiling", "tuning", "topology", "dashboard", "data"]
-TIMEOUT_MS = 90_000
 QUIET_S = 1.5  # how long "nothing happens" is watched for after each action
 
 # Installed in the kernel before the notebook runs: every send a settings form makes that

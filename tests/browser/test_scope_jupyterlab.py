@@ -4,19 +4,14 @@ widget stops the frames. Screenshots go to tests/artifacts/ for a person to look
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 
 from ..conftest import wait_until
-from .test_jupyterlab_e2e import OVERRIDES, TIMEOUT_MS, _free_port, _get, _shot
+from ._servers import TIMEOUT_MS, jupyterlab
+from .test_jupyterlab_e2e import _shot
 
 CELLS = [
     "from ezmsg_lab import Lab\nfrom ezmsg_lab.demo import DemoPipeline\n"
@@ -27,8 +22,6 @@ CELLS = [
 
 @pytest.fixture(scope="module")
 def jupyterlab_scope(tmp_path_factory: pytest.TempPathFactory):
-    import json
-
     root = tmp_path_factory.mktemp("lab_scope")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -38,57 +31,8 @@ def jupyterlab_scope(tmp_path_factory: pytest.TempPathFactory):
     }
     nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
     nbformat.write(nb, root / "scope.ipynb")
-    settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
-    settings_dir.mkdir(parents=True, exist_ok=True)
-    (settings_dir / "overrides.json").write_text(json.dumps(OVERRIDES))
-    port = _free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--allow-root",
-            "--ServerApp.token=",
-            "--ServerApp.password=",
-            "--ServerApp.disable_check_xsrf=True",
-            "--LabApp.expose_app_in_browser=True",
-            f"--ServerApp.root_dir={root}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "jupyter.log", "w"),  # noqa: SIM115
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            _get(f"{base}/api/status")
-            return True
-        except OSError:
-            return False
-
-    try:
-        assert wait_until(up, 60), (root / "jupyter.log").read_text()[-3000:]
+    with jupyterlab(root) as base:
         yield base
-    finally:
-        try:  # kernels outlive pages: end every session, then the server
-            for session in _get(f"{base}/api/sessions") or []:
-                _get(f"{base}/api/sessions/{session['id']}", method="DELETE")
-        except OSError:
-            pass
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        shutil.rmtree(root / ".runtime", ignore_errors=True)
 
 
 def _canvas(page: Any) -> str:
@@ -142,7 +86,7 @@ def test_scope_pixels_change_while_the_demo_runs_and_pause_stops_them(
 
 
 def _artifact(name: str) -> str:
-    from .test_jupyterlab_e2e import ARTIFACTS
+    from ._servers import ARTIFACTS
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return str(ARTIFACTS / f"{name}.png")
