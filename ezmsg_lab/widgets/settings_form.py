@@ -45,6 +45,9 @@ __all__ = ["SettingsForm", "SettingsPanel", "settings_panel"]
 Policy = Literal["live", "release", "manual"]
 
 
+_UNSET = object()
+
+
 def _get(obj: Any, path: str) -> Any:
     for part in path.split("."):
         if obj is None:
@@ -154,6 +157,7 @@ class SettingsForm(W.VBox):
         self._value = value
         self._lock = threading.RLock()
         self._suppress = 0
+        self._suppress_thread: int | None = None  # the thread writing the unit's values
         self._debounce = _Debouncer(debounce_s if policy == "live" else 0.0, self.flush)
         self.editors: dict[str, Editor] = {}
         self.status = W.HTML("")
@@ -225,7 +229,7 @@ class SettingsForm(W.VBox):
 
     # -------------------------------------------------------------------------- events
     def _changed(self, path: str) -> None:
-        if self._suppress:
+        if self._suppress and self._suppress_thread == threading.get_ident():
             return  # the form's own write (a value from the unit), not an edit
         ed = self.editors[path]
         with self._lock:
@@ -242,9 +246,10 @@ class SettingsForm(W.VBox):
         if self.policy != "manual":
             self._debounce.trigger()
 
-    def _shows_unit_value(self, ed: Editor) -> bool:
-        """Whether the editor holds the unit's current value (within its tolerance)."""
-        unit_value = _get(self._value, ed.path)
+    def _shows_unit_value(self, ed: Editor, value: Any = _UNSET) -> bool:
+        """Whether the editor holds the unit's current value (or ``value``, a settings
+        value), within its tolerance."""
+        unit_value = _get(self._value if value is _UNSET else value, ed.path)
         try:
             raw = ed.read()
         except ValueError:
@@ -331,9 +336,14 @@ class SettingsForm(W.VBox):
         value; every other field is updated.
         """
         with self._lock, self._quiet():
-            self._value = value
+            old, self._value = self._value, value
             for path, ed in self.editors.items():
                 new = _get(value, path)
+                if not ed.dirty and not self._shows_unit_value(ed, old):
+                    # Changed by someone since the form last showed the unit's value, and
+                    # its change callback has not run yet (it waits for this lock on
+                    # another thread): an edit in flight, not a value to overwrite.
+                    ed.dirty = True
                 if ed.dirty:
                     ed.set_note(f"changed elsewhere to {new!r} while you edit")
                     continue
@@ -390,6 +400,7 @@ class _Quiet:
 
     def __enter__(self) -> None:
         self.form._suppress += 1
+        self.form._suppress_thread = threading.get_ident()
 
     def __exit__(self, *exc: object) -> None:
         self.form._suppress -= 1
