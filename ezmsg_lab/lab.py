@@ -28,6 +28,7 @@ from .model.logs import LogRecord, LogStore
 from .model.metrics import GONE_AFTER_S, MetricsStore
 from .model.settings_store import SettingsStore
 from .model.traces import TraceStore
+from .runtime import compat
 from .runtime.cleanup import register, unregister
 from .runtime.connection import Connection
 from .runtime.loop import ControlLoop
@@ -109,6 +110,8 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
     ) -> None:
         _check_timeout(timeout)
         self.start_method = check_start_method(start_method)
+        # Publishers in this process and in unit processes it forks (see compat).
+        compat.guard_publisher_leases()
         if ezmsg_log_level is not None:
             logging.getLogger("ezmsg").setLevel(ezmsg_log_level)
         self.timeout = float(timeout)

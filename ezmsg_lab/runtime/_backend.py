@@ -38,6 +38,7 @@ from typing import Any
 
 from ezmsg.core.backendprocess import DefaultBackendProcess
 
+from . import compat
 from ._channel import EventSender
 
 # Seconds between checks that the launching process is still alive, and how long a unit
@@ -268,6 +269,7 @@ class LabBackendProcess(DefaultBackendProcess):
     # -- process entry point (unit processes only; in-kernel pipelines call process())
     def run(self) -> None:
         _close_inherited_writers()
+        compat.guard_publisher_leases()  # before this process creates any publisher
         if self._lab_events_conn is not None:
             self._lab_events = EventSender(self._lab_events_conn, self._lab_drop_counter)
         handler = _ForwardingHandler(self._lab_events, self.units)

@@ -134,6 +134,78 @@ def publisher_channel_pids(pub: Any) -> set[int] | None:
     return {int(info.pid) for info in list(channels.values())}
 
 
+class _SnapshotDict(dict):
+    """A dict whose ``values()`` is a snapshot: a publisher's broadcast loop awaits inside
+    ``for channel in self._channels.values()``, and a channel leaving meanwhile would end
+    that loop with "dictionary changed size during iteration"."""
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return list(super().values())
+
+
+def guard_publisher_leases() -> bool:
+    """Stop ezmsg publishers in this process leaking a buffer to a channel that has left.
+
+    ezmsg 3.9.0 and 3.10 (``Publisher._handle_channel``): when a channel disconnects, the
+    publisher frees that channel's leases, then awaits closing its writer, then forgets
+    it. A broadcast running meanwhile (it awaits ``drain()`` per channel) still sends to
+    it and leases the buffer to it again; nobody will ever acknowledge that lease, and
+    when the publisher comes round to that buffer it waits forever: the whole pipeline
+    stalls. A tap (or any subscriber in another process) that closes while its publisher
+    broadcasts triggers it; measured, about once in 60-75 tap open/close cycles under
+    load. Here a channel whose leases were all freed (only ezmsg's disconnect path does
+    that) is never leased to again, and the channel table is iterated as a snapshot.
+
+    Applied in every process the Lab starts (unit processes and the Lab's own), before
+    any publisher exists; publishers of graphs the Lab only attached to keep the bug.
+    Idempotent. False if ezmsg changed shape (nothing patched).
+    """
+    try:
+        from ezmsg.core.backpressure import Backpressure
+        from ezmsg.core.pubclient import Publisher
+    except ImportError:  # pragma: no cover - ezmsg moved them
+        return False
+    if getattr(Publisher, "_ezmsg_lab_guarded", False):
+        return True
+    init = Publisher.__init__
+
+    class GuardedBackpressure(Backpressure):
+        """ezmsg's Backpressure, refusing leases to clients whose leases were all freed."""
+
+        def __init__(self, num_buffers: int) -> None:
+            super().__init__(num_buffers)
+            self.departed: dict[Any, None] = {}
+
+        def free(self, uuid: Any, buf_idx: int | None = None) -> None:
+            if buf_idx is None:
+                self.departed[uuid] = None
+                if len(self.departed) > 4096:  # channel ids are never reused
+                    self.departed.pop(next(iter(self.departed)))
+            super().free(uuid, buf_idx)
+
+        def lease(self, uuid: Any, buf_idx: int) -> None:
+            if uuid in self.departed:
+                return
+            super().lease(uuid, buf_idx)
+
+    def guarded_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        bp = getattr(self, "_backpressure", None)
+        channels = getattr(self, "_channels", None)
+        if isinstance(bp, Backpressure) and isinstance(channels, dict):
+            guarded = GuardedBackpressure(len(bp.buffers))
+            self._backpressure = guarded
+            self._channels = _SnapshotDict(channels)
+
+    if not (
+        hasattr(Backpressure, "lease") and hasattr(Backpressure, "free") and "_handle_channel" in vars(Publisher)
+    ):
+        return False
+    Publisher.__init__ = guarded_init  # type: ignore[method-assign]
+    Publisher._ezmsg_lab_guarded = True  # type: ignore[attr-defined]
+    return True
+
+
 # ----------------------------------------------------------------------------- components
 
 

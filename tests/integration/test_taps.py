@@ -79,7 +79,8 @@ def test_data_is_xarray_with_time_and_channel_and_the_spectrum_peaks_at_the_tone
         y = x.sel(ch="ch0").values
         spectrum = np.abs(np.fft.rfft(y))
         freqs = np.fft.rfftfreq(len(y), 1 / FS)
-        assert abs(freqs[spectrum.argmax()] - FREQ) <= FS / len(y)
+        # within one frequency bin (the window need not hold whole periods)
+        assert abs(freqs[spectrum.argmax()] - FREQ) <= FS / len(y) * (1 + 1e-9)
         assert len(tap.data(since="0.5s")["time"]) < len(x["time"])
     finally:
         tap.close()
@@ -281,6 +282,19 @@ def test_opening_and_closing_taps_never_stalls_the_pipeline(demo_lab):
         assert wait_until(lambda: keeper.received >= received + 50, 10), keeper
     finally:
         keeper.close()
+
+
+def test_taps_closed_while_the_source_publishes_never_stall_it(demo_lab):
+    """Each tap here is the Lab process's only subscriber to the topic, so its channel
+    closes with it, mid-broadcast some of the time. ezmsg's publisher then leased a buffer
+    to the departed channel for good and the pipeline stopped; measured without the guard
+    (compat.guard_publisher_leases), the demo source stalled after 19, 114 and 131 cycles
+    of this test (3 runs of 3)."""
+    for i in range(250):
+        tap = demo_lab.tap(SOURCE, window="1s", max_queue=2 if i % 2 else 8)
+        assert wait_until(lambda: tap.received >= 1 + 5 * (i % 3), 10), (i, tap)
+        time.sleep((i % 7) * 0.0015)  # close at every phase of the source's 10 ms period
+        tap.close()
 
 
 def test_dashboard_scopes_the_selected_units_output_and_closes_it_on_change(demo_lab):
