@@ -292,7 +292,8 @@ def test_taps_closed_while_the_source_publishes_never_stall_it(demo_lab):
     of this test (3 runs of 3)."""
     for i in range(250):
         tap = demo_lab.tap(SOURCE, window="1s", max_queue=2 if i % 2 else 8)
-        assert wait_until(lambda: tap.received >= 1 + 5 * (i % 3), 10), (i, tap)
+        want = 1 + 5 * (i % 3)
+        assert wait_until(lambda t=tap, n=want: t.received >= n, 10), (i, tap)
         time.sleep((i % 7) * 0.0015)  # close at every phase of the source's 10 ms period
         tap.close()
 
