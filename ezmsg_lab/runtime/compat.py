@@ -198,7 +198,9 @@ def guard_publisher_leases() -> bool:
             self._channels = _SnapshotDict(channels)
 
     if not (
-        hasattr(Backpressure, "lease") and hasattr(Backpressure, "free") and "_handle_channel" in vars(Publisher)
+        hasattr(Backpressure, "lease")
+        and hasattr(Backpressure, "free")
+        and "_handle_channel" in vars(Publisher)
     ):
         return False
     Publisher.__init__ = guarded_init  # type: ignore[method-assign]

@@ -235,7 +235,6 @@ def test_release_unread_keeps_a_closing_tap_from_stalling_the_publisher(server):
     assert not asyncio.run(go(release=False))
 
 
-
 def test_guard_publisher_leases_refuses_leases_to_departed_channels(server):
     """ezmsg's publisher frees a disconnecting channel's leases, then awaits closing its
     writer, then forgets it; a broadcast in that window leases a buffer to the departed
