@@ -37,7 +37,14 @@ import pandas as pd
 from ..errors import LabTimeoutError, SettingsRefusedError
 from ..model.logs import LogStore
 from ..model.metrics import MetricsStore
-from ..model.settings_changes import UNWATCHED, Health, PollSample, SetResult, judge
+from ..model.settings_changes import (
+    ERROR_GRACE_S,
+    UNWATCHED,
+    Health,
+    PollSample,
+    SetResult,
+    judge,
+)
 from ..model.settings_changes import settings_equal as _equal
 from ..model.settings_store import SettingsStore, as_structured, structured
 from ..runtime import compat
@@ -413,6 +420,7 @@ class ChangeWatcher:
                 wake.notify_all()
 
         errors_from = result.confirmed_at + _ERROR_MARGIN_S
+        errors_late_from = result.confirmed_at + ERROR_GRACE_S
         samples: list[PollSample] = []
         has_inputs = before is not None and before[1] is not None
         period = 1.0 / WATCH_POLL_HZ
@@ -439,12 +447,14 @@ class ChangeWatcher:
                     # to 0.25 s); waking it (set_rate does) polls now.
                     self._loop.call_soon(self._poller.set_rate, WATCH_POLL_HZ)
                     last_poll = now
-                errors = self._logs.errors_since(address, errors_from)
-                last = self._logs.last_error(address) if errors else None
+                late = self._logs.errors_since(address, errors_late_from)
+                early = self._logs.errors_since(address, errors_from) - late
+                last = self._logs.last_error(address) if late or early else None
                 verdict = judge(
                     samples,
                     confirmed_s=result.confirmed_at,
-                    errors=errors,
+                    errors=late,
+                    early_errors=early,
                     last_error=_last_line(last.message) if last else None,
                     rate_before_hz=before[2] if before else None,
                     elapsed_s=time.monotonic() - t0,

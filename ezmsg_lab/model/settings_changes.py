@@ -50,6 +50,12 @@ MIN_EXPECTED_MESSAGES = 3.0
 # message it was on with the old settings (the demo source publishes one more chunk after
 # it is disabled).
 MIN_PROGRESS = 2
+# ezmsg confirms a change once the owning process took the request; the unit applies it
+# when its settings subscriber gets the message, a little later (up to ~100 ms on a busy
+# machine). Errors raised within this grace after the confirmation may come from messages
+# still processed with the old value (undoing a breaking change shows it): they count
+# only if the unit does not work after the grace.
+ERROR_GRACE_S = 0.25
 
 
 def show(value: Any) -> str:
@@ -195,6 +201,7 @@ def judge(
     elapsed_s: float,
     window_s: float,
     has_inputs: bool,
+    early_errors: int = 0,
 ) -> Health | None:
     """Verdict so far, or None to keep watching.
 
@@ -203,7 +210,11 @@ def judge(
     samples : list of PollSample
         Polls in order; only those started after ``confirmed_s`` count.
     errors, last_error
-        Errors the unit raised since the change, and the first line of the last one.
+        Errors the unit raised later than :data:`ERROR_GRACE_S` after the change, and the
+        first line of the last error.
+    early_errors : int
+        Errors within the grace: the change's doing only if the unit does not work after
+        the grace (no progress counted before it), or nothing else is known by the end.
     rate_before_hz : float or None
         The unit's publishing rate before the change (None: unknown or no publishers).
     elapsed_s, window_s
@@ -213,7 +224,8 @@ def judge(
     """
     if errors:
         return Health("raising", last_error or "it raised an exception", elapsed_s)
-    after = [s for s in samples if s.started_s >= confirmed_s]
+    since = confirmed_s + (ERROR_GRACE_S if early_errors else 0.0)
+    after = [s for s in samples if s.started_s >= since]
     moved_out = moved_in = False
     if len(after) >= 2:
         first, last = after[0], after[-1]
@@ -229,6 +241,8 @@ def judge(
         return Health("ok", "it processed messages after the change", elapsed_s)
     if elapsed_s < window_s:
         return None
+    if early_errors:
+        return Health("raising", last_error or "it raised an exception", elapsed_s)
     expected = (rate_before_hz or 0.0) * elapsed_s
     if publishing_before and expected >= MIN_EXPECTED_MESSAGES and (moved_in or not has_inputs):
         return Health(
