@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -23,8 +22,11 @@ pytestmark = pytest.mark.integration
 
 
 def _interrupt_main() -> None:
-    """What Jupyter's interrupt button does: SIGINT to the kernel process."""
-    os.kill(os.getpid(), signal.SIGINT)
+    """What Jupyter's interrupt button does: SIGINT to the kernel, whose main thread runs
+    the cell. Sent to the main thread itself: from a Timer thread, os.kill lets Linux hand
+    the signal to any thread, and under heavy load the main thread's wait was then not
+    woken (two CI failures)."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 @pytest.mark.parametrize("mode", ["processes", "in-kernel"])
