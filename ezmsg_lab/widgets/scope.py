@@ -152,7 +152,8 @@ class ScopeWidget(anywidget.AnyWidget):
         )
         payload = frame.values.tobytes()
         self.frame_ms = [*self.frame_ms[-99:], (time.perf_counter() - t0) * 1e3]
-        if frame.all_channels and frame.all_channels != list(self.channel_names):
+        # A view without choices (one image, one point set) hides the channel boxes.
+        if frame.view != "none" and frame.all_channels != list(self.channel_names):
             self.channel_names = frame.all_channels
         header = frame.header()
         header["seq"] = self.frames_sent + 1
