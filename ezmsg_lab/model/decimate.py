@@ -132,13 +132,22 @@ def block_mean(a: np.ndarray, rows: int, columns: int) -> np.ndarray:
     if n_r <= rows and n_c <= columns:
         return a
     nan = np.isnan(a)
-    filled = np.where(nan, np.float32(0), a) if nan.any() else a
-    count = (~nan).astype(np.float32)
+    has_nan = bool(nan.any())
+    total, count = (
+        (np.where(nan, np.float32(0), a), (~nan).astype(np.float32)) if has_nan else (a, None)
+    )
+    sizes = []
     for axis, n, bins in ((-2, n_r, rows), (-1, n_c, columns)):
         if n > bins:
             starts = _bin_starts(n, bins)
-            filled = np.add.reduceat(filled, starts, axis=axis)
-            count = np.add.reduceat(count, starts, axis=axis)
+            total = np.add.reduceat(total, starts, axis=axis)
+            if count is not None:
+                count = np.add.reduceat(count, starts, axis=axis)
+            sizes.append(np.diff(np.append(starts, n)).astype(np.float32))
+        else:
+            sizes.append(np.ones(n, np.float32))
+    if count is None:  # no NaN: a block's count is its size
+        count = sizes[0][:, None] * sizes[1][None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = filled / count
+        out = total / count
     return out.astype(np.float32, copy=False)

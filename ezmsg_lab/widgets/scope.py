@@ -131,9 +131,7 @@ class ScopeWidget(anywidget.AnyWidget):
     def _check_view(self, proposal: Any) -> str:
         value = proposal["value"]
         if value not in VIEWS:
-            raise traitlets.TraitError(
-                f"ScopeWidget.view={value!r}: use one of {', '.join(VIEWS)}"
-            )
+            raise traitlets.TraitError(f"ScopeWidget.view={value!r}: use one of {', '.join(VIEWS)}")
         return value
 
     def refresh(self) -> bool:
