@@ -1,26 +1,12 @@
-"""What a scope draws, computed in the kernel: a view chosen from the message's dims and
-its data reduced to the pixels that show it, as float32 bytes for the browser. Pure numpy
-(no ezmsg).
+"""What a scope draws, computed in the kernel: the view chosen from the message's dims
+(:mod:`.scope_views` has the rules) and its data reduced to the pixels that show it, as
+float32 bytes for the browser. Pure numpy (no ezmsg).
 
-Views, chosen from the newest message (``view="auto"``) in this order:
-
-- ``scatter``: points. An AxisArray with a dimension of length 2 named ``xy``, ``coords``,
-  ``coord``, ``pos`` or ``position`` (or whose coordinate labels are ``x`` and ``y``);
-  its points run along the time dim (else the first other dim) and any further dims are
-  point sets. A numpy array of shape (N, 2) is N points. The frame holds the newest
-  ``MAX_POINTS`` points per set of the messages received in the last ``span`` seconds.
-- ``image``: a spectrogram for a time and a freq dim (time across the window left to
-  right, frequency upwards, further dims as one image lane each); or the newest message
-  (its newest time slice) when exactly two of its non-time dims are longer than 1 and
-  none is freq: the first of them runs down the rows, the second across (as ``imshow``).
-  Reduced by block means to at most the canvas' pixels.
-- ``sweep``: a time dim (1-D series per channel, other dims flattened to channels).
-- ``spectrum``: a freq dim without a time dim.
-
-A view can be forced (``build_frame(..., view="image")``): ``sweep`` needs a time dim,
-``spectrum`` a freq dim, ``image`` also draws a time dim with any other dim as a raster
-(time across, the other dim's entries as rows), ``scatter`` takes any non-time dim of
-length 2 as (x, y). :func:`check_view` says why a message cannot be drawn a given way.
+- sweep and spectrum: a (min, max) pair per pixel column;
+- image: block means to at most the canvas' pixels (a spectrogram's lanes share its
+  height);
+- scatter: the newest ``MAX_POINTS`` points per set of the messages received in the last
+  ``span`` seconds, and how many older ones were left out.
 """
 
 from __future__ import annotations
@@ -31,12 +17,24 @@ from typing import Any
 import numpy as np
 
 from .decimate import block_mean, minmax_decimate, sweep_decimate
+from .scope_views import (
+    FREQ_DIMS,
+    VIEWS,
+    cannot_draw,
+    check_view,
+    check_view_name,
+    choose_view,
+    dim_size,
+    freq_dim,
+    image_plan,
+    is_points_array,
+    xy_dim,
+)
 from .tap_buffer import TapItem
 from .tap_convert import axis_values, is_axisarray, time_dim
 
-FREQ_DIMS = ("freq", "frequency", "f")
-XY_DIMS = ("xy", "coords", "coord", "pos", "position")
-VIEWS = ("auto", "sweep", "spectrum", "image", "scatter")
+__all__ = ["MAX_POINTS", "VIEWS", "ScopeFrame", "build_frame", "check_view", "choose_view"]
+
 MAX_POINTS = 2000  # per point set and frame
 
 
@@ -93,112 +91,13 @@ class ScopeFrame:
         return {k: (int(v) if isinstance(v, (int, np.integer)) else v) for k, v in head.items()}
 
 
-def _size(msg: Any, dim: str) -> int:
-    return int(msg.data.shape[msg.dims.index(dim)])
-
-
-def _is_points_array(msg: Any) -> bool:
-    return (
-        isinstance(msg, np.ndarray)
-        and msg.ndim == 2
-        and msg.shape[1] == 2
-        and msg.dtype.kind in "iuf"
-    )
-
-
-def _freq_dim(msg: Any) -> str | None:
-    return next((d for d in msg.dims if d in FREQ_DIMS), None)
-
-
-def _xy_dim(msg: Any, forced: bool = False) -> str | None:
-    """The dim holding (x, y): length 2 and named like :data:`XY_DIMS` or labelled x, y;
-    forced, any non-time dim of length 2 (the last one)."""
-    tdim = time_dim(msg)
-    pairs = [d for d in msg.dims if d != tdim and _size(msg, d) == 2]
-    for d in pairs:
-        values = axis_values(msg, d)
-        if d in XY_DIMS or (values is not None and [str(v) for v in values] == ["x", "y"]):
-            return d
-    return pairs[-1] if forced and pairs else None
-
-
-def _image_plan(msg: Any, forced: bool = False) -> tuple[str, tuple[str, ...]] | None:
-    """``("time", (rows_dim,))`` for a spectrogram (or, forced, a raster of any dim over
-    time), ``("snapshot", (rows_dim, columns_dim))`` for the newest message, or None."""
-    tdim = time_dim(msg)
-    fdim = _freq_dim(msg)
-    others = [d for d in msg.dims if d != tdim]
-    big = [d for d in others if _size(msg, d) > 1]
-    if tdim is not None and fdim is not None and fdim != tdim:
-        return ("time", (fdim,))
-    if len(big) == 2 and (fdim is None or forced):
-        return ("snapshot", (big[0], big[1]))
-    if forced and tdim is not None and others:
-        return ("time", ((big or others)[0],))
-    return None
-
-
-def choose_view(msg: Any) -> str:
-    """The view ``auto`` picks for ``msg`` (see the module's docstring), or ``none``."""
-    if _is_points_array(msg):
-        return "scatter"
-    if not is_axisarray(msg):
-        return "none"
-    if _xy_dim(msg) is not None:
-        return "scatter"
-    if _image_plan(msg) is not None:
-        return "image"
-    if time_dim(msg) is not None:
-        return "sweep"
-    if _freq_dim(msg) is not None:
-        return "spectrum"
-    return "none"
-
-
-def _cannot(msg: Any, view: str) -> str:
-    """Why ``msg`` cannot be drawn as ``view`` ('' if it can)."""
-    if _is_points_array(msg):
-        return "" if view == "scatter" else "an (N, 2) array is drawn as points (scatter)"
-    if not is_axisarray(msg):
-        shape = getattr(msg, "shape", None)
-        what = type(msg).__name__ + (f" of shape {shape}" if shape is not None else "")
-        return f"a scope draws AxisArrays and (N, 2) arrays of points, not {what}"
-    if view == "sweep" and time_dim(msg) is None:
-        return f"it has no time dim (dims {msg.dims})"
-    if view == "spectrum" and _freq_dim(msg) is None:
-        return f"it has no freq dim (dims {msg.dims})"
-    if view == "image" and _image_plan(msg, forced=True) is None:
-        return f"it needs two dims longer than 1, or a time dim and another (dims {msg.dims})"
-    if view == "scatter" and _xy_dim(msg, forced=True) is None:
-        return f"it has no non-time dim of length 2 to read as (x, y) (dims {msg.dims})"
-    return ""
-
-
-def check_view(msg: Any, view: str) -> None:
-    """Raise ValueError if ``view`` is not a scope view, or ``msg`` cannot be drawn so
-    (``msg`` None: no message yet, only the name is checked)."""
-    _check_name(view)
-    if view == "auto" or msg is None:
-        return
-    reason = _cannot(msg, view)
-    if reason:
-        fits = [v for v in VIEWS[1:] if not _cannot(msg, v)]
-        hint = f"it can be drawn as {', '.join(fits)}" if fits else "no view can draw it"
-        raise ValueError(f"view={view!r} cannot draw this message: {reason}; {hint}")
-
-
-def _check_name(view: str) -> None:
-    if view not in VIEWS:
-        raise ValueError(f"view={view!r} is not a scope view; use one of {', '.join(VIEWS)}")
-
-
 def _labels(msg: Any, dims: list[str]) -> list[str]:
     """One label per entry of ``dims`` flattened (C order), from their coordinates."""
     if not dims:
         return ["0"]
     labels: list[str] = []
     grids = [axis_values(msg, d) for d in dims]
-    for idx in np.ndindex(*[_size(msg, d) for d in dims]):
+    for idx in np.ndindex(*[dim_size(msg, d) for d in dims]):
         parts = []
         for k, i in enumerate(idx):
             values = grids[k]
@@ -223,7 +122,7 @@ def _none(note: str) -> ScopeFrame:
 def _coords(msg: Any, dim: str) -> np.ndarray:
     values = axis_values(msg, dim)
     if values is None or values.dtype.kind not in "iuf":
-        return np.arange(_size(msg, dim), dtype=float)
+        return np.arange(dim_size(msg, dim), dtype=float)
     return values
 
 
@@ -254,8 +153,8 @@ def build_frame(
             )
         forced = False
     else:
-        _check_name(view)
-        reason = _cannot(last, view)
+        check_view_name(view)
+        reason = cannot_draw(last, view)
         if reason:
             return _none(f"cannot draw this message as a {view}: {reason}")
         forced = True
@@ -288,7 +187,7 @@ def _sweep_frame(
 
 
 def _spectrum_frame(last: Any, columns: int, selected: list[int] | None) -> ScopeFrame:
-    fdim = _freq_dim(last)
+    fdim = freq_dim(last)
     tdim = time_dim(last)
     if tdim is not None and tdim != fdim:  # forced on a spectrogram: its newest slice
         last = _newest_slice(last, tdim)
@@ -324,13 +223,13 @@ def _image_frame(
     forced: bool,
 ) -> ScopeFrame:
     last = items[-1].message
-    kind, plan = _image_plan(last, forced)  # type: ignore[misc]  # checked by the caller
+    kind, plan = image_plan(last, forced)  # type: ignore[misc]  # checked by the caller
     tdim = time_dim(last)
     if kind == "snapshot":
         rdim, cdim = plan
         msg = _newest_slice(last, tdim) if tdim is not None else last
         data = np.moveaxis(msg.data, [msg.dims.index(rdim), msg.dims.index(cdim)], [0, 1])
-        image = data.reshape(_size(msg, rdim), _size(msg, cdim))[None]
+        image = data.reshape(dim_size(msg, rdim), dim_size(msg, cdim))[None]
         xv, yv = _coords(msg, cdim), _coords(msg, rdim)
         values = block_mean(image, rows, columns)
         return ScopeFrame(
@@ -381,14 +280,14 @@ def _scatter_frame(
     items: list[TapItem], span_s: float, selected: list[int] | None, forced: bool
 ) -> ScopeFrame:
     last = items[-1].message
-    if _is_points_array(last):
+    if is_points_array(last):
         xy = tdim = None
         every = ["0"]
 
         def same(m: Any) -> bool:
-            return _is_points_array(m)
+            return is_points_array(m)
     else:
-        xy = _xy_dim(last, forced)
+        xy = xy_dim(last, forced)
         tdim = time_dim(last)
         pdim = tdim if tdim is not None else next((d for d in last.dims if d != xy), None)
         every = _labels(last, [d for d in last.dims if d not in (pdim, xy)])

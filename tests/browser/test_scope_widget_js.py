@@ -169,6 +169,21 @@ def pixel(page: Any, x: int, y: int) -> list[int]:
     )
 
 
+def fixed_range(page: Any, lo: float, hi: float) -> None:
+    """Untick autoscale and type a range; return once a draw has used it."""
+    page.uncheck("input.ezs-auto")
+    page.fill("input.ezs-lo", str(lo))
+    page.dispatch_event("input.ezs-lo", "change")
+    page.fill("input.ezs-hi", str(hi))
+    page.dispatch_event("input.ezs-hi", "change")
+    assert page.evaluate("window.view.model.get('y_range')") == [lo, hi]
+    page.wait_for_function(
+        "r => document.querySelector('.ezs-root').dataset.range.endsWith(r)",
+        arg=f"{lo},{hi}",
+        timeout=TIMEOUT_MS,
+    )
+
+
 def brightness(rgba: list[int]) -> float:
     return 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
 
@@ -184,12 +199,7 @@ def test_an_image_is_coloured_by_value_dark_to_bright(scope_page: Any) -> None:
     assert "image 20×40" in scope_page.inner_text(".ezs-status")
     assert scope_page.locator("input.ezs-ch").count() == 0  # one image: nothing to choose
     # A fixed colour range [0, 78]: the brightest column (39) is now mid-scale.
-    scope_page.uncheck("input.ezs-auto")
-    scope_page.fill("input.ezs-lo", "0")
-    scope_page.dispatch_event("input.ezs-lo", "change")
-    scope_page.fill("input.ezs-hi", "78")
-    scope_page.dispatch_event("input.ezs-hi", "change")
-    wait_draws(scope_page, 3)
+    fixed_range(scope_page, 0, 78)
     right = pixel(scope_page, 395, 150)
     assert brightness(right) < brightness(row[-1]) - 50
     assert abs(brightness(right) - brightness(pixel(scope_page, 200, 150))) < 60
@@ -216,12 +226,7 @@ def test_scatter_dots_land_where_their_coordinates_say(scope_page: Any) -> None:
     for x, y in [(0.5, 0.5), (0.25, 0.0), (0.75, 0.75)]:  # no point there
         assert pixel(scope_page, *at(x, y))[3] == 0, (x, y)
     # Fixed range [-1, 2] on both axes: (1, 1) moves to two thirds across and up.
-    scope_page.uncheck("input.ezs-auto")
-    scope_page.fill("input.ezs-lo", "-1")
-    scope_page.dispatch_event("input.ezs-lo", "change")
-    scope_page.fill("input.ezs-hi", "2")
-    scope_page.dispatch_event("input.ezs-hi", "change")
-    wait_draws(scope_page, 3)
+    fixed_range(scope_page, -1, 2)
     px = int(left + 2 / 3 * (right - left))
     py = int(bottom - 2 / 3 * (bottom - top))
     assert pixel(scope_page, px, py) == blue

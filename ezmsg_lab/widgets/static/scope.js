@@ -194,7 +194,8 @@ function render({ model, el: host }) {
       ctx.fillRect((head.cursor + 1) * xs, 0, 2, h);
     }
     const unit = head.view === "spectrum" ? "Hz" : "s";
-    return { lanes: nch, text: `${head.view} ${fmt(head.x0)}–${fmt(head.x1)} ${unit}` };
+    const range = autoscale ? "auto" : `${fixed[0]},${fixed[1]}`;
+    return { lanes: nch, range, text: `${head.view} ${fmt(head.x0)}–${fmt(head.x1)} ${unit}` };
   }
 
   function drawImage(head, data, w, h) {
@@ -233,6 +234,7 @@ function render({ model, el: host }) {
     const unit = head.xdim === "time" ? " s" : "";
     return {
       lanes: nch,
+      range: `${lo},${hi}`,
       text: `image ${rows}×${cols} · ${head.xdim || "columns"} ${fmt(head.x0)}–${fmt(head.x1)}${unit} · colour [${fmt(lo)}, ${fmt(hi)}]`,
     };
   }
@@ -273,7 +275,7 @@ function render({ model, el: host }) {
     const sets = nset > 1 ? `  ${labels.join(", ")}` : "";
     ctx.fillText(`x [${fmt(xr[0])}, ${fmt(xr[1])}]  y [${fmt(yr[0])}, ${fmt(yr[1])}]${sets}`, 4, h - 4);
     const dropped = head.dropped ? ` (${head.dropped} older not drawn)` : "";
-    return { lanes: nset, text: `scatter ${n} points${dropped}` };
+    return { lanes: nset, range: `${xr},${yr}`, text: `scatter ${n} points${dropped}` };
   }
 
   function draw() {
@@ -306,6 +308,7 @@ function render({ model, el: host }) {
       root.dataset.drawMs = ms.toFixed(3);
       root.dataset.view = head.view;
       root.dataset.lanes = String(drawn.lanes);
+      root.dataset.range = drawn.range; // the range drawn (x then y for a scatter)
       root.dataset.seq = String(head.seq ?? "");
       status.textContent = `${drawn.text} · frame ${head.seq ?? draws} · draw ${ms.toFixed(1)} ms`;
     } catch (err) {
