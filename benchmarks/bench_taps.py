@@ -258,6 +258,68 @@ def bench_scope(frames: int = 100, width: int = 800) -> list[Result]:
     return results
 
 
+def bench_scope_views(frames: int = 200) -> list[Result]:
+    """Kernel frame time of the image view (the newest of 100 images of 256 x 256: on an
+    800 x 260 canvas it fits and is sent as is, on 200 x 100 it is reduced by block means)
+    and the scatter view (2,000 points: the newest of 100 messages of 50 points)."""
+    from ezmsg.util.messages.axisarray import AxisArray, LinearAxis
+
+    from ezmsg_lab.model.scope_frame import MAX_POINTS, build_frame
+    from ezmsg_lab.model.tap_buffer import TapItem
+
+    rng = np.random.default_rng(0)
+    images = [
+        TapItem(k * 0.02, AxisArray(rng.normal(size=(256, 256)), ["y", "x"], axes={}), 0)
+        for k in range(100)
+    ]
+    clouds = []
+    for k in range(100):
+        axes = {"time": LinearAxis(unit="s", gain=0.001, offset=k * 0.05)}
+        msg = AxisArray(rng.normal(size=(50, 2)), ["time", "xy"], axes=axes)
+        clouds.append(TapItem(k * 0.05, msg, 0))
+    results = []
+    for name, items, want, (width, height) in (
+        ("scope image frame in the kernel, 256 x 256", images, "image", (800, 260)),
+        ("scope image frame, 256 x 256 to 100 x 200", images, "image", (200, 100)),
+        (f"scope scatter frame in the kernel, {MAX_POINTS} pts", clouds, "scatter", (800, 260)),
+    ):
+        times = []
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            frame = build_frame(items, width, 10.0, rows=height)
+            payload = frame.values.tobytes()
+            times.append((time.perf_counter() - t0) * 1e3)
+        assert frame.view == want, frame
+        k = median(times)
+        shape = "x".join(str(n) for n in frame.values.shape)
+        results.append(
+            report(Result(name, k, None, "ms", "< 5 ms", k < 5.0, f"{shape}, {len(payload)} bytes"))
+        )
+    # An image larger than the canvas: block means down to 800 x 260.
+    big = [TapItem(0.0, AxisArray(rng.normal(size=(1024, 1024)), ["y", "x"], axes={}), 0)]
+    times = []
+    for _ in range(frames // 4):
+        t0 = time.perf_counter()
+        frame = build_frame(big, 800, 10.0, rows=260)
+        frame.values.tobytes()
+        times.append((time.perf_counter() - t0) * 1e3)
+    k = median(times)
+    results.append(
+        report(
+            Result(
+                "scope image frame, 1024 x 1024 to 260 x 800",
+                k,
+                None,
+                "ms",
+                "report",
+                None,
+                "block means (NaN-aware) of a megapixel image",
+            )
+        )
+    )
+    return results
+
+
 def _browser_draw(frame, frames: int) -> list[Result]:
     from pathlib import Path
 
@@ -367,6 +429,7 @@ def main(json_path: str | None = None) -> list[Result]:
     results += bench_paced_two_taps()
     results += bench_tap_memory()
     results += bench_scope()
+    results += bench_scope_views()
     results.append(bench_scope_live())
     write_json(results, json_path)
     return results

@@ -161,10 +161,12 @@ class Tap:
         return self._lab._topic_msg_type(self.topic)
 
     def scope(self, **options: Any) -> Any:
-        """A live scope of this tap: a sweep (time × channels) or spectrum view, min/max
-        decimated in the kernel, with pause, channel selection and autoscale or a fixed
-        range. Options: ``span``, ``fps``, ``width``, ``height``, ``y_range`` (see
-        :class:`~ezmsg_lab.widgets.scope.ScopeWidget`)."""
+        """A live scope of this tap: a sweep (time × channels), spectrum, image
+        (spectrogram or a 2-D array) or scatter (points) view chosen from the dims and
+        reduced in the kernel, with pause, channel selection and autoscale or a fixed
+        range. Options: ``view`` (``"auto"`` or one of those to force it: ValueError if
+        the newest message cannot be drawn so), ``span``, ``fps``, ``width``, ``height``,
+        ``y_range`` (see :class:`~ezmsg_lab.widgets.scope.ScopeWidget`)."""
         if self._closed:
             raise TapError(f"The tap on {self.topic!r} is closed; open a new one with lab.tap().")
         from .widgets.scope import ScopeWidget

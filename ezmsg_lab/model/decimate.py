@@ -103,3 +103,51 @@ def sweep_decimate(
     dec[:, 1] = np.fmax.reduceat(yf, starts, axis=0)
     out[col] = dec
     return out, int(newest % columns)
+
+
+def _bin_starts(n: int, bins: int) -> np.ndarray:
+    return (np.arange(bins) * n) // bins
+
+
+def block_mean(a: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """Mean of ``a`` (rows × columns, or a stack: lanes × rows × columns) over at most
+    ``rows`` × ``columns`` blocks: an image reduced to the pixels that show it.
+
+    Blocks split each axis as :func:`minmax_decimate` does (``(arange(bins) * n) //
+    bins``), so they differ in size by at most one; an axis already small enough is kept.
+    NaN values are ignored (a block of only NaN gives NaN).
+
+    Returns
+    -------
+    ndarray, float32, shape (..., min(rows, n_rows), min(columns, n_columns))
+    """
+    if rows < 1 or columns < 1:
+        raise ValueError(f"rows={rows!r} and columns={columns!r} must be >= 1")
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim < 2:
+        raise ValueError(f"an image needs 2 dims (rows × columns), not shape {a.shape}")
+    n_r, n_c = a.shape[-2:]
+    if n_r == 0 or n_c == 0:
+        return np.zeros(a.shape, np.float32)
+    if n_r <= rows and n_c <= columns:
+        return a
+    nan = np.isnan(a)
+    has_nan = bool(nan.any())
+    total, count = (
+        (np.where(nan, np.float32(0), a), (~nan).astype(np.float32)) if has_nan else (a, None)
+    )
+    sizes = []
+    for axis, n, bins in ((-2, n_r, rows), (-1, n_c, columns)):
+        if n > bins:
+            starts = _bin_starts(n, bins)
+            total = np.add.reduceat(total, starts, axis=axis)
+            if count is not None:
+                count = np.add.reduceat(count, starts, axis=axis)
+            sizes.append(np.diff(np.append(starts, n)).astype(np.float32))
+        else:
+            sizes.append(np.ones(n, np.float32))
+    if count is None:  # no NaN: a block's count is its size
+        count = sizes[0][:, None] * sizes[1][None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total / count
+    return out.astype(np.float32, copy=False)

@@ -1,5 +1,12 @@
-"""What a scope draws, computed in the kernel: a view chosen from the message's dims and
-min/max per pixel column, as float32 bytes for the browser. Pure numpy (no ezmsg).
+"""What a scope draws, computed in the kernel: the view chosen from the message's dims
+(:mod:`.scope_views` has the rules) and its data reduced to the pixels that show it, as
+float32 bytes for the browser. Pure numpy (no ezmsg).
+
+- sweep and spectrum: a (min, max) pair per pixel column;
+- image: block means to at most the canvas' pixels (a spectrogram's lanes share its
+  height);
+- scatter: the newest ``MAX_POINTS`` points per set of the messages received in the last
+  ``span`` seconds, and how many older ones were left out.
 """
 
 from __future__ import annotations
@@ -9,53 +16,94 @@ from typing import Any
 
 import numpy as np
 
-from .decimate import minmax_decimate, sweep_decimate
+from .decimate import block_mean, minmax_decimate, sweep_decimate
+from .scope_views import (
+    FREQ_DIMS,
+    VIEWS,
+    cannot_draw,
+    check_view,
+    check_view_name,
+    choose_view,
+    dim_size,
+    freq_dim,
+    image_plan,
+    is_points_array,
+    xy_dim,
+)
 from .tap_buffer import TapItem
 from .tap_convert import axis_values, is_axisarray, time_dim
 
-FREQ_DIMS = ("freq", "frequency", "f")
+__all__ = ["MAX_POINTS", "VIEWS", "ScopeFrame", "build_frame", "check_view", "choose_view"]
+
+MAX_POINTS = 2000  # per point set and frame
 
 
 @dataclass
 class ScopeFrame:
-    """One frame: ``minmax`` (columns × 2 × channels, float32) and how to read it."""
+    """One frame: ``values`` (float32) and how to read it.
 
-    view: str  # "sweep", "spectrum" or "none"
-    minmax: np.ndarray
+    ``values`` is, by view: sweep and spectrum, columns × 2 (min, max) × channels; image,
+    lanes × rows × columns (rows top to bottom); scatter, sets × points × 2 (x, y).
+    """
+
+    view: str  # "sweep", "spectrum", "image", "scatter" or "none"
+    values: np.ndarray
     channels: list[str]
-    x0: float = 0.0  # x axis at the first and last column (s for sweep, Hz for spectrum)
+    x0: float = 0.0  # x axis at the first and last column (s, Hz, a dim's values)
     x1: float = 0.0
     cursor: int = -1  # sweep: the column of the newest sample
-    lo: float = float("nan")  # range of the finite values drawn
+    lo: float = float("nan")  # range of the finite values drawn (scatter: y)
     hi: float = float("nan")
     note: str = ""  # why nothing is drawn
     all_channels: list[str] = field(default_factory=list)  # before selection
+    y0: float = 0.0  # image: the top and bottom rows' axis values
+    y1: float = 0.0
+    xdim: str = ""  # image: the dims across and down
+    ydim: str = ""
+    dropped: int = 0  # scatter: points in the window not drawn (over MAX_POINTS)
+
+    @property
+    def minmax(self) -> np.ndarray:
+        """``values`` of a sweep or spectrum (columns × 2 × channels)."""
+        return self.values
 
     def header(self) -> dict[str, Any]:
         """The JSON half of a frame (the bytes travel separately)."""
-        columns, _, channels = self.minmax.shape
-        return {
+        shape = self.values.shape
+        head: dict[str, Any] = {
             "view": self.view,
-            "columns": int(columns),
-            "channels": int(channels),
             "x0": float(self.x0),
             "x1": float(self.x1),
-            "cursor": int(self.cursor),
             "lo": None if not np.isfinite(self.lo) else float(self.lo),
             "hi": None if not np.isfinite(self.hi) else float(self.hi),
             "note": self.note,
         }
+        if self.view == "image":
+            lanes, rows, columns = shape
+            head |= {"channels": lanes, "rows": rows, "columns": columns, "y0": self.y0}
+            head |= {"y1": self.y1, "xdim": self.xdim, "ydim": self.ydim}
+        elif self.view == "scatter":
+            sets, points, _ = shape
+            head |= {"channels": sets, "points": points, "dropped": self.dropped}
+        else:
+            columns, _, channels = shape
+            head |= {"channels": channels, "columns": columns, "cursor": self.cursor}
+        return {k: (int(v) if isinstance(v, (int, np.integer)) else v) for k, v in head.items()}
 
 
-def choose_view(msg: Any) -> str:
-    """``sweep`` for a time dimension, ``spectrum`` for a frequency one, else ``none``."""
-    if not is_axisarray(msg):
-        return "none"
-    if time_dim(msg) is not None:
-        return "sweep"
-    if any(d in FREQ_DIMS for d in msg.dims):
-        return "spectrum"
-    return "none"
+def _labels(msg: Any, dims: list[str]) -> list[str]:
+    """One label per entry of ``dims`` flattened (C order), from their coordinates."""
+    if not dims:
+        return ["0"]
+    labels: list[str] = []
+    grids = [axis_values(msg, d) for d in dims]
+    for idx in np.ndindex(*[dim_size(msg, d) for d in dims]):
+        parts = []
+        for k, i in enumerate(idx):
+            values = grids[k]
+            parts.append(str(values[i]) if values is not None else str(i))
+        labels.append("|".join(parts))
+    return labels
 
 
 def _as_2d(msg: Any, along: str) -> tuple[np.ndarray, list[str]]:
@@ -63,67 +111,218 @@ def _as_2d(msg: Any, along: str) -> tuple[np.ndarray, list[str]]:
     channel labels from their coordinates."""
     axis = msg.dims.index(along)
     data = np.moveaxis(msg.data, axis, 0)
-    rest = [d for d in msg.dims if d != along]
     flat = data.reshape(data.shape[0], -1)
-    if not rest:
-        return flat, ["0"]
-    labels: list[str] = []
-    grids = [axis_values(msg, d) for d in rest]
-    sizes = [msg.data.shape[msg.dims.index(d)] for d in rest]
-    for idx in np.ndindex(*sizes):
-        parts = []
-        for k, i in enumerate(idx):
-            values = grids[k]
-            parts.append(str(values[i]) if values is not None else str(i))
-        labels.append("|".join(parts))
-    return flat, labels
+    return flat, _labels(msg, [d for d in msg.dims if d != along])
+
+
+def _none(note: str) -> ScopeFrame:
+    return ScopeFrame("none", np.zeros((0, 2, 0), np.float32), [], note=note)
+
+
+def _coords(msg: Any, dim: str) -> np.ndarray:
+    values = axis_values(msg, dim)
+    if values is None or values.dtype.kind not in "iuf":
+        return np.arange(dim_size(msg, dim), dtype=float)
+    return values
 
 
 def build_frame(
-    items: list[TapItem], columns: int, span_s: float, selected: list[int] | None = None
+    items: list[TapItem],
+    columns: int,
+    span_s: float,
+    selected: list[int] | None = None,
+    view: str = "auto",
+    rows: int | None = None,
 ) -> ScopeFrame:
-    """The frame for the newest ``span_s`` of ``items`` at ``columns`` pixel columns.
+    """The frame for the newest ``span_s`` of ``items`` at ``columns`` × ``rows`` pixels.
 
-    ``selected`` keeps those channel indices (None or empty: all).
+    ``selected`` keeps those channel indices (image lanes, point sets; None or empty:
+    all). ``view`` forces a view; a message it cannot draw gives a ``none`` frame whose
+    note says why. ``rows`` (default ``columns``) bounds an image's height.
     """
     if not items:
-        return ScopeFrame("none", np.zeros((0, 2, 0), np.float32), [], note="no data yet")
+        return _none("no data yet")
     last = items[-1].message
-    view = choose_view(last)
-    if view == "none":
-        kind = type(last).__name__
-        return ScopeFrame(
-            "none",
-            np.zeros((0, 2, 0), np.float32),
-            [],
-            note=f"a scope draws AxisArray messages with a time or freq dim, not {kind}",
-        )
-    if view == "sweep":
-        tdim = time_dim(last)
-        msgs, t = _sweep_run(items, tdim, span_s)
-        if t is None:
-            return ScopeFrame(
-                "none",
-                np.zeros((0, 2, 0), np.float32),
-                [],
-                note=f"the {tdim!r} axis has no sample period (gain) to draw a sweep",
+    if view == "auto":
+        view = choose_view(last)
+        if view == "none":
+            kind = type(last).__name__
+            return _none(
+                "a scope draws AxisArrays with a time or freq dim, two dims longer than 1, "
+                f"or an (x, y) dim, and (N, 2) arrays of points; not this {kind}"
             )
-        y, every = _as_2d_many(msgs, tdim)
-        y, labels = _select(y, every, selected)
-        minmax, cursor = sweep_decimate(t, y, span_s, columns)
-        frame = ScopeFrame("sweep", minmax, labels, 0.0, span_s, cursor, all_channels=every)
+        forced = False
     else:
-        fdim = next(d for d in last.dims if d in FREQ_DIMS)
-        y, every = _as_2d(last, fdim)
-        y, labels = _select(y, every, selected)
-        f = axis_values(last, fdim)
-        f = np.arange(y.shape[0], dtype=float) if f is None else f
-        frame = ScopeFrame(
-            "spectrum", minmax_decimate(y, columns), labels, f[0], f[-1], all_channels=every
-        )
-    finite = frame.minmax[np.isfinite(frame.minmax)]
-    if finite.size:
-        frame.lo, frame.hi = float(finite.min()), float(finite.max())
+        check_view_name(view)
+        reason = cannot_draw(last, view)
+        if reason:
+            return _none(f"cannot draw this message as a {view}: {reason}")
+        forced = True
+    if view == "scatter":
+        frame = _scatter_frame(items, span_s, selected, forced)
+    elif view == "image":
+        frame = _image_frame(items, columns, rows or columns, span_s, selected, forced)
+    elif view == "sweep":
+        frame = _sweep_frame(items, columns, span_s, selected)
+    else:
+        frame = _spectrum_frame(last, columns, selected)
+    if frame.view in ("sweep", "spectrum", "image"):
+        finite = frame.values[np.isfinite(frame.values)]
+        if finite.size:
+            frame.lo, frame.hi = float(finite.min()), float(finite.max())
+    return frame
+
+
+def _sweep_frame(
+    items: list[TapItem], columns: int, span_s: float, selected: list[int] | None
+) -> ScopeFrame:
+    tdim = time_dim(items[-1].message)
+    msgs, t = _sweep_run(items, tdim, span_s)
+    if t is None:
+        return _none(f"the {tdim!r} axis has no sample period (gain) to draw a sweep")
+    y, every = _as_2d_many(msgs, tdim)
+    y, labels = _select(y, every, selected)
+    minmax, cursor = sweep_decimate(t, y, span_s, columns)
+    return ScopeFrame("sweep", minmax, labels, 0.0, span_s, cursor, all_channels=every)
+
+
+def _spectrum_frame(last: Any, columns: int, selected: list[int] | None) -> ScopeFrame:
+    fdim = freq_dim(last)
+    tdim = time_dim(last)
+    if tdim is not None and tdim != fdim:  # forced on a spectrogram: its newest slice
+        last = _newest_slice(last, tdim)
+    y, every = _as_2d(last, fdim)
+    y, labels = _select(y, every, selected)
+    f = _coords(last, fdim)
+    return ScopeFrame(
+        "spectrum", minmax_decimate(y, columns), labels, f[0], f[-1], all_channels=every
+    )
+
+
+@dataclass
+class _Slice:
+    data: np.ndarray
+    dims: list[str]
+    axes: dict[str, Any]
+
+
+def _newest_slice(msg: Any, tdim: str) -> _Slice:
+    """``msg`` at its newest ``tdim`` sample, without that dim."""
+    axis = msg.dims.index(tdim)
+    data = np.take(msg.data, -1, axis=axis)
+    dims = [d for d in msg.dims if d != tdim]
+    return _Slice(data, dims, {k: v for k, v in msg.axes.items() if k != tdim})
+
+
+def _image_frame(
+    items: list[TapItem],
+    columns: int,
+    rows: int,
+    span_s: float,
+    selected: list[int] | None,
+    forced: bool,
+) -> ScopeFrame:
+    last = items[-1].message
+    kind, plan = image_plan(last, forced)  # type: ignore[misc]  # checked by the caller
+    tdim = time_dim(last)
+    if kind == "snapshot":
+        rdim, cdim = plan
+        msg = _newest_slice(last, tdim) if tdim is not None else last
+        data = np.moveaxis(msg.data, [msg.dims.index(rdim), msg.dims.index(cdim)], [0, 1])
+        image = data.reshape(dim_size(msg, rdim), dim_size(msg, cdim))[None]
+        xv, yv = _coords(msg, cdim), _coords(msg, rdim)
+        values = block_mean(image, rows, columns)
+        return ScopeFrame(
+            "image", values, [f"{rdim} × {cdim}"], float(xv[0]), float(xv[-1]),
+            y0=float(yv[0]), y1=float(yv[-1]), xdim=cdim, ydim=rdim,
+        )  # fmt: skip
+    (rdim,) = plan
+    msgs, t = _sweep_run(items, tdim, span_s)
+    if t is None:
+        return _none(f"the {tdim!r} axis has no sample period (gain) to draw over time")
+    rest = [d for d in last.dims if d not in (tdim, rdim)]
+    every = _labels(last, rest)
+    axis = last.dims.index(tdim)
+    data = np.concatenate([m.data for m in msgs], axis=axis)
+    data = np.moveaxis(data, [axis, last.dims.index(rdim)], [0, 1])
+    data = data.reshape(data.shape[0], data.shape[1], -1)  # time × rows × lanes
+    if selected:
+        keep = [i for i in selected if 0 <= i < data.shape[2]]
+        data, labels = data[:, :, keep], [every[i] for i in keep]
+    else:
+        labels = every
+    image = np.transpose(data, (2, 1, 0))  # lanes × rows × time
+    yv = _coords(last, rdim)
+    y0, y1 = float(yv[0]), float(yv[-1])
+    if rdim in FREQ_DIMS:  # frequency upwards
+        image, y0, y1 = image[:, ::-1], y1, y0
+    lane_rows = max(1, rows // max(1, image.shape[0]))
+    values = block_mean(image, lane_rows, columns)
+    return ScopeFrame(
+        "image", values, labels, float(t[0] - t[-1]), 0.0,
+        all_channels=every if len(every) > 1 else [], y0=y0, y1=y1, xdim=tdim, ydim=rdim,
+    )  # fmt: skip
+
+
+def _points(msg: Any, xy: str | None, tdim: str | None) -> np.ndarray:
+    """``msg`` as points × sets × 2."""
+    if xy is None:
+        return np.asarray(msg)[:, None, :]
+    dims = msg.dims
+    pdim = tdim if tdim is not None else next((d for d in dims if d != xy), None)
+    if pdim is None:
+        return msg.data.reshape(1, 1, 2)
+    data = np.moveaxis(msg.data, [dims.index(pdim), dims.index(xy)], [0, -1])
+    return data.reshape(data.shape[0], -1, 2)
+
+
+def _scatter_frame(
+    items: list[TapItem], span_s: float, selected: list[int] | None, forced: bool
+) -> ScopeFrame:
+    last = items[-1].message
+    if is_points_array(last):
+        xy = tdim = None
+        every = ["0"]
+
+        def same(m: Any) -> bool:
+            return is_points_array(m)
+    else:
+        xy = xy_dim(last, forced)
+        tdim = time_dim(last)
+        pdim = tdim if tdim is not None else next((d for d in last.dims if d != xy), None)
+        every = _labels(last, [d for d in last.dims if d not in (pdim, xy)])
+        shape = _points(last, xy, tdim).shape[1:]
+
+        def same(m: Any) -> bool:
+            return (
+                is_axisarray(m) and m.dims == last.dims and _points(m, xy, tdim).shape[1:] == shape
+            )
+
+    horizon = items[-1].received - span_s
+    chunks: list[np.ndarray] = []
+    taken = total = 0
+    for it in reversed(items):
+        if it.received < horizon or not same(it.message):
+            break
+        pts = _points(it.message, xy, tdim)
+        total += pts.shape[0]
+        if taken < MAX_POINTS:
+            chunks.append(pts)
+            taken += pts.shape[0]
+    points = np.concatenate(chunks[::-1], axis=0)[-MAX_POINTS:]
+    labels = every
+    if selected:
+        keep = [i for i in selected if 0 <= i < points.shape[1]]
+        points, labels = points[:, keep], [every[i] for i in keep]
+    values = np.ascontiguousarray(np.transpose(points, (1, 0, 2)), dtype=np.float32)
+    frame = ScopeFrame(
+        "scatter", values, labels, all_channels=every if len(every) > 1 else [],
+        dropped=total - points.shape[0],
+    )  # fmt: skip
+    x, y = values[..., 0], values[..., 1]
+    if np.isfinite(x).any() and np.isfinite(y).any():
+        frame.x0, frame.x1 = float(np.nanmin(x)), float(np.nanmax(x))
+        frame.lo, frame.hi = float(np.nanmin(y)), float(np.nanmax(y))
     return frame
 
 

@@ -1,8 +1,10 @@
-"""A live scope of a tap: an anywidget drawing min/max columns on a canvas.
+"""A live scope of a tap: an anywidget drawing a sweep, spectrum, image or scatter on a
+canvas.
 
 The kernel does the heavy part (choosing the view from the dims, min/max decimation to
-the pixel columns, see :mod:`ezmsg_lab.model.scope_frame`); the browser receives one
-small float32 buffer per frame (a binary trait, not JSON) and draws it.
+the pixel columns, block means of an image to the canvas' pixels, the newest points of a
+scatter; see :mod:`ezmsg_lab.model.scope_frame`); the browser receives one small float32
+buffer per frame (a binary trait, not JSON) and draws it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from ..model.scope_frame import build_frame
+from ..model.scope_frame import VIEWS, build_frame, check_view
 
 if TYPE_CHECKING:
     from ..lab_taps import Tap
@@ -39,12 +41,26 @@ class ScopeWidget(anywidget.AnyWidget):
     width, height : int
         Canvas size in pixels; ``width`` is also the number of min/max columns.
     y_range : (float, float) or None
-        A fixed vertical range; None autoscales.
+        A fixed range; None autoscales. A sweep's or spectrum's vertical range, an
+        image's colour range, a scatter's range on both axes.
+    view : str
+        ``"auto"`` (chosen from the newest message's dims: scatter, image, sweep or
+        spectrum, see :mod:`ezmsg_lab.model.scope_frame`) or one of those to force it.
+        ValueError for an unknown view, or when the tap's newest message cannot be drawn
+        that way (a message arriving later that cannot shows the reason in the widget).
     owns_tap : bool
         Close the tap when the scope closes (the dashboard's scopes own theirs).
 
     Traits ``paused``, ``autoscale``, ``y_range`` and ``selected`` (channel indices
-    shown; empty shows all) can be set from Python or from the widget's controls.
+    shown: sweep and spectrum lanes, image lanes, scatter point sets; empty shows all)
+    can be set from Python or from the widget's controls; ``view`` from Python.
+
+    Examples
+    --------
+    >>> scope = tap.scope(view="image", y_range=(0, 1))  # doctest: +SKIP
+    >>> scope.header["view"]  # doctest: +SKIP
+    'image'
+
     """
 
     _esm = Path(__file__).parent / "static" / "scope.js"
@@ -59,6 +75,7 @@ class ScopeWidget(anywidget.AnyWidget):
     width = traitlets.Int(800).tag(sync=True)
     height = traitlets.Int(260).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    view = traitlets.Unicode("auto").tag(sync=True)
     js_error = traitlets.Unicode("").tag(sync=True)
     py_error = traitlets.Unicode("").tag(sync=True)
     draw_ms = traitlets.Float(0.0).tag(sync=True)  # the browser's last draw time
@@ -73,6 +90,7 @@ class ScopeWidget(anywidget.AnyWidget):
         height: int = 260,
         y_range: tuple[float, float] | None = None,
         owns_tap: bool = False,
+        view: str = "auto",
     ) -> None:
         if not 1 <= fps <= 60:
             raise ValueError(f"fps={fps!r} must be between 1 and 60")
@@ -83,7 +101,9 @@ class ScopeWidget(anywidget.AnyWidget):
         span_s = min(tap.window_s, 10.0) if span is None else float(span)
         if not span_s > 0:
             raise ValueError(f"span={span!r} must be > 0 seconds")
-        super().__init__(width=width, height=height, title=tap.topic)
+        items = tap._buffer.items()
+        check_view(items[-1].message if items else None, view)
+        super().__init__(width=width, height=height, title=tap.topic, view=view)
         if y_range is not None:
             self.y_range = [float(y_range[0]), float(y_range[1])]
             self.autoscale = False
@@ -107,6 +127,13 @@ class ScopeWidget(anywidget.AnyWidget):
             )
         return value
 
+    @traitlets.validate("view")
+    def _check_view(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if value not in VIEWS:
+            raise traitlets.TraitError(f"ScopeWidget.view={value!r}: use one of {', '.join(VIEWS)}")
+        return value
+
     def refresh(self) -> bool:
         """Compute and send one frame now (if new data arrived); True if one was sent."""
         received = self._tap.received
@@ -114,11 +141,17 @@ class ScopeWidget(anywidget.AnyWidget):
             return False
         t0 = time.perf_counter()
         frame = build_frame(
-            self._tap._buffer.items(), self.width, self.span_s, list(self.selected) or None
+            self._tap._buffer.items(),
+            self.width,
+            self.span_s,
+            list(self.selected) or None,
+            view=self.view,
+            rows=self.height,
         )
-        payload = frame.minmax.tobytes()
+        payload = frame.values.tobytes()
         self.frame_ms = [*self.frame_ms[-99:], (time.perf_counter() - t0) * 1e3]
-        if frame.all_channels and frame.all_channels != list(self.channel_names):
+        # A view without choices (one image, one point set) hides the channel boxes.
+        if frame.view != "none" and frame.all_channels != list(self.channel_names):
             self.channel_names = frame.all_channels
         header = frame.header()
         header["seq"] = self.frames_sent + 1

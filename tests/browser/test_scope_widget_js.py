@@ -147,3 +147,103 @@ def test_cleanup_removes_every_listener(scope_page: Any) -> None:
     scope_page.evaluate("window.view.cleanup()")
     assert scope_page.evaluate("window.view.model.listenerCount()") == 0
     assert scope_page.locator(".ezs-root").count() == 0
+
+
+def pack(frame: Any) -> dict:
+    header = frame.header() | {"labels": frame.channels, "seq": 1}
+    return {"floats": frame.values.ravel().tolist(), "header": header, "names": frame.all_channels}
+
+
+def gradient_frame(rows: int = 20, cols: int = 40, flip: bool = False) -> dict:
+    """An image whose value is its column index (reversed with ``flip``)."""
+    img = np.tile(np.arange(cols, dtype=float), (rows, 1))
+    msg = AxisArray(img[:, ::-1] if flip else img, ["y", "x"], axes={})
+    return pack(build_frame([TapItem(0.0, msg, 0)], 400, 1.0, rows=240))
+
+
+def pixel(page: Any, x: int, y: int) -> list[int]:
+    return page.evaluate(
+        """([x, y]) => [...document.querySelector('canvas.ezs-canvas').getContext('2d')
+                        .getImageData(x, y, 1, 1).data]""",
+        [x, y],
+    )
+
+
+def fixed_range(page: Any, lo: float, hi: float) -> None:
+    """Untick autoscale and type a range; return once a draw has used it."""
+    page.uncheck("input.ezs-auto")
+    page.fill("input.ezs-lo", str(lo))
+    page.dispatch_event("input.ezs-lo", "change")
+    page.fill("input.ezs-hi", str(hi))
+    page.dispatch_event("input.ezs-hi", "change")
+    assert page.evaluate("window.view.model.get('y_range')") == [lo, hi]
+    page.wait_for_function(
+        "r => document.querySelector('.ezs-root').dataset.range.endsWith(r)",
+        arg=f"{lo},{hi}",
+        timeout=TIMEOUT_MS,
+    )
+
+
+def brightness(rgba: list[int]) -> float:
+    return 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+
+
+def test_an_image_is_coloured_by_value_dark_to_bright(scope_page: Any) -> None:
+    mount(scope_page, gradient_frame())
+    assert scope_page.get_attribute(".ezs-root", "data-view") == "image"
+    row = [pixel(scope_page, x, 150) for x in range(5, 400, 10)]  # below the caption
+    assert all(p[3] == 255 for p in row)
+    levels = [brightness(p) for p in row]
+    assert (np.diff(levels) >= 0).all(), levels  # left dark, right bright
+    assert row[0][:3] == [68, 1, 84] and row[-1][:3] == [253, 231, 37]  # the map's ends
+    assert "image 20×40" in scope_page.inner_text(".ezs-status")
+    assert scope_page.locator("input.ezs-ch").count() == 0  # one image: nothing to choose
+    # A fixed colour range [0, 78]: the brightest column (39) is now mid-scale.
+    fixed_range(scope_page, 0, 78)
+    right = pixel(scope_page, 395, 150)
+    assert brightness(right) < brightness(row[-1]) - 50
+    assert abs(brightness(right) - brightness(pixel(scope_page, 200, 150))) < 60
+
+
+def test_scatter_dots_land_where_their_coordinates_say(scope_page: Any) -> None:
+    points = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.25, 0.5]])
+    mount(scope_page, pack(build_frame([TapItem(0.0, points, 0)], 400, 1.0)))
+    assert scope_page.get_attribute(".ezs-root", "data-view") == "scatter"
+    assert "scatter 5 points" in scope_page.inner_text(".ezs-status")
+    # The plot area is x 4..396 and y 4..222 (240 - 18 for the ranges' text); autoscale
+    # pads the points' extent by 5 % each side.
+    w, h = 400, 240
+    left, right, top, bottom = 4, w - 4, 4, h - 18
+
+    def at(x: float, y: float) -> tuple[int, int]:
+        px = left + (x + 0.05) / 1.1 * (right - left)
+        py = bottom - (y + 0.05) / 1.1 * (bottom - top)
+        return int(px), int(py)
+
+    blue = [9, 105, 218, 255]  # the first set's colour
+    for x, y in points:
+        assert pixel(scope_page, *at(x, y)) == blue, (x, y)
+    for x, y in [(0.5, 0.5), (0.25, 0.0), (0.75, 0.75)]:  # no point there
+        assert pixel(scope_page, *at(x, y))[3] == 0, (x, y)
+    # Fixed range [-1, 2] on both axes: (1, 1) moves to two thirds across and up.
+    fixed_range(scope_page, -1, 2)
+    px = int(left + 2 / 3 * (right - left))
+    py = int(bottom - 2 / 3 * (bottom - top))
+    assert pixel(scope_page, px, py) == blue
+
+
+def test_paused_the_frame_on_screen_stays_and_resuming_draws_the_newest(scope_page: Any) -> None:
+    mount(scope_page, gradient_frame())
+    scope_page.click("button.ezs-pause")
+    wait_draws(scope_page, 2)  # the controls changed: the same frame drawn again
+    before = scope_page.evaluate("() => document.querySelector('canvas').toDataURL()")
+    draws = int(scope_page.get_attribute(".ezs-root", "data-draws"))
+    send(scope_page, gradient_frame(flip=True))  # a frame in flight when pause was pressed
+    scope_page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )
+    assert int(scope_page.get_attribute(".ezs-root", "data-draws")) == draws
+    assert scope_page.evaluate("() => document.querySelector('canvas').toDataURL()") == before
+    scope_page.click("button.ezs-pause")  # resume
+    wait_draws(scope_page, draws + 1)
+    assert brightness(pixel(scope_page, 5, 150)) > brightness(pixel(scope_page, 395, 150))

@@ -4,6 +4,8 @@ import asyncio
 import time
 
 import ezmsg.core as ez
+import numpy as np
+from ezmsg.util.messages.axisarray import AxisArray, LinearAxis
 
 
 class FaultSettings(ez.Settings):
@@ -186,3 +188,46 @@ class CorruptRecords(Listener):
         conn.send_bytes(b"\x80\x05 this is not a pickle")
         conn.send_bytes(pickle.dumps(_FailsToUnpickle()))
         ez.logger.warning(f"{self.address} still reporting after corrupt records")
+
+
+class ImageSource(ez.Unit):
+    """Publishes a 32 × 48 image (dims y, x) every 20 ms whose value is its column index."""
+
+    OUTPUT = ez.OutputStream(AxisArray)
+
+    @ez.publisher(OUTPUT)
+    async def frames(self):
+        image = np.tile(np.arange(48, dtype=float), (32, 1))
+        while True:
+            await asyncio.sleep(0.02)
+            yield (
+                self.OUTPUT,
+                AxisArray(image.copy(), ["y", "x"], axes={"x": LinearAxis(gain=0.5, offset=0.0)}),
+            )
+
+
+class CircleSource(ez.Unit):
+    """Publishes 10 points a message on a circle of radius 2 (dims time, xy), at 500 Hz."""
+
+    OUTPUT = ez.OutputStream(AxisArray)
+
+    @ez.publisher(OUTPUT)
+    async def points(self):
+        n = 0
+        while True:
+            await asyncio.sleep(0.02)
+            phase = 2 * np.pi * (n + np.arange(10)) / 500
+            xy = 2.0 * np.stack([np.cos(phase), np.sin(phase)], axis=1)
+            axes = {"time": LinearAxis(unit="s", gain=0.002, offset=n * 0.002)}
+            yield self.OUTPUT, AxisArray(xy, ["time", "xy"], axes=axes)
+            n += 10
+
+
+class ViewSources(ez.Collection):
+    """An image source and a points source, each in its own process."""
+
+    IMAGE = ImageSource()
+    CIRCLE = CircleSource()
+
+    def process_components(self) -> tuple:
+        return (self.IMAGE, self.CIRCLE)

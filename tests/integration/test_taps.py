@@ -19,6 +19,7 @@ from ezmsg_lab.demo import Chunk, DemoPipeline, DemoSettings, SignalSourceSettin
 
 from ..conftest import wait_until
 from ._script_graph import script_graph
+from ._units import ViewSources
 
 SOURCE = "DEMO/SOURCE/OUTPUT_SIGNAL"
 FS, CHUNK, FREQ, AMP = 1000.0, 10, 50.0, 2.0
@@ -316,3 +317,66 @@ def test_dashboard_scopes_the_selected_units_output_and_closes_it_on_change(demo
     finally:
         dashboard.close()
     assert source_tap.closed and source_tap not in demo_lab.taps
+
+
+@pytest.fixture(scope="module")
+def views_lab():
+    lab = Lab()
+    try:
+        lab.launch(ViewSources(), name="VIEWS")
+        yield lab
+    finally:
+        lab.close()
+
+
+def test_scope_draws_an_image_reduced_to_its_width(views_lab):
+    tap = views_lab.tap("VIEWS/IMAGE/OUTPUT", window="2s")
+    assert wait_until(lambda: tap.received >= 1, 10), tap
+    scope = tap.scope(width=50, height=60)  # 48 columns fit, 32 rows fit
+    narrow = tap.scope(width=50, height=60, fps=30)
+    narrow.width = 24  # from here on two image columns a pixel
+    try:
+        assert wait_until(lambda: scope.frames_sent >= 3 and narrow.frames_sent >= 3, 10), (
+            scope.py_error or narrow.py_error
+        )
+        head = scope.header
+        assert head["view"] == "image" and (head["rows"], head["columns"]) == (32, 48)
+        assert (head["x0"], head["x1"], head["lo"], head["hi"]) == (0.0, 23.5, 0.0, 47.0)
+        image = np.frombuffer(scope.frame, np.float32).reshape(32, 48)
+        np.testing.assert_array_equal(image, np.tile(np.arange(48.0), (32, 1)))
+        assert wait_until(lambda: narrow.header["columns"] == 24, 10)
+        reduced = np.frombuffer(narrow.frame, np.float32).reshape(32, 24)
+        np.testing.assert_array_equal(reduced[0], np.arange(24) * 2 + 0.5)
+        with pytest.raises(ValueError, match=r"view='sweep'.*no time dim.*drawn as image"):
+            tap.scope(view="sweep")
+        with pytest.raises(ValueError, match="not a scope view"):
+            tap.scope(view="picture")
+    finally:
+        scope.close()
+        narrow.close()
+        tap.close()
+
+
+def test_scope_draws_points_as_a_scatter_and_a_forced_image(views_lab):
+    tap = views_lab.tap("VIEWS/CIRCLE/OUTPUT", window="5s")
+    scope = tap.scope(span=1.0, fps=30)
+    try:
+        assert wait_until(lambda: scope.frames_sent >= 3, 10), scope.py_error
+        head = scope.header
+        assert head["view"] == "scatter" and head["channels"] == 1
+        points = np.frombuffer(scope.frame, np.float32).reshape(-1, 2)
+        assert len(points) == head["points"] >= 10
+        np.testing.assert_allclose(np.hypot(points[:, 0], points[:, 1]), 2.0, rtol=1e-5)
+        # Samples 0.002 s apart along the circle: in order, whole steps apart (a step
+        # skipped only where the leaky tap dropped a message).
+        angles = np.unwrap(np.arctan2(points[:, 1], points[:, 0]))
+        steps = np.diff(angles) / (2 * np.pi / 500)
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-2)
+        assert (np.round(steps) >= 1).all() and np.median(steps) == pytest.approx(1, abs=1e-2)
+        assert head["lo"] >= -2.0 - 1e-5 and head["hi"] <= 2.0 + 1e-5
+        scope.view = "image"  # time across, x and y as the two rows
+        assert wait_until(lambda: scope.header.get("view") == "image", 10), scope.header
+        assert scope.header["rows"] == 2 and scope.header["ydim"] == "xy"
+    finally:
+        scope.close()
+        tap.close()
