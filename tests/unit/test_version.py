@@ -10,12 +10,11 @@ import pytest
 
 import ezmsg_lab
 
-tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_pyproject_reads_the_version_from_the_package() -> None:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "version" not in project["project"], "pyproject.toml must not repeat the version"
     assert "version" in project["project"]["dynamic"]
