@@ -8,7 +8,8 @@ import path from "node:path";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const i = args.indexOf("--outfile");
-const outfile = i >= 0 ? path.resolve(args[i + 1]) : path.join(here, "..", "ezmsg_lab", "widgets", "static", "graph.js");
+const outfile =
+  i >= 0 ? path.resolve(args[i + 1]) : path.join(here, "..", "ezmsg_lab", "widgets", "static", "graph.js");
 
 await build({
   absWorkingDir: here,

@@ -14,7 +14,10 @@ export function div(cls, parent, textContent) {
 }
 
 export function escapeHtml(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c],
+  );
 }
 
 /** Processes (by host) with their colours, or one row per host when there are many. */
@@ -108,7 +111,8 @@ export function unitTooltip(state, ann, address) {
   for (const s of u.inputs || []) {
     let rate = null;
     for (const e of Object.values(state.edges)) {
-      if (e.target === s.address && edgesAnn[e.id] && edgesAnn[e.id].rate_hz != null) rate = (rate || 0) + edgesAnn[e.id].rate_hz;
+      if (e.target === s.address && edgesAnn[e.id] && edgesAnn[e.id].rate_hz != null)
+        rate = (rate || 0) + edgesAnn[e.id].rate_hz;
     }
     if (rate != null) lines.push(row(s.name, `${formatRate(rate)} in`));
   }
@@ -123,7 +127,9 @@ export function unitTooltip(state, ann, address) {
 export function edgeTooltip(state, e) {
   const recs = e.members.map((id) => state.edges[id]).filter(Boolean);
   if (!recs.length) return "";
-  const lines = recs.slice(0, 4).map((r) => `<div><b>${escapeHtml(r.source)}</b> \u2192 <b>${escapeHtml(r.target)}</b></div>`);
+  const lines = recs
+    .slice(0, 4)
+    .map((r) => `<div><b>${escapeHtml(r.source)}</b> \u2192 <b>${escapeHtml(r.target)}</b></div>`);
   if (recs.length > 4) lines.push(`<div>\u2026 and ${recs.length - 4} more</div>`);
   lines.push(row("rate", e.rate != null ? formatRate(e.rate) : "\u2014"));
   lines.push(row("channel", e.kinds && e.kinds.length ? escapeHtml(e.kinds.join(", ")) : "\u2014"));

@@ -25,12 +25,19 @@ const MAX_READABLE_HEIGHT = 1600;
 // cost of a layout that already takes long, for a graph that is read by zooming anyway.
 const MAX_WRAP_NODES = 80;
 // (ELK wrapping strategy, aspect ratio relative to the widget's), tried in this order.
-const WRAPS = [["SINGLE_EDGE", 0.6], ["MULTI_EDGE", 0.6], ["SINGLE_EDGE", 0.3], ["MULTI_EDGE", 1.5], ["SINGLE_EDGE", 1.5]];
+const WRAPS = [
+  ["SINGLE_EDGE", 0.6],
+  ["MULTI_EDGE", 0.6],
+  ["SINGLE_EDGE", 0.3],
+  ["MULTI_EDGE", 1.5],
+  ["SINGLE_EDGE", 1.5],
+];
 
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const ac = new AbortController();
-  const listen = (target, type, fn, opts) => target.addEventListener(type, guard(type, fn), { signal: ac.signal, ...(opts || {}) });
+  const listen = (target, type, fn, opts) =>
+    target.addEventListener(type, guard(type, fn), { signal: ac.signal, ...(opts || {}) });
   const prefix = `ezg${++viewCounter}-${Math.random().toString(36).slice(2, 7)}`;
   let disposed = false;
 
@@ -278,7 +285,9 @@ function render({ model, el }) {
     const usual = (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD) / bh;
     if (k > usual) k = Math.max(usual, floor);
     k = Math.max(k, floor);
-    const want = Math.round(Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chromeHeight() + bh * k + 2 * PAD)));
+    const want = Math.round(
+      Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chromeHeight() + bh * k + 2 * PAD)),
+    );
     root.style.setProperty("--ezg-height", `${want}px`);
   }
 
@@ -501,10 +510,12 @@ function render({ model, el }) {
 
   let resizeObserver = null;
   if (typeof ResizeObserver !== "undefined") {
-    resizeObserver = new ResizeObserver(guard("resize", () => {
-      if (lastLayout && needsNewWrap(lastLayout, svgRoot.clientWidth)) requestLayout();
-      else if (!userMoved) fit();
-    }));
+    resizeObserver = new ResizeObserver(
+      guard("resize", () => {
+        if (lastLayout && needsNewWrap(lastLayout, svgRoot.clientWidth)) requestLayout();
+        else if (!userMoved) fit();
+      }),
+    );
     resizeObserver.observe(svgRoot);
   }
 

@@ -137,13 +137,19 @@ function render({ model, el: host }) {
           ymin = Infinity;
           ymax = -Infinity;
           for (let i = 0; i < cols; i++) {
-            const a = data[(i * 2) * nch + c];
+            const a = data[i * 2 * nch + c];
             const b = data[(i * 2 + 1) * nch + c];
             if (a < ymin) ymin = a;
             if (b > ymax) ymax = b;
           }
-          if (!Number.isFinite(ymin)) { ymin = -1; ymax = 1; }
-          if (ymin === ymax) { ymin -= 1; ymax += 1; }
+          if (!Number.isFinite(ymin)) {
+            ymin = -1;
+            ymax = 1;
+          }
+          if (ymin === ymax) {
+            ymin -= 1;
+            ymax += 1;
+          }
         }
         const top = c * lane + 2;
         const span = lane - 4;
@@ -152,14 +158,20 @@ function render({ model, el: host }) {
         ctx.beginPath();
         let prev = null;
         for (let i = 0; i < cols; i++) {
-          const a = data[(i * 2) * nch + c];
+          const a = data[i * 2 * nch + c];
           const b = data[(i * 2 + 1) * nch + c];
-          if (Number.isNaN(a) || Number.isNaN(b)) { prev = null; continue; }
+          if (Number.isNaN(a) || Number.isNaN(b)) {
+            prev = null;
+            continue;
+          }
           const x = i * xs;
           const y1 = yOf(b);
           const y0 = yOf(a);
           ctx.fillRect(x, y1, Math.max(1, xs), Math.max(1, y0 - y1));
-          if (prev !== null) { ctx.moveTo(x - xs, prev); ctx.lineTo(x, (y0 + y1) / 2); }
+          if (prev !== null) {
+            ctx.moveTo(x - xs, prev);
+            ctx.lineTo(x, (y0 + y1) / 2);
+          }
           prev = (y0 + y1) / 2;
         }
         ctx.stroke();
@@ -184,8 +196,14 @@ function render({ model, el: host }) {
     }
   }
 
-  const onPause = () => { model.set("paused", !model.get("paused")); model.save_changes(); };
-  const onAuto = () => { model.set("autoscale", auto.checked); model.save_changes(); };
+  const onPause = () => {
+    model.set("paused", !model.get("paused"));
+    model.save_changes();
+  };
+  const onAuto = () => {
+    model.set("autoscale", auto.checked);
+    model.save_changes();
+  };
   const onRange = () => {
     const a = Number(lo.value);
     const b = Number(hi.value);
@@ -207,9 +225,15 @@ function render({ model, el: host }) {
   const schedule = () => {
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => { pending = false; draw(); });
+    requestAnimationFrame(() => {
+      pending = false;
+      draw();
+    });
   };
-  const onControls = () => { controls(); schedule(); };
+  const onControls = () => {
+    controls();
+    schedule();
+  };
   const handlers = [
     ["change:frame", schedule],
     ["change:header", schedule],
