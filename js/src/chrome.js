@@ -38,10 +38,10 @@ export function drawLegend(legend, state, ann) {
       const gone = mine.filter((q) => missing.has(q.id)).length;
       const hr = div("ezg-legend-row ezg-host", legend);
       const sw = div("ezg-swatch", hr);
-      sw.style.background = hostColor((state.hosts[host] || {}).color);
+      sw.style.background = hostColor(state.hosts[host]?.color);
       sw.style.borderRadius = "50%";
       div("", hr, host || "unknown host").style.fontWeight = "600";
-      div("ezg-legend-units", hr, `${mine.length} processes` + (gone ? `, ${gone} missing` : ""));
+      div("ezg-legend-units", hr, `${mine.length} processes${gone ? `, ${gone} missing` : ""}`);
     }
     appendLevels(legend, ann);
     return;
@@ -50,7 +50,7 @@ export function drawLegend(legend, state, ann) {
     if (hosts.length > 1) {
       const hr = div("ezg-legend-row ezg-host", legend);
       const sw = div("ezg-swatch", hr);
-      sw.style.background = hostColor((state.hosts[host] || {}).color);
+      sw.style.background = hostColor(state.hosts[host]?.color);
       sw.style.borderRadius = "50%";
       div("", hr, host || "unknown host").style.fontWeight = "600";
     }
@@ -116,7 +116,7 @@ export function unitTooltip(state, ann, address) {
     }
     if (rate != null) lines.push(row(s.name, `${formatRate(rate)} in`));
   }
-  const ua = (ann.units || {})[address];
+  const ua = ann.units?.[address];
   if (ua && ua.errors > 0) {
     lines.push(row("errors", String(ua.errors)));
     if (ua.last_error) lines.push(`<div class="ezg-err">${escapeHtml(ua.last_error)}</div>`);
@@ -132,7 +132,7 @@ export function edgeTooltip(state, e) {
     .map((r) => `<div><b>${escapeHtml(r.source)}</b> \u2192 <b>${escapeHtml(r.target)}</b></div>`);
   if (recs.length > 4) lines.push(`<div>\u2026 and ${recs.length - 4} more</div>`);
   lines.push(row("rate", e.rate != null ? formatRate(e.rate) : "\u2014"));
-  lines.push(row("channel", e.kinds && e.kinds.length ? escapeHtml(e.kinds.join(", ")) : "\u2014"));
+  lines.push(row("channel", e.kinds?.length ? escapeHtml(e.kinds.join(", ")) : "\u2014"));
   const owners = [...new Set(recs.flatMap((r) => r.owners || []))];
   if (owners.length) lines.push(row("session", escapeHtml(owners.map((o) => o.slice(0, 8)).join(", "))));
   return lines.join("");

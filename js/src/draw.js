@@ -40,7 +40,7 @@ export function roundedPath(points, r = 6) {
     d += ` L${a.x},${a.y} Q${p.x},${p.y} ${b.x},${b.y}`;
   }
   const last = points[points.length - 1];
-  return d + ` L${last.x},${last.y}`;
+  return `${d} L${last.x},${last.y}`;
 }
 
 /** Where an edge's label goes: the middle of its longest horizontal run. */
@@ -190,7 +190,7 @@ export function applyAnnotations(index, state, ann, selected) {
   for (const [address, { g, errText }] of index.units) {
     const u = state.units[address];
     g.classList.toggle("ezg-selected", address === selected);
-    g.classList.toggle("ezg-missing", !!(u && u.process_id && missing.has(u.process_id)));
+    g.classList.toggle("ezg-missing", !!(u?.process_id && missing.has(u.process_id)));
     const ua = unitsAnn[address];
     const hasErr = !!(ua && ua.errors > 0);
     g.classList.toggle("ezg-has-error", hasErr);
@@ -211,7 +211,7 @@ export function applyAnnotations(index, state, ann, selected) {
     for (const id of e.members) {
       const a = edgesAnn[id];
       if (a && a.rate_hz != null) rate = (rate || 0) + a.rate_hz;
-      if (a && a.channel) kinds.add(a.channel);
+      if (a?.channel) kinds.add(a.channel);
       const rec = state.edges[id];
       if (rec) {
         const p = pubs[rec.source];

@@ -88,7 +88,7 @@ function render({ model, el }) {
   let pending = false;
 
   function reportError(where, err) {
-    const msg = `${where}: ${err && err.message ? err.message : String(err)}`;
+    const msg = `${where}: ${err?.message ? err.message : String(err)}`;
     banner.textContent = `Graph widget error \u2014 ${msg}`;
     banner.style.display = "block";
     console.error("[ezmsg-lab graph]", err);
@@ -167,7 +167,7 @@ function render({ model, el }) {
           let wrapped;
           try {
             wrapped = await runLayout(buildElkGraph(state, collapsed, positions, { aspect, strategy }));
-          } catch (e) {
+          } catch {
             // ELK's wrapping fails on some nested graphs: that option is just not taken.
             if (disposed) return;
             continue;
@@ -383,7 +383,7 @@ function render({ model, el }) {
     drag = null;
     if (wasDrag) return;
     const target = /** @type {Element} */ (ev.target);
-    const toggle = target.closest && target.closest("[data-toggle]");
+    const toggle = target.closest?.("[data-toggle]");
     if (toggle) {
       const id = toggle.getAttribute("data-toggle");
       const next = new Set(collapsed);
@@ -392,14 +392,14 @@ function render({ model, el }) {
       setCollapsed(next);
       return;
     }
-    const folded = target.closest && target.closest(".ezg-collapsed");
+    const folded = target.closest?.(".ezg-collapsed");
     if (folded) {
       const next = new Set(collapsed);
       next.delete(folded.getAttribute("data-group"));
       setCollapsed(next);
       return;
     }
-    const unit = target.closest && target.closest(".ezg-unit");
+    const unit = target.closest?.(".ezg-unit");
     if (unit) select(unit.getAttribute("data-address"));
     else if (selected) select("");
   };
@@ -440,7 +440,7 @@ function render({ model, el }) {
 
   function hover(ev) {
     const target = /** @type {Element} */ (ev.target);
-    const unitEl = target.closest && target.closest(".ezg-unit");
+    const unitEl = target.closest?.(".ezg-unit");
     const edgeEl = !unitEl && target.closest && target.closest("[data-edge]");
     let html = "";
     hideTooltip();

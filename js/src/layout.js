@@ -79,7 +79,7 @@ const measureCache = new Map();
 let measureCtx = null;
 /** Text width in px, measured with a canvas so cards fit the fonts this browser has. */
 export function textWidth(text, font) {
-  const key = font + "\u0000" + text;
+  const key = `${font}\u0000${text}`;
   let w = measureCache.get(key);
   if (w === undefined) {
     if (!measureCtx && typeof document !== "undefined") measureCtx = document.createElement("canvas").getContext("2d");
@@ -145,7 +145,10 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
   const place = (node, id) => {
     const prev = previous.get(id);
     if (prev) Object.assign(node, { x: prev.x, y: prev.y });
-    else if (previous.size) Object.assign(node, { x: 0, y: (hintY += 10) });
+    else if (previous.size) {
+      hintY += 10;
+      Object.assign(node, { x: 0, y: hintY });
+    }
   };
   /** @type {Map<string, any>} */
   const containers = new Map();

@@ -37,7 +37,7 @@ export function normalizeState(raw) {
  */
 export function applyDiff(state, diff) {
   if (!diff || diff.base !== state.digest) {
-    throw new Error(`diff base ${diff && diff.base} does not match state digest ${state.digest}`);
+    throw new Error(`diff base ${diff?.base} does not match state digest ${state.digest}`);
   }
   /** @type {any} */
   const out = { ...state };

@@ -46,7 +46,7 @@ export const CSS = `
   radial-gradient(circle, #e6e9ed 1px, transparent 1.2px) 0 0 / 18px 18px; }
 .ezg-svg.ezg-panning { cursor: grabbing; }
 .ezg-group-box { fill: rgba(246,248,250,.78); stroke: #d0d7de; stroke-width: 1; }
-.ezg-group-title { font: ${"600 " + px("group") + " " + FONT_FAMILY}; fill: #24292f; }
+.ezg-group-title { font: ${`600 ${px("group")} ${FONT_FAMILY}`}; fill: #24292f; }
 .ezg-group-sub { font: ${px("sub")} ${FONT_FAMILY}; fill: #6e7781; }
 .ezg-toggle { cursor: pointer; }
 .ezg-toggle rect { fill: #ffffff; stroke: #d0d7de; }
@@ -57,7 +57,7 @@ export const CSS = `
 .ezg-unit { cursor: pointer; }
 .ezg-unit:hover .ezg-card { stroke: #8c959f; }
 .ezg-unit.ezg-selected .ezg-card { stroke: #0969da; stroke-width: 2.2; }
-.ezg-name { font: ${"600 " + px("name") + " " + FONT_FAMILY}; fill: #1f2328; }
+.ezg-name { font: ${`600 ${px("name")} ${FONT_FAMILY}`}; fill: #1f2328; }
 .ezg-type { font: ${px("type")} ${FONT_FAMILY}; fill: #59636e; }
 .ezg-meta { font: ${px("meta")} ${FONT_FAMILY}; fill: #6e7781; }
 .ezg-sep { stroke: #eaeef2; }
@@ -68,13 +68,13 @@ export const CSS = `
 .ezg-unit.ezg-missing { opacity: .5; }
 .ezg-unit.ezg-missing .ezg-card { fill: #f6f8fa; stroke-dasharray: 4 3; }
 .ezg-unit.ezg-missing .ezg-bar { fill: #afb8c1 !important; }
-.ezg-missing-tag { font: ${"600 " + px("meta") + " " + FONT_FAMILY}; fill: #6e7781; display: none; }
+.ezg-missing-tag { font: ${`600 ${px("meta")} ${FONT_FAMILY}`}; fill: #6e7781; display: none; }
 .ezg-unit.ezg-missing .ezg-missing-tag { display: inline; }
 .ezg-unit.ezg-missing .ezg-host { display: none; }
 .ezg-error { display: none; }
 .ezg-unit.ezg-has-error .ezg-error { display: inline; }
 .ezg-error circle { fill: #cf222e; stroke: #ffffff; stroke-width: 1.5; }
-.ezg-error text { font: ${"700 " + px("meta") + " " + FONT_FAMILY}; fill: #ffffff; }
+.ezg-error text { font: ${`700 ${px("meta")} ${FONT_FAMILY}`}; fill: #ffffff; }
 .ezg-unit.ezg-has-error .ezg-card { stroke: #cf222e; }
 .ezg-topic rect { fill: #eef2f6; stroke: #c3ccd5; }
 .ezg-topic text { font: ${px("topic")} ${FONT_FAMILY}; fill: #424a53; }

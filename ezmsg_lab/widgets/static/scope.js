@@ -62,7 +62,7 @@ function render({ model, el: host }) {
   let draws = 0;
 
   function report(err) {
-    const msg = `scope: ${err && err.stack ? err.stack : err}`;
+    const msg = `scope: ${err?.stack ? err.stack : err}`;
     error.textContent = msg;
     error.style.display = "block";
     try {
