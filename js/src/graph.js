@@ -7,9 +7,8 @@
 import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
 import { alignToPrevious, buildElkGraph, layoutKey, runLayout, warmUp } from "./layout.js";
-import { MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
+import { FONT_FAMILY, FONT_PX, MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
 import { applyDiff, normalizeState } from "./state.js";
-import { CSS } from "./style.js";
 
 let viewCounter = 0;
 warmUp();
@@ -41,9 +40,11 @@ function render({ model, el }) {
   const prefix = `ezg${++viewCounter}-${Math.random().toString(36).slice(2, 7)}`;
   let disposed = false;
 
-  const style = document.createElement("style");
-  style.textContent = CSS;
+  // The stylesheet is ezmsg_lab/widgets/static/graph.css (anywidget `_css`); its fonts are
+  // the ones the layout measures text with.
   const root = div("ezg-root");
+  root.style.setProperty("--ezg-font", FONT_FAMILY);
+  for (const [kind, px] of Object.entries(FONT_PX)) root.style.setProperty(`--ezg-px-${kind}`, `${px}px`);
   root.dataset.layouts = "0";
   const toolbar = div("ezg-toolbar", root);
   div("ezg-title", toolbar, "ezmsg graph");
@@ -68,7 +69,7 @@ function render({ model, el }) {
   const legend = div("ezg-legend", root);
   const tooltip = div("ezg-tooltip", root);
   const banner = div("ezg-banner", root);
-  el.append(style, root);
+  el.append(root);
 
   let state = normalizeState(model.get("state"));
   let ann = model.get("annotations") || {};
@@ -560,7 +561,6 @@ function render({ model, el }) {
     if (resizeObserver) resizeObserver.disconnect();
     for (const [name, h] of modelHandlers) model.off(name, h);
     modelHandlers.length = 0;
-    style.remove();
     root.remove();
   };
 }

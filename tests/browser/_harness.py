@@ -72,8 +72,13 @@ window.mount = (data) => {
 
 
 def open_harness(page: Any, bundle: Path = BUNDLE) -> None:
-    """Load the harness page and the widget bundle into a playwright ``page``."""
+    """Load the harness page and the widget bundle into a playwright ``page``, with the
+    widget's stylesheet (its anywidget ``_css``: the ``.css`` beside the bundle) when it has
+    one, as anywidget would add it to the document."""
     page.set_content(PAGE)
+    css = bundle.with_suffix(".css")
+    if css.exists():
+        page.add_style_tag(content=css.read_text(encoding="utf-8"))
     page.evaluate("src => window.loadWidget(src)", bundle.read_text(encoding="utf-8"))
 
 
