@@ -1,3 +1,4 @@
+// @ts-check
 // The widget's chrome around the drawing: the legend and the hover tooltips.
 import { formatRate } from "./draw.js";
 import { hostColor, processColor } from "./style.js";

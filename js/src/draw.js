@@ -1,3 +1,4 @@
+// @ts-check
 // SVG drawing of a laid-out graph, and in-place restyling for annotations (which change
 // at 2 Hz and must not rebuild the DOM).
 import { CARD, FONTS, textWidth } from "./layout.js";

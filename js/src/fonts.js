@@ -1,3 +1,4 @@
+// @ts-check
 // Text sizes of the drawing, in px at zoom 1. The widget never fits a graph of up to
 // MAX_READABLE_UNITS units below READABLE_PX / MIN_FONT_PX: the smallest text then still
 // shows at READABLE_PX or more (bigger graphs are fitted whole and read by zooming).

@@ -1,3 +1,4 @@
+// @ts-check
 // ezmsg-lab graph widget (anywidget ESM): live topology of an ezmsg graph.
 //
 // The Python side (ezmsg_lab/widgets/graph.py) syncs `state` (graph_view.graph_state),
@@ -24,6 +25,7 @@ const MAX_READABLE_HEIGHT = 1600;
 // cost of a layout that already takes long, for a graph that is read by zooming anyway.
 const MAX_WRAP_NODES = 80;
 // (ELK wrapping strategy, aspect ratio relative to the widget's), tried in this order.
+/** @type {Array<[string, number]>} */
 const WRAPS = [
   ["SINGLE_EDGE", 0.6],
   ["MULTI_EDGE", 0.6],

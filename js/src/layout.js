@@ -1,3 +1,4 @@
+// @ts-check
 // Layout with ELK (layered, compound nodes for collections). This module only turns the
 // graph state into an ELK graph, runs ELK, and reads the result back; it places nothing
 // itself apart from the ports' fixed slots on a unit's card.

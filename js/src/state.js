@@ -1,3 +1,4 @@
+// @ts-check
 // Graph state helpers shared by the widget: the diff format of
 // ezmsg_lab/model/graph_view.py, which parts are visible, and what the layout depends on.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Colours of the graph widget's processes and hosts (the stylesheet is
 // ezmsg_lab/widgets/static/graph.css, the widget's anywidget `_css`).
 

@@ -1,3 +1,4 @@
+// @ts-check
 // ezmsg-lab scope widget (MIT). Plain ESM, not bundled: no dependencies.
 //
 // The kernel sends, per frame, `frame` (bytes: float32 columns x 2 x channels, the min and
