@@ -11,7 +11,7 @@ PORT ?= 8888
 # extra) so its own settings coercion is on; pip picks the newest match.
 EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
-.PHONY: lab dashboard test test-fast test-newest newest-python lint bench browser js clean
+.PHONY: lab dashboard test test-fast test-newest newest-python lint bench browser js js-check clean
 
 # The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
 # then every pyenv version. Each candidate must run and report its version (pyenv's
@@ -65,7 +65,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check ezmsg_lab tests benchmarks
 	$(BIN)/ruff format --check ezmsg_lab tests benchmarks
 
-test: $(VENV)/.installed $(VENV310)/.installed browser
+test: js-check $(VENV)/.installed $(VENV310)/.installed browser
 	$(BIN)/python -m pytest tests/unit tests/integration
 	$(BIN)/python -m pytest tests/browser
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
@@ -105,6 +105,16 @@ bench: $(VENV)/.installed
 # ezmsg_lab/widgets/static/graph.js (commit the result; tests/unit/test_js_bundle.py checks it).
 js:
 	cd js && npm ci --no-audit --no-fund && npm run build
+
+# js/node_modules from the lockfile, when it is missing or older than js/package-lock.json.
+js/node_modules/.installed: js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+	touch $@
+
+# The JavaScript checks (part of `make test`): biome lint + format check (biome.json),
+# tsc --noEmit over the // @ts-check sources (js/tsconfig.json), node's test runner on js/test.
+js-check: js/node_modules/.installed
+	cd js && npm run -s lint && npm run -s typecheck && npm test
 
 clean:
 	rm -rf $(VENV) $(VENV310) $(VENVNEW)

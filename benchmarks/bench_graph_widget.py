@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks._common import Result, report, write_json
 from ezmsg_lab.model import graph_annotations as ga
 from ezmsg_lab.model import graph_view as gv
-from ezmsg_lab.widgets._harness import (
+from tests.browser._harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     open_harness,

@@ -323,7 +323,7 @@ def bench_scope_views(frames: int = 200) -> list[Result]:
 def _browser_draw(frame, frames: int) -> list[Result]:
     from pathlib import Path
 
-    from ezmsg_lab.widgets._harness import CHROMIUM, CHROMIUM_ARGS, open_harness
+    from tests.browser._harness import CHROMIUM, CHROMIUM_ARGS, open_harness
 
     if not Path(CHROMIUM).exists():
         print(f"scope draw in chromium: skipped ({CHROMIUM} missing: make browser)")

@@ -20,6 +20,8 @@ from .model.settings_validate import SettingsValidationError
 from .runtime.pipeline import Pipeline, ProcessInfo
 from .runtime.server import Address
 
+# The one place the version is written: pyproject.toml reads it from here (hatch's
+# [tool.hatch.version]), and the installed metadata comes from that.
 __version__ = "0.1.0"
 
 __all__ = [

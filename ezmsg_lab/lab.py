@@ -69,7 +69,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
     history : int
         Rows of profiling history kept (one per endpoint per poll).
     trace_capacity : int
-        Trace samples kept (21 bytes each).
+        Trace samples kept (22 bytes each).
     gone_after : float or None
         Seconds a process may stay silent (missing) before it is shown as ``gone``
         (default 10 s): a host cut off the network keeps its processes in ezmsg's table

@@ -217,9 +217,3 @@ class HostClocks:
     def estimates(self) -> dict[str, ClockEstimate]:
         """Every host's current estimate."""
         return dict(self._estimates)
-
-    def forget(self, host: str) -> None:
-        """Drop a host's round trips (its processes are gone; a new boot is a new clock)."""
-        self._trips.pop(host, None)
-        self._stepped.pop(host, None)
-        self._estimates = {k: v for k, v in self._estimates.items() if k != host}

@@ -328,9 +328,6 @@ class MetricsStore:
     def _series_of(self, process_id: str) -> list[Series]:
         return list(self._by_process.get(process_id, {}).values())
 
-    def status_of(self, process_id: str) -> str | None:
-        return self._process_status.get(process_id)
-
     # ------------------------------------------------------------------ views
     def profile(
         self,

@@ -11,7 +11,6 @@ import dataclasses
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -137,7 +136,3 @@ class TapBuffer:
         with self._lock:
             self._items.clear()
             self._nbytes = 0
-
-
-def received_times(items: Iterable[TapItem]) -> np.ndarray:
-    return np.fromiter((it.received for it in items), dtype=float)

@@ -1,6 +1,6 @@
 """Trace store: latency samples from ezmsg's trace stream in a columnar ring buffer.
 
-A sample costs 21 bytes (epoch ns, value, stream key, metric, channel). Ingest works on
+A sample costs 22 bytes (epoch ns, value, stream key, metric, channel). Ingest works on
 whole batches: one pass of C-level attribute fetching per batch, then numpy.
 
 ezmsg samples ``publish_delta_ns`` as the time between two *sampled* publishes, so with
@@ -55,7 +55,7 @@ class TraceStore:
     Parameters
     ----------
     capacity : int
-        Samples kept (21 bytes each); the oldest are overwritten.
+        Samples kept (22 bytes each); the oldest are overwritten.
     """
 
     def __init__(self, capacity: int = 2_000_000) -> None:

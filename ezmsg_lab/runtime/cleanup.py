@@ -95,11 +95,6 @@ def unregister(lab: Any) -> None:
         _open.pop(id(lab), None)
 
 
-def open_labs() -> list[Any]:
-    with _lock:
-        return list(_open.values())
-
-
 def _stop_multiprocessing_helpers() -> None:
     """Stop Python's resource tracker and fork server, as the kernel is about to exit.
 

@@ -162,6 +162,7 @@ class GraphWidget(anywidget.AnyWidget):
     """
 
     _esm = Path(__file__).parent / "static" / "graph.js"
+    _css = Path(__file__).parent / "static" / "graph.css"
 
     state = traitlets.Dict().tag(sync=True)
     annotations = traitlets.Dict().tag(sync=True)

@@ -1,3 +1,4 @@
+// @ts-check
 // The widget's chrome around the drawing: the legend and the hover tooltips.
 import { formatRate } from "./draw.js";
 import { hostColor, processColor } from "./style.js";
@@ -14,7 +15,10 @@ export function div(cls, parent, textContent) {
 }
 
 export function escapeHtml(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c],
+  );
 }
 
 /** Processes (by host) with their colours, or one row per host when there are many. */
@@ -35,10 +39,10 @@ export function drawLegend(legend, state, ann) {
       const gone = mine.filter((q) => missing.has(q.id)).length;
       const hr = div("ezg-legend-row ezg-host", legend);
       const sw = div("ezg-swatch", hr);
-      sw.style.background = hostColor((state.hosts[host] || {}).color);
+      sw.style.background = hostColor(state.hosts[host]?.color);
       sw.style.borderRadius = "50%";
       div("", hr, host || "unknown host").style.fontWeight = "600";
-      div("ezg-legend-units", hr, `${mine.length} processes` + (gone ? `, ${gone} missing` : ""));
+      div("ezg-legend-units", hr, `${mine.length} processes${gone ? `, ${gone} missing` : ""}`);
     }
     appendLevels(legend, ann);
     return;
@@ -47,7 +51,7 @@ export function drawLegend(legend, state, ann) {
     if (hosts.length > 1) {
       const hr = div("ezg-legend-row ezg-host", legend);
       const sw = div("ezg-swatch", hr);
-      sw.style.background = hostColor((state.hosts[host] || {}).color);
+      sw.style.background = hostColor(state.hosts[host]?.color);
       sw.style.borderRadius = "50%";
       div("", hr, host || "unknown host").style.fontWeight = "600";
     }
@@ -108,11 +112,12 @@ export function unitTooltip(state, ann, address) {
   for (const s of u.inputs || []) {
     let rate = null;
     for (const e of Object.values(state.edges)) {
-      if (e.target === s.address && edgesAnn[e.id] && edgesAnn[e.id].rate_hz != null) rate = (rate || 0) + edgesAnn[e.id].rate_hz;
+      if (e.target === s.address && edgesAnn[e.id] && edgesAnn[e.id].rate_hz != null)
+        rate = (rate || 0) + edgesAnn[e.id].rate_hz;
     }
     if (rate != null) lines.push(row(s.name, `${formatRate(rate)} in`));
   }
-  const ua = (ann.units || {})[address];
+  const ua = ann.units?.[address];
   if (ua && ua.errors > 0) {
     lines.push(row("errors", String(ua.errors)));
     if (ua.last_error) lines.push(`<div class="ezg-err">${escapeHtml(ua.last_error)}</div>`);
@@ -123,10 +128,12 @@ export function unitTooltip(state, ann, address) {
 export function edgeTooltip(state, e) {
   const recs = e.members.map((id) => state.edges[id]).filter(Boolean);
   if (!recs.length) return "";
-  const lines = recs.slice(0, 4).map((r) => `<div><b>${escapeHtml(r.source)}</b> \u2192 <b>${escapeHtml(r.target)}</b></div>`);
+  const lines = recs
+    .slice(0, 4)
+    .map((r) => `<div><b>${escapeHtml(r.source)}</b> \u2192 <b>${escapeHtml(r.target)}</b></div>`);
   if (recs.length > 4) lines.push(`<div>\u2026 and ${recs.length - 4} more</div>`);
   lines.push(row("rate", e.rate != null ? formatRate(e.rate) : "\u2014"));
-  lines.push(row("channel", e.kinds && e.kinds.length ? escapeHtml(e.kinds.join(", ")) : "\u2014"));
+  lines.push(row("channel", e.kinds?.length ? escapeHtml(e.kinds.join(", ")) : "\u2014"));
   const owners = [...new Set(recs.flatMap((r) => r.owners || []))];
   if (owners.length) lines.push(row("session", escapeHtml(owners.map((o) => o.slice(0, 8)).join(", "))));
   return lines.join("");

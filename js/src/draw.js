@@ -1,3 +1,4 @@
+// @ts-check
 // SVG drawing of a laid-out graph, and in-place restyling for annotations (which change
 // at 2 Hz and must not rebuild the DOM).
 import { CARD, FONTS, textWidth } from "./layout.js";
@@ -40,7 +41,7 @@ export function roundedPath(points, r = 6) {
     d += ` L${a.x},${a.y} Q${p.x},${p.y} ${b.x},${b.y}`;
   }
   const last = points[points.length - 1];
-  return d + ` L${last.x},${last.y}`;
+  return `${d} L${last.x},${last.y}`;
 }
 
 /** Where an edge's label goes: the middle of its longest horizontal run. */
@@ -100,7 +101,11 @@ export function drawScene(layer, layout, state, prefix) {
     if (e.points.length < 2) continue;
     const d = roundedPath(e.points);
     const hit = svg("path", { d, class: "ezg-edge-hit", "data-edge": e.id }, edgesLayer);
-    const path = svg("path", { d, class: "ezg-edge", "marker-end": `url(#${prefix}-arrow)`, "data-edge": e.id }, edgesLayer);
+    const path = svg(
+      "path",
+      { d, class: "ezg-edge", "marker-end": `url(#${prefix}-arrow)`, "data-edge": e.id },
+      edgesLayer,
+    );
     const lp = labelPoint(e.points);
     const label = svg("text", { x: lp.x, y: lp.y - 6, class: "ezg-edge-label", "text-anchor": "middle" }, labelsLayer);
     index.edges.set(e.id, { path, hit, label, members: e.members, source: e.source, target: e.target });
@@ -115,10 +120,14 @@ function drawUnit(layer, n, index) {
   svg("rect", { x: n.x, y: n.y, width: n.w, height: n.h, rx: 7, class: "ezg-card" }, g);
   // Process colour as a bar on the left edge of the card.
   const { x, y, h } = n;
-  const bar = svg("path", {
-    d: `M${x + 6},${y} H${x + 7} A7,7 0 0 0 ${x},${y + 7} V${y + h - 7} A7,7 0 0 0 ${x + 7},${y + h} H${x + 6} Z`,
-    class: "ezg-bar",
-  }, g);
+  const bar = svg(
+    "path",
+    {
+      d: `M${x + 6},${y} H${x + 7} A7,7 0 0 0 ${x},${y + 7} V${y + h - 7} A7,7 0 0 0 ${x + 7},${y + h} H${x + 6} Z`,
+      class: "ezg-bar",
+    },
+    g,
+  );
   bar.style.fill = processColor(n.color);
   text(g, n.x + 14, n.y + 21, u.name, "ezg-name");
   text(g, n.x + 14, n.y + 38, shortType(u.component_type), "ezg-type");
@@ -129,7 +138,12 @@ function drawUnit(layer, n, index) {
   }
   text(g, n.x + n.w - 10, n.y + 38, "missing", "ezg-missing-tag", "end");
   const rows = Math.max(n.visiblePorts.inputs.length, n.visiblePorts.outputs.length);
-  if (rows) svg("line", { x1: n.x + 6, x2: n.x + n.w, y1: n.y + CARD.header - 4, y2: n.y + CARD.header - 4, class: "ezg-sep" }, g);
+  if (rows)
+    svg(
+      "line",
+      { x1: n.x + 6, x2: n.x + n.w, y1: n.y + CARD.header - 4, y2: n.y + CARD.header - 4, class: "ezg-sep" },
+      g,
+    );
   const colour = processColor(n.color);
   const draw = (list, side) => {
     list.forEach((p) => {
@@ -159,7 +173,13 @@ function drawCollapsed(layer, n, state) {
   text(toggle, n.x + 20, n.y + 23.5, "+", "", "middle");
   text(g, n.x + 38, n.y + 24, grp.name, "ezg-group-title");
   const inside = Object.values(state.units).filter((u) => (u.path || []).includes(grp.address)).length;
-  text(g, n.x + 38, n.y + 43, `${inside} unit${inside === 1 ? "" : "s"} \u00b7 ${shortType(grp.component_type)}`, "ezg-group-sub");
+  text(
+    g,
+    n.x + 38,
+    n.y + 43,
+    `${inside} unit${inside === 1 ? "" : "s"} \u00b7 ${shortType(grp.component_type)}`,
+    "ezg-group-sub",
+  );
 }
 
 /**
@@ -171,7 +191,7 @@ export function applyAnnotations(index, state, ann, selected) {
   for (const [address, { g, errText }] of index.units) {
     const u = state.units[address];
     g.classList.toggle("ezg-selected", address === selected);
-    g.classList.toggle("ezg-missing", !!(u && u.process_id && missing.has(u.process_id)));
+    g.classList.toggle("ezg-missing", !!(u?.process_id && missing.has(u.process_id)));
     const ua = unitsAnn[address];
     const hasErr = !!(ua && ua.errors > 0);
     g.classList.toggle("ezg-has-error", hasErr);
@@ -192,7 +212,7 @@ export function applyAnnotations(index, state, ann, selected) {
     for (const id of e.members) {
       const a = edgesAnn[id];
       if (a && a.rate_hz != null) rate = (rate || 0) + a.rate_hz;
-      if (a && a.channel) kinds.add(a.channel);
+      if (a?.channel) kinds.add(a.channel);
       const rec = state.edges[id];
       if (rec) {
         const p = pubs[rec.source];
@@ -230,10 +250,20 @@ export function drawDefs(svgRoot, prefix) {
   const defs = svg("defs", {}, svgRoot);
   const colors = { arrow: "#8c959f", warn: "#d4a72c", crit: "#cf222e", muted: "#c8cdd3" };
   for (const [name, color] of Object.entries(colors)) {
-    const m = svg("marker", {
-      id: `${prefix}-${name}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
-      orient: "auto-start-reverse", markerUnits: "userSpaceOnUse",
-    }, defs);
+    const m = svg(
+      "marker",
+      {
+        id: `${prefix}-${name}`,
+        viewBox: "0 0 10 10",
+        refX: 9,
+        refY: 5,
+        markerWidth: 7,
+        markerHeight: 7,
+        orient: "auto-start-reverse",
+        markerUnits: "userSpaceOnUse",
+      },
+      defs,
+    );
     svg("path", { d: "M0,1 L10,5 L0,9 z", fill: color }, m);
   }
   return defs;

@@ -1,3 +1,4 @@
+// @ts-check
 // ezmsg-lab graph widget (anywidget ESM): live topology of an ezmsg graph.
 //
 // The Python side (ezmsg_lab/widgets/graph.py) syncs `state` (graph_view.graph_state),
@@ -7,9 +8,8 @@
 import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
 import { alignToPrevious, buildElkGraph, layoutKey, runLayout, warmUp } from "./layout.js";
-import { MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
+import { FONT_FAMILY, FONT_PX, MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
 import { applyDiff, normalizeState } from "./state.js";
-import { CSS } from "./style.js";
 
 let viewCounter = 0;
 warmUp();
@@ -25,18 +25,28 @@ const MAX_READABLE_HEIGHT = 1600;
 // cost of a layout that already takes long, for a graph that is read by zooming anyway.
 const MAX_WRAP_NODES = 80;
 // (ELK wrapping strategy, aspect ratio relative to the widget's), tried in this order.
-const WRAPS = [["SINGLE_EDGE", 0.6], ["MULTI_EDGE", 0.6], ["SINGLE_EDGE", 0.3], ["MULTI_EDGE", 1.5], ["SINGLE_EDGE", 1.5]];
+/** @type {Array<[string, number]>} */
+const WRAPS = [
+  ["SINGLE_EDGE", 0.6],
+  ["MULTI_EDGE", 0.6],
+  ["SINGLE_EDGE", 0.3],
+  ["MULTI_EDGE", 1.5],
+  ["SINGLE_EDGE", 1.5],
+];
 
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const ac = new AbortController();
-  const listen = (target, type, fn, opts) => target.addEventListener(type, guard(type, fn), { signal: ac.signal, ...(opts || {}) });
+  const listen = (target, type, fn, opts) =>
+    target.addEventListener(type, guard(type, fn), { signal: ac.signal, ...(opts || {}) });
   const prefix = `ezg${++viewCounter}-${Math.random().toString(36).slice(2, 7)}`;
   let disposed = false;
 
-  const style = document.createElement("style");
-  style.textContent = CSS;
+  // The stylesheet is ezmsg_lab/widgets/static/graph.css (anywidget `_css`); its fonts are
+  // the ones the layout measures text with.
   const root = div("ezg-root");
+  root.style.setProperty("--ezg-font", FONT_FAMILY);
+  for (const [kind, px] of Object.entries(FONT_PX)) root.style.setProperty(`--ezg-px-${kind}`, `${px}px`);
   root.dataset.layouts = "0";
   const toolbar = div("ezg-toolbar", root);
   div("ezg-title", toolbar, "ezmsg graph");
@@ -61,7 +71,7 @@ function render({ model, el }) {
   const legend = div("ezg-legend", root);
   const tooltip = div("ezg-tooltip", root);
   const banner = div("ezg-banner", root);
-  el.append(style, root);
+  el.append(root);
 
   let state = normalizeState(model.get("state"));
   let ann = model.get("annotations") || {};
@@ -81,7 +91,7 @@ function render({ model, el }) {
   let pending = false;
 
   function reportError(where, err) {
-    const msg = `${where}: ${err && err.message ? err.message : String(err)}`;
+    const msg = `${where}: ${err?.message ? err.message : String(err)}`;
     banner.textContent = `Graph widget error \u2014 ${msg}`;
     banner.style.display = "block";
     console.error("[ezmsg-lab graph]", err);
@@ -160,7 +170,7 @@ function render({ model, el }) {
           let wrapped;
           try {
             wrapped = await runLayout(buildElkGraph(state, collapsed, positions, { aspect, strategy }));
-          } catch (e) {
+          } catch {
             // ELK's wrapping fails on some nested graphs: that option is just not taken.
             if (disposed) return;
             continue;
@@ -278,7 +288,9 @@ function render({ model, el }) {
     const usual = (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD) / bh;
     if (k > usual) k = Math.max(usual, floor);
     k = Math.max(k, floor);
-    const want = Math.round(Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chromeHeight() + bh * k + 2 * PAD)));
+    const want = Math.round(
+      Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chromeHeight() + bh * k + 2 * PAD)),
+    );
     root.style.setProperty("--ezg-height", `${want}px`);
   }
 
@@ -374,7 +386,7 @@ function render({ model, el }) {
     drag = null;
     if (wasDrag) return;
     const target = /** @type {Element} */ (ev.target);
-    const toggle = target.closest && target.closest("[data-toggle]");
+    const toggle = target.closest?.("[data-toggle]");
     if (toggle) {
       const id = toggle.getAttribute("data-toggle");
       const next = new Set(collapsed);
@@ -383,14 +395,14 @@ function render({ model, el }) {
       setCollapsed(next);
       return;
     }
-    const folded = target.closest && target.closest(".ezg-collapsed");
+    const folded = target.closest?.(".ezg-collapsed");
     if (folded) {
       const next = new Set(collapsed);
       next.delete(folded.getAttribute("data-group"));
       setCollapsed(next);
       return;
     }
-    const unit = target.closest && target.closest(".ezg-unit");
+    const unit = target.closest?.(".ezg-unit");
     if (unit) select(unit.getAttribute("data-address"));
     else if (selected) select("");
   };
@@ -431,7 +443,7 @@ function render({ model, el }) {
 
   function hover(ev) {
     const target = /** @type {Element} */ (ev.target);
-    const unitEl = target.closest && target.closest(".ezg-unit");
+    const unitEl = target.closest?.(".ezg-unit");
     const edgeEl = !unitEl && target.closest && target.closest("[data-edge]");
     let html = "";
     hideTooltip();
@@ -501,10 +513,12 @@ function render({ model, el }) {
 
   let resizeObserver = null;
   if (typeof ResizeObserver !== "undefined") {
-    resizeObserver = new ResizeObserver(guard("resize", () => {
-      if (lastLayout && needsNewWrap(lastLayout, svgRoot.clientWidth)) requestLayout();
-      else if (!userMoved) fit();
-    }));
+    resizeObserver = new ResizeObserver(
+      guard("resize", () => {
+        if (lastLayout && needsNewWrap(lastLayout, svgRoot.clientWidth)) requestLayout();
+        else if (!userMoved) fit();
+      }),
+    );
     resizeObserver.observe(svgRoot);
   }
 
@@ -549,7 +563,6 @@ function render({ model, el }) {
     if (resizeObserver) resizeObserver.disconnect();
     for (const [name, h] of modelHandlers) model.off(name, h);
     modelHandlers.length = 0;
-    style.remove();
     root.remove();
   };
 }

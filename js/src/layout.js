@@ -1,3 +1,4 @@
+// @ts-check
 // Layout with ELK (layered, compound nodes for collections). This module only turns the
 // graph state into an ELK graph, runs ELK, and reads the result back; it places nothing
 // itself apart from the ports' fixed slots on a unit's card.
@@ -64,17 +65,22 @@ function elk() {
 export function warmUp() {
   const tiny = {
     id: "warm",
-    children: [{ id: "a", width: 10, height: 10 }, { id: "b", width: 10, height: 10 }],
+    children: [
+      { id: "a", width: 10, height: 10 },
+      { id: "b", width: 10, height: 10 },
+    ],
     edges: [{ id: "e", sources: ["a"], targets: ["b"] }],
   };
-  return elk().layout(tiny).catch(() => null);
+  return elk()
+    .layout(tiny)
+    .catch(() => null);
 }
 
 const measureCache = new Map();
 let measureCtx = null;
 /** Text width in px, measured with a canvas so cards fit the fonts this browser has. */
 export function textWidth(text, font) {
-  const key = font + "\u0000" + text;
+  const key = `${font}\u0000${text}`;
   let w = measureCache.get(key);
   if (w === undefined) {
     if (!measureCtx && typeof document !== "undefined") measureCtx = document.createElement("canvas").getContext("2d");
@@ -109,7 +115,8 @@ function cardSize(unit, ports, showHost) {
     CARD.minWidth,
     textWidth(unit.name, FONTS.name) + textWidth(pidText, FONTS.meta) + 44,
     textWidth(shortType(unit.component_type), FONTS.type) +
-      (showHost && unit.host ? textWidth(unit.host, FONTS.meta) + 16 : 0) + 32,
+      (showHost && unit.host ? textWidth(unit.host, FONTS.meta) + 16 : 0) +
+      32,
     maxIn + maxOut + 56,
   );
   const h = rows ? CARD.header + rows * CARD.row + CARD.pad : CARD.header;
@@ -139,7 +146,10 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
   const place = (node, id) => {
     const prev = previous.get(id);
     if (prev) Object.assign(node, { x: prev.x, y: prev.y });
-    else if (previous.size) Object.assign(node, { x: 0, y: (hintY += 10) });
+    else if (previous.size) {
+      hintY += 10;
+      Object.assign(node, { x: 0, y: hintY });
+    }
   };
   /** @type {Map<string, any>} */
   const containers = new Map();
@@ -147,7 +157,7 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
   containers.set(null, root);
   const info = new Map(); // ELK id -> {kind, ref, ...}
 
-  const groups = Object.values(state.groups).sort((a, b) => (a.path.length - b.path.length) || cmp(a.address, b.address));
+  const groups = Object.values(state.groups).sort((a, b) => a.path.length - b.path.length || cmp(a.address, b.address));
   for (const g of groups) {
     const hidden = hiddenBy(g.path || [], collapsed);
     if (hidden) continue;
@@ -164,7 +174,8 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
       node.height = 56;
     }
     info.set(id, { kind: isCollapsed ? "collapsed" : "group", ref: g });
-    const parent = containers.get(g.parent && !hiddenBy(groupPath(state, g.parent), collapsed) ? `g:${g.parent}` : null) || root;
+    const parent =
+      containers.get(g.parent && !hiddenBy(groupPath(state, g.parent), collapsed) ? `g:${g.parent}` : null) || root;
     parent.children.push(node);
     containers.set(id, node);
   }
@@ -180,15 +191,21 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
     const elkPorts = [];
     ports.inputs.forEach((p, i) => {
       elkPorts.push({
-        id: `p:${p.address}`, width: CARD.port, height: CARD.port,
-        x: -CARD.port / 2, y: CARD.header + i * CARD.row + CARD.row / 2 - CARD.port / 2,
+        id: `p:${p.address}`,
+        width: CARD.port,
+        height: CARD.port,
+        x: -CARD.port / 2,
+        y: CARD.header + i * CARD.row + CARD.row / 2 - CARD.port / 2,
         layoutOptions: { "elk.port.side": "WEST" },
       });
     });
     ports.outputs.forEach((p, i) => {
       elkPorts.push({
-        id: `p:${p.address}`, width: CARD.port, height: CARD.port,
-        x: w - CARD.port / 2, y: CARD.header + i * CARD.row + CARD.row / 2 - CARD.port / 2,
+        id: `p:${p.address}`,
+        width: CARD.port,
+        height: CARD.port,
+        x: w - CARD.port / 2,
+        y: CARD.header + i * CARD.row + CARD.row / 2 - CARD.port / 2,
         layoutOptions: { "elk.port.side": "EAST" },
       });
     });
@@ -196,7 +213,9 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
     place(node, id);
     const proc = u.process_id ? state.processes[u.process_id] : null;
     info.set(id, {
-      kind: "unit", ref: u, visiblePorts: ports,
+      kind: "unit",
+      ref: u,
+      visiblePorts: ports,
       color: proc ? proc.color : -1,
       // Host colour only matters (and is drawn) when the graph spans several hosts.
       hostColor: proc && multiHost ? proc.host_color : null,
@@ -248,7 +267,9 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
   // Edges in the same spirit (ELK orders a port's edges, and so their targets, by them).
   const nodeRank = (id) => rank({ id });
   const cmpRank = (ra, rb) => ra[0] - rb[0] || ra[1] - rb[1] || ra[2] - rb[2];
-  root.edges.sort((a, b) => cmpRank(nodeRank(a._t), nodeRank(b._t)) || cmpRank(nodeRank(a._s), nodeRank(b._s)) || cmp(a.id, b.id));
+  root.edges.sort(
+    (a, b) => cmpRank(nodeRank(a._t), nodeRank(b._t)) || cmpRank(nodeRank(a._s), nodeRank(b._s)) || cmp(a.id, b.id),
+  );
   for (const e of root.edges) {
     delete e._s;
     delete e._t;
@@ -301,7 +322,11 @@ export async function runLayout(built) {
   const walk = (n) => {
     for (const c of n.children || []) {
       nodes.set(c.id, {
-        id: c.id, x: c.x, y: c.y, w: c.width, h: c.height,
+        id: c.id,
+        x: c.x,
+        y: c.y,
+        w: c.width,
+        h: c.height,
         // shapeCoords ROOT: ports are absolute too.
         ports: new Map((c.ports || []).map((p) => [p.id, { x: p.x + p.width / 2, y: p.y + p.height / 2 }])),
         ...built.info.get(c.id),

@@ -1,3 +1,4 @@
+// @ts-check
 // Graph state helpers shared by the widget: the diff format of
 // ezmsg_lab/model/graph_view.py, which parts are visible, and what the layout depends on.
 
@@ -37,7 +38,7 @@ export function normalizeState(raw) {
  */
 export function applyDiff(state, diff) {
   if (!diff || diff.base !== state.digest) {
-    throw new Error(`diff base ${diff && diff.base} does not match state digest ${state.digest}`);
+    throw new Error(`diff base ${diff?.base} does not match state digest ${state.digest}`);
   }
   /** @type {any} */
   const out = { ...state };

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ezmsg_lab.widgets._harness import CHROMIUM, CHROMIUM_ARGS, open_harness
+from ._harness import CHROMIUM, CHROMIUM_ARGS, open_harness
 
 
 def _skip_reason() -> str | None:

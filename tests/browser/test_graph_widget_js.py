@@ -1,6 +1,6 @@
 """The graph widget's JavaScript in headless chromium, with a fake anywidget model.
 
-The fake model (ezmsg_lab/widgets/_harness.py) records what the widget sets, saves and
+The fake model (tests/browser/_harness.py) records what the widget sets, saves and
 sends; ``pySet``/``pyMsg`` play the Python side.
 """
 
@@ -223,7 +223,7 @@ def test_pan_zoom_fit_and_cleanup(page: Any, demo_state: dict) -> None:
 
 
 def test_many_processes_are_summarised_per_host(page: Any) -> None:
-    from ezmsg_lab.widgets._harness import synthetic_snapshot
+    from ._harness import synthetic_snapshot
 
     state = gv.graph_state(synthetic_snapshot(30, 40, per_collection=5))
     mount(page, state=state, annotations=ga.make_annotations(missing_processes=[]))
@@ -297,7 +297,7 @@ def test_a_resize_fits_again(page: Any, demo_state: dict) -> None:
 
 
 def test_thirty_units_stay_readable_and_bigger_graphs_fit_whole(page: Any) -> None:
-    from ezmsg_lab.widgets._harness import synthetic_snapshot
+    from ._harness import synthetic_snapshot
 
     thirty = gv.graph_state(synthetic_snapshot(30, 40, per_collection=5))
     got = mount_at(page, 1100, state=thirty)

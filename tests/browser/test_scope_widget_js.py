@@ -12,7 +12,8 @@ from ezmsg.util.messages.axisarray import AxisArray, CoordinateAxis, LinearAxis
 
 from ezmsg_lab.model.scope_frame import build_frame
 from ezmsg_lab.model.tap_buffer import TapItem
-from ezmsg_lab.widgets._harness import open_harness
+
+from ._harness import open_harness
 
 SCOPE_JS = Path(__file__).parents[2] / "ezmsg_lab" / "widgets" / "static" / "scope.js"
 TIMEOUT_MS = 15_000

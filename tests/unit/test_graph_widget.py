@@ -15,9 +15,10 @@ import traitlets
 from ezmsg_lab.model import graph_annotations as ga
 from ezmsg_lab.model import graph_view as gv
 from ezmsg_lab.widgets import GraphWidget
-from ezmsg_lab.widgets._harness import synthetic_snapshot
 from tests.conftest import wait_until
 from tests.unit.test_graph_view import demo_snapshot
+
+from ..browser._harness import synthetic_snapshot
 
 
 def recorded(widget: GraphWidget) -> list[dict[str, Any]]:

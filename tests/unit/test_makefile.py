@@ -61,3 +61,21 @@ def test_nothing_newer_is_a_printed_skip(tmp_path):
     out = _make("test-newest", tmp_path, "3.99.99")
     assert "skipped: no newer CPython found than 3.99.99" in out
     assert "python3.14, python3.13, python3.12 on PATH and in ~/.pyenv/versions" in out
+
+
+def test_make_test_runs_the_javascript_checks():
+    """`make test` depends on js-check, which lints, type-checks and runs node's tests in js/."""
+    env = dict(os.environ)
+    env.pop("MAKEFLAGS", None)
+    proc = subprocess.run(
+        [MAKE, "-n", "-C", str(ROOT), "js-check"],  # type: ignore[list-item]
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "npm run -s lint && npm run -s typecheck && npm test" in proc.stdout
+    rules = (ROOT / "Makefile").read_text().splitlines()
+    test_rule = next(line for line in rules if line.startswith("test:"))
+    assert "js-check" in test_rule.split(":", 1)[1].split()

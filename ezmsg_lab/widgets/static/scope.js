@@ -1,3 +1,4 @@
+// @ts-check
 // ezmsg-lab scope widget (MIT). Plain ESM, not bundled: no dependencies.
 //
 // The kernel sends, per frame, `frame` (float32 bytes) and `header` (view, channels, x0, x1,
@@ -43,8 +44,15 @@ function el(tag, props = {}, parent = null) {
 
 // viridis at 9 stops, interpolated to 256 entries (r, g, b).
 const VIRIDIS = [
-  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+  [68, 1, 84],
+  [71, 44, 122],
+  [59, 81, 139],
+  [44, 113, 142],
+  [33, 144, 141],
+  [39, 173, 129],
+  [92, 200, 99],
+  [170, 220, 50],
+  [253, 231, 37],
 ];
 const LUT = (() => {
   const lut = new Uint8ClampedArray(256 * 3);
@@ -82,7 +90,7 @@ function render({ model, el: host }) {
   let draws = 0;
 
   function report(err) {
-    const msg = `scope: ${err && err.stack ? err.stack : err}`;
+    const msg = `scope: ${err?.stack ? err.stack : err}`;
     error.textContent = msg;
     error.style.display = "block";
     try {
@@ -160,13 +168,19 @@ function render({ model, el: host }) {
         ymin = Infinity;
         ymax = -Infinity;
         for (let i = 0; i < cols; i++) {
-          const a = data[(i * 2) * nch + c];
+          const a = data[i * 2 * nch + c];
           const b = data[(i * 2 + 1) * nch + c];
           if (a < ymin) ymin = a;
           if (b > ymax) ymax = b;
         }
-        if (!Number.isFinite(ymin)) { ymin = -1; ymax = 1; }
-        if (ymin === ymax) { ymin -= 1; ymax += 1; }
+        if (!Number.isFinite(ymin)) {
+          ymin = -1;
+          ymax = 1;
+        }
+        if (ymin === ymax) {
+          ymin -= 1;
+          ymax += 1;
+        }
       }
       const top = c * lane + 2;
       const span = lane - 4;
@@ -175,14 +189,20 @@ function render({ model, el: host }) {
       ctx.beginPath();
       let prev = null;
       for (let i = 0; i < cols; i++) {
-        const a = data[(i * 2) * nch + c];
+        const a = data[i * 2 * nch + c];
         const b = data[(i * 2 + 1) * nch + c];
-        if (Number.isNaN(a) || Number.isNaN(b)) { prev = null; continue; }
+        if (Number.isNaN(a) || Number.isNaN(b)) {
+          prev = null;
+          continue;
+        }
         const x = i * xs;
         const y1 = yOf(b);
         const y0 = yOf(a);
         ctx.fillRect(x, y1, Math.max(1, xs), Math.max(1, y0 - y1));
-        if (prev !== null) { ctx.moveTo(x - xs, prev); ctx.lineTo(x, (y0 + y1) / 2); }
+        if (prev !== null) {
+          ctx.moveTo(x - xs, prev);
+          ctx.lineTo(x, (y0 + y1) / 2);
+        }
         prev = (y0 + y1) / 2;
       }
       ctx.stroke();
@@ -219,7 +239,10 @@ function render({ model, el: host }) {
       for (let i = 0; i < rows * cols; i++) {
         const v = data[base + i];
         const o = i * 4;
-        if (Number.isNaN(v)) { px[o + 3] = 0; continue; } // NaN: the background shows
+        if (Number.isNaN(v)) {
+          px[o + 3] = 0;
+          continue;
+        } // NaN: the background shows
         const k = Math.min(255, Math.max(0, Math.round((v - lo) * scale))) * 3;
         px[o] = LUT[k];
         px[o + 1] = LUT[k + 1];
@@ -255,7 +278,10 @@ function render({ model, el: host }) {
       xr = yr = model.get("y_range") || [-1, 1]; // a fixed range holds both axes
     }
     // The plot area leaves a strip at the bottom for the axes' ranges.
-    const left = 4, top = 4, right = w - 4, bottom = h - 18;
+    const left = 4,
+      top = 4,
+      right = w - 4,
+      bottom = h - 18;
     ctx.strokeStyle = "#d0d7de";
     ctx.strokeRect(left - 0.5, top - 0.5, right - left + 1, bottom - top + 1);
     const sx = (right - left) / (xr[1] - xr[0]);
@@ -316,8 +342,14 @@ function render({ model, el: host }) {
     }
   }
 
-  const onPause = () => { model.set("paused", !model.get("paused")); model.save_changes(); };
-  const onAuto = () => { model.set("autoscale", auto.checked); model.save_changes(); };
+  const onPause = () => {
+    model.set("paused", !model.get("paused"));
+    model.save_changes();
+  };
+  const onAuto = () => {
+    model.set("autoscale", auto.checked);
+    model.save_changes();
+  };
   const onRange = () => {
     const a = Number(lo.value);
     const b = Number(hi.value);
@@ -339,11 +371,19 @@ function render({ model, el: host }) {
   const schedule = () => {
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => { pending = false; draw(); });
+    requestAnimationFrame(() => {
+      pending = false;
+      draw();
+    });
   };
-  const onControls = () => { controls(); schedule(); };
+  const onControls = () => {
+    controls();
+    schedule();
+  };
   // Paused: what arrives is not drawn (a frame in flight when pause was pressed).
-  const onFrame = () => { if (!(model.get("paused") && held)) schedule(); };
+  const onFrame = () => {
+    if (!(model.get("paused") && held)) schedule();
+  };
   const handlers = [
     ["change:frame", onFrame],
     ["change:header", onFrame],

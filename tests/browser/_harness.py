@@ -1,5 +1,6 @@
 """Run the graph widget's ESM outside Jupyter: a page with a fake anywidget model, and
-synthetic snapshots of any size. Used by the browser tests and the benchmark.
+synthetic snapshots of any size. Used by the browser tests, the graph widget's unit tests
+and the benchmarks (test tooling: it is not part of the package).
 
 The fake model implements what the widget uses of anywidget's model (``get``, ``set``,
 ``on``, ``off``, ``save_changes``, ``send``) and records what the widget did; it can drift
@@ -23,7 +24,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-BUNDLE = Path(__file__).parent / "static" / "graph.js"
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "ezmsg_lab" / "widgets" / "static" / "graph.js"
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>graph widget harness</title></head>
@@ -70,8 +72,13 @@ window.mount = (data) => {
 
 
 def open_harness(page: Any, bundle: Path = BUNDLE) -> None:
-    """Load the harness page and the widget bundle into a playwright ``page``."""
+    """Load the harness page and the widget bundle into a playwright ``page``, with the
+    widget's stylesheet (its anywidget ``_css``: the ``.css`` beside the bundle) when it has
+    one, as anywidget would add it to the document."""
     page.set_content(PAGE)
+    css = bundle.with_suffix(".css")
+    if css.exists():
+        page.add_style_tag(content=css.read_text(encoding="utf-8"))
     page.evaluate("src => window.loadWidget(src)", bundle.read_text(encoding="utf-8"))
 
 
