@@ -490,29 +490,13 @@ class ChangeWatcher:
 
 
 def _recent_rate(metrics: MetricsStore, pubs: pd.DataFrame, window_s: float = 2.0) -> float | None:
-    """Summed publish rate of ``pubs`` over the last ``window_s`` of polls: total messages
-    over time per endpoint, not the last poll's rate, which at a boosted 20 Hz poll can be
-    0 for a steady 100 Hz stream whose process was briefly descheduled (or NaN after a
-    missed poll)."""
+    """The publishers' summed rate over the last ``window_s`` (see
+    :meth:`MetricsStore.recent_rate`), else their latest polled rates."""
     if not len(pubs):
         return None
-    history = metrics.metrics(since_s=time.time() - window_s, topics=list(pubs["topic"]))
-    history = history[
-        (history["metric"] == "messages_total")
-        & (history["status"].astype(str) == "ok")
-        & history["endpoint"].isin(set(pubs["endpoint"]))
-    ]
-    total = 0.0
-    found = False
-    for _, rows in history.groupby("endpoint"):
-        if len(rows) < 2:
-            continue
-        dt = (rows["time"].iloc[-1] - rows["time"].iloc[0]).total_seconds()
-        if dt > 0:
-            total += (rows["value"].iloc[-1] - rows["value"].iloc[0]) / dt
-            found = True
-    if found:
-        return total
+    rate = metrics.recent_rate(pubs["endpoint"], window_s)
+    if rate is not None:
+        return rate
     rates = pubs["rate_hz"].dropna()
     return float(rates.sum()) if len(rates) else None
 

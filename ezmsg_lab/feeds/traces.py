@@ -220,11 +220,8 @@ class TraceFeed:
 
     def _process_rates(self) -> dict[str, float]:
         """Messages per second each process handles on the traced topics (latest poll)."""
-        frame = self._metrics.profile(include_gone=False)
-        if self.active and self.active.topics:
-            frame = frame[frame["topic"].isin(self.active.topics)]
-        rates = frame.groupby("process")["rate_hz"].sum(min_count=1)
-        return {str(k): float(v) for k, v in rates.items() if v == v}
+        topics = self.active.topics if self.active and self.active.topics else None
+        return self._metrics.process_rates(topics)
 
     async def _apply(self) -> None:
         from ezmsg.core.graphmeta import ProfilingTraceControl

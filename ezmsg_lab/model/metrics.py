@@ -19,6 +19,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -387,6 +388,83 @@ class MetricsStore:
             cols = self.history.view()
             series = dict(self.series)
         return _metrics_frame(cols, series, since_s, topics)
+
+    # ------------------------------------------------------------------ rates
+    # Every derived rate the Lab shows or acts on is computed here (the profile's
+    # ``rate_hz`` per endpoint is the poller's, from ezmsg's counters).
+
+    def process_rates(self, topics: Iterable[str] | None = None) -> dict[str, float]:
+        """Messages per second each live process handles (latest poll), summed over its
+        endpoints, on ``topics`` only when given."""
+        return process_rates(self.profile(include_gone=False), topics)
+
+    def recent_rate(self, endpoints: Iterable[str], window_s: float = 2.0) -> float | None:
+        """Summed rate of ``endpoints`` over the last ``window_s`` of polls: total messages
+        over time per endpoint, not the last poll's rate (which at a boosted 20 Hz poll can
+        be 0 for a steady 100 Hz stream whose process was briefly descheduled, or NaN after
+        a missed poll). None when fewer than two polls of any endpoint are in the window."""
+        endpoints = set(endpoints)
+        if not endpoints:
+            return None
+        with self.lock:
+            now = self.last_poll_s or 0.0
+            rows = [s for s in self._current.values() if s.endpoint_id in endpoints and s.latest]
+            topics = {s.topic for s in rows}
+        if not topics:
+            return None
+        history = self.metrics(since_s=now - window_s, topics=topics)
+        history = history[
+            (history["metric"] == "messages_total")
+            & (history["status"].astype(str) == "ok")
+            & history["endpoint"].isin(endpoints)
+        ]
+        total, found = 0.0, False
+        for _, g in history.groupby("endpoint"):
+            if len(g) < 2:
+                continue
+            dt = (g["time"].iloc[-1] - g["time"].iloc[0]).total_seconds()
+            if dt > 0:
+                total += (g["value"].iloc[-1] - g["value"].iloc[0]) / dt
+                found = True
+        return total if found else None
+
+
+def process_rates(profile: pd.DataFrame, topics: Iterable[str] | None = None) -> dict[str, float]:
+    """Summed ``rate_hz`` per process of a profile frame (NaN rates left out)."""
+    if topics is not None:
+        profile = profile[profile["topic"].isin(list(topics))]
+    rates = profile.groupby("process", observed=True)["rate_hz"].sum(min_count=1)
+    return {str(k): float(v) for k, v in rates.items() if v == v}
+
+
+def topic_rates(profile: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    """(receive rate per subscribed topic, publish rate per published topic) of the
+    endpoints whose poll was ok, summed over endpoints; NaN where none is known."""
+    ok = profile[profile["status"].astype(str) == "ok"]
+    subs = ok[ok["kind"] == "subscriber"].groupby("topic", observed=True)["rate_hz"]
+    pubs = ok[ok["kind"] == "publisher"].groupby("topic", observed=True)["rate_hz"]
+    return subs.sum(min_count=1).to_dict(), pubs.sum(min_count=1).to_dict()
+
+
+def edge_rates(
+    profile: pd.DataFrame, graph: Mapping[str, Iterable[str]]
+) -> dict[tuple[str, str], float | None]:
+    """The rate of each edge ``src -> dst``: what ``dst``'s subscriber receives or, when
+    it has no reading, what ``src`` publishes; None when neither is known."""
+    sub_rate, pub_rate = topic_rates(profile)
+    out: dict[tuple[str, str], float | None] = {}
+    for src, dsts in graph.items():
+        for dst in dsts:
+            rate = sub_rate.get(dst, pub_rate.get(src))
+            out[(src, dst)] = finite_or_none(rate)
+    return out
+
+
+def finite_or_none(x: Any) -> float | None:
+    """``float(x)`` for a finite number, else None (for JSON and widgets)."""
+    if x is None or isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
+        return None
+    return float(x) if math.isfinite(float(x)) else None
 
 
 def channel_label(kinds: Iterable[str]) -> str | None:

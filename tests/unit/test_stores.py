@@ -88,6 +88,29 @@ def test_rates_come_from_total_deltas_over_process_time():
     assert isinstance(prof["time"].dtype, pd.DatetimeTZDtype)
 
 
+def test_rates_per_process_per_edge_and_over_a_recent_window_come_from_the_store():
+    from ezmsg_lab.model.metrics import edge_rates
+
+    store = MetricsStore()
+    both = {"p1": P1, "p2": P2}
+    store.ingest(1000.0, [pub(0, 10.0), sub(0, 10.0)], both)
+    store.ingest(1001.0, [pub(100, 11.0), sub(100, 11.0)], both)
+    store.ingest(1002.0, [pub(300, 12.0), sub(250, 12.0)], both)
+    assert store.recent_rate(["G/SRC/OUT:e1"], window_s=5.0) == pytest.approx(150.0)
+    assert store.recent_rate(["G/SRC/OUT:e1"], window_s=1.5) == pytest.approx(200.0)
+    assert store.recent_rate(["G/SRC/OUT:e1", "G/SINK/IN:e2"], 1.5) == pytest.approx(350.0)
+    assert store.recent_rate(["nope"]) is None and store.recent_rate([]) is None
+    assert store.process_rates() == {"p1": pytest.approx(200.0), "p2": pytest.approx(150.0)}
+    assert store.process_rates(topics=["G/SINK/IN"]) == {"p2": pytest.approx(150.0)}
+    graph = {"G/SRC/OUT": ["G/SINK/IN", "G/OTHER/IN"]}
+    rates = edge_rates(store.profile(), graph)
+    # the subscriber's own reading where there is one, else what the publisher sends
+    assert rates == {
+        ("G/SRC/OUT", "G/SINK/IN"): pytest.approx(150.0),
+        ("G/SRC/OUT", "G/OTHER/IN"): pytest.approx(200.0),
+    }
+
+
 def test_first_poll_has_no_rate_and_counter_reset_starts_a_new_series():
     store = MetricsStore()
     store.ingest(0.0, [pub(100, 1.0)], {"p1": P1})
