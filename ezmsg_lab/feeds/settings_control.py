@@ -37,6 +37,7 @@ import pandas as pd
 from ..errors import LabTimeoutError, SettingsRefusedError
 from ..model.logs import LogStore
 from ..model.metrics import MetricsStore
+from ..model.paths import get_path as path_get
 from ..model.settings_changes import (
     ERROR_GRACE_S,
     UNWATCHED,
@@ -133,15 +134,6 @@ def unpickled(value: Any) -> Any:
         return pickle.loads(raw)
     except Exception:  # a class not importable here: cannot be one the Lab built
         return None
-
-
-def path_get(obj: Any, path: str) -> Any:
-    """The value at a dotted path of a settings object (or dict)."""
-    for part in path.split("."):
-        if obj is None:
-            return None
-        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
-    return obj
 
 
 # A matcher gets the event's snapshot value and a function returning its unpickled

@@ -30,7 +30,6 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-# The annotations API is re-exported here: graph_view is the one module to import.
 from .graph_annotations import (
     BACKPRESSURE_CRITICAL,
     BACKPRESSURE_WARN,
@@ -42,6 +41,9 @@ from .graph_annotations import (
     make_annotations,
     normalize_annotations,
 )
+
+# The annotations API is re-exported here: graph_view is the one module to import.
+from .snapshot import components, is_collection
 
 __all__ = [
     "BACKPRESSURE_CRITICAL",
@@ -192,14 +194,7 @@ def _is_output(meta: Any) -> bool:
 
 def _components(snapshot: Any) -> list[tuple[str, Any]]:
     """(session id, component metadata) pairs, first session (sorted by id) wins."""
-    seen: dict[str, tuple[str, Any]] = {}
-    for sid in sorted(snapshot.sessions):
-        meta = snapshot.sessions[sid].metadata
-        if meta is None:
-            continue
-        for address, comp in meta.components.items():
-            seen.setdefault(address, (sid, comp))
-    return [seen[a] for a in sorted(seen)]
+    return [(sid, comp) for sid, _, comp in components(snapshot)]
 
 
 def graph_state(snapshot: Any, *, previous: Mapping[str, Any] | None = None) -> GraphState:
@@ -234,7 +229,7 @@ def graph_state(snapshot: Any, *, previous: Mapping[str, Any] | None = None) -> 
     for _sid, comp in comps:
         for child in getattr(comp, "children", None) or ():
             parent_of[str(child)] = str(comp.address)
-    collections = {str(c.address) for _, c in comps if hasattr(c, "children")}
+    collections = {str(c.address) for _, c in comps if is_collection(c)}
 
     def parent(address: str) -> str | None:
         if address in parent_of:
@@ -277,7 +272,7 @@ def graph_state(snapshot: Any, *, previous: Mapping[str, Any] | None = None) -> 
                 "inputs": inputs,
                 "outputs": outputs,
             }
-        elif hasattr(comp, "children"):
+        elif is_collection(comp):
             groups[address] = {
                 "address": address,
                 "name": str(comp.name),

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import LabError
+from .paths import get_path as _get
 from .settings_changes import Health, SetResult, effect_message, settings_equal
 from .settings_store import SettingsStore, structured
 
@@ -38,14 +39,6 @@ def _value_of(snapshot_value: Any) -> Any:
         except Exception:  # the class is not importable here: show the structured value
             pass
     return structured(snapshot_value)
-
-
-def _get(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        if obj is None:
-            return None
-        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
-    return obj
 
 
 @functools.cache

@@ -23,6 +23,7 @@ import pandas as pd
 
 from .clock import to_utc
 from .listeners import Listeners
+from .paths import get_path
 
 if TYPE_CHECKING:
     from .settings_schema import FieldSpec, SettingsSpec
@@ -268,7 +269,4 @@ class SettingsStore:
 
 
 def _default(field_meta: Any, path: str) -> Any:
-    default = field_meta.default
-    for part in path.split(".")[1:]:
-        default = default.get(part) if isinstance(default, dict) else None
-    return default
+    return get_path(field_meta.default, path.partition(".")[2])

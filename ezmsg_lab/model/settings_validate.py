@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LabError
+from .paths import get_path as _get
 from .settings_schema import INIT_FALSE_REASON, FieldSpec, SettingsSpec
 
 __all__ = ["SettingsValidationError", "build_update", "coerce_field", "validate_updates"]
@@ -135,6 +136,11 @@ def _check_bounds(spec: FieldSpec, x: float | int, original: Any) -> None:
         )
 
 
+# Text numbers may carry spaces, tabs and newlines around them (a pasted value), never
+# control characters: str.strip() would drop "\x1f" and take "0\x1f" for 0.
+_BLANKS = " \t\r\n"
+
+
 def _to_float(spec: FieldSpec, v: Any) -> float:
     if isinstance(v, np.ndarray) and v.ndim == 0:
         v = v.item()
@@ -144,7 +150,7 @@ def _to_float(spec: FieldSpec, v: Any) -> float:
         x = float(v)
     elif isinstance(v, str):
         try:
-            x = float(v.strip())
+            x = float(v.strip(_BLANKS))
         except ValueError:
             raise _Refusal(spec.path, v, "not a number", "Give a float such as 2.5.") from None
     else:
@@ -160,7 +166,8 @@ def _to_int(spec: FieldSpec, v: Any) -> int:
         raise _Refusal(spec.path, v, "a bool is not an integer", "Give an int such as 1.")
     if isinstance(v, str):
         try:
-            v = float(v.strip()) if any(c in v for c in ".eE") else int(v.strip())
+            t = v.strip(_BLANKS)
+            v = float(t) if any(c in t for c in ".eE") else int(t)
         except ValueError:
             raise _Refusal(spec.path, v, "not an integer", "Give an int such as 3.") from None
     if isinstance(v, (int, np.integer)):
@@ -408,12 +415,6 @@ def coerce_field(spec: FieldSpec, value: Any, *, unit: str = "", current: Any = 
         return _coerce(spec, value, current)
     except _Refusal as r:
         raise SettingsValidationError(unit=unit, field=r.path, value=r.value, rule=r.rule, hint=r.hint) from None  # fmt: skip
-
-
-def _get(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        obj = obj.get(part) if isinstance(obj, Mapping) else getattr(obj, part, None)
-    return obj
 
 
 def validate_updates(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .clock import to_utc
 from .metrics import ProcessMeta
+from .snapshot import components, is_collection
 
 
 @dataclass
@@ -69,49 +70,44 @@ def build_topology(snapshot: Any, read_at_s: float) -> Topology:
     unit_rows = []
     collection_rows = []
     stream_owner: dict[str, str] = {}
-    for session_id, session in snapshot.sessions.items():
-        meta = session.metadata
-        if meta is None:
-            continue
-        for address, comp in meta.components.items():
-            kind = type(comp).__name__
-            dynamic = bool(comp.dynamic_settings.enabled)
-            if kind == "CollectionMetadata":
-                collection_rows.append(
-                    {
-                        "address": address,
-                        "name": comp.name,
-                        "parent": _parent(address),
-                        "component_type": comp.component_type,
-                        "children": list(comp.children),
-                        "session": session_id,
-                    }
-                )
-                for topic in comp.topics.values():
-                    stream_owner.setdefault(topic.address, address)
-                continue
-            streams = getattr(comp, "streams", {}) or {}
-            inputs = sorted(s.address for s in streams.values() if "Input" in type(s).__name__)
-            outputs = sorted(s.address for s in streams.values() if "Output" in type(s).__name__)
-            for s in streams.values():
-                stream_owner[s.address] = address
-            proc = owner_of_unit.get(address)
-            unit_rows.append(
+    for session_id, address, comp in components(snapshot):
+        dynamic = bool(comp.dynamic_settings.enabled)
+        if is_collection(comp):
+            collection_rows.append(
                 {
                     "address": address,
                     "name": comp.name,
-                    "collection": _parent(address),
+                    "parent": _parent(address),
                     "component_type": comp.component_type,
-                    "settings_type": comp.settings_type,
-                    "dynamic_settings": dynamic,
-                    "inputs": inputs,
-                    "outputs": outputs,
-                    "process": proc.process_id if proc else None,
-                    "pid": proc.pid if proc else None,
-                    "host": proc.host if proc else None,
+                    "children": list(comp.children),
                     "session": session_id,
                 }
             )
+            for topic in comp.topics.values():
+                stream_owner.setdefault(topic.address, address)
+            continue
+        streams = getattr(comp, "streams", {}) or {}
+        inputs = sorted(s.address for s in streams.values() if "Input" in type(s).__name__)
+        outputs = sorted(s.address for s in streams.values() if "Output" in type(s).__name__)
+        for s in streams.values():
+            stream_owner[s.address] = address
+        proc = owner_of_unit.get(address)
+        unit_rows.append(
+            {
+                "address": address,
+                "name": comp.name,
+                "collection": _parent(address),
+                "component_type": comp.component_type,
+                "settings_type": comp.settings_type,
+                "dynamic_settings": dynamic,
+                "inputs": inputs,
+                "outputs": outputs,
+                "process": proc.process_id if proc else None,
+                "pid": proc.pid if proc else None,
+                "host": proc.host if proc else None,
+                "session": session_id,
+            }
+        )
 
     units = pd.DataFrame(
         unit_rows,

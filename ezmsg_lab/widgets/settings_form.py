@@ -35,6 +35,7 @@ from typing import Any, Literal
 import ipywidgets as W
 import numpy as np
 
+from ..model.paths import get_path as _get
 from ..model.settings_changes import settings_equal
 from ..model.settings_schema import FieldSpec, SettingsSpec
 from ..model.settings_validate import SettingsValidationError, coerce_field
@@ -46,14 +47,6 @@ Policy = Literal["live", "release", "manual"]
 
 
 _UNSET = object()
-
-
-def _get(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        if obj is None:
-            return None
-        obj = obj.get(part) if isinstance(obj, Mapping) else getattr(obj, part, None)
-    return obj
 
 
 def _number(x: Any) -> bool:

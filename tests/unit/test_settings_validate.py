@@ -356,3 +356,14 @@ def test_hypothesis_bounds_are_exact(path, x):
         assert not inside and err.field == path
     else:
         assert inside and got == x
+
+
+def test_text_numbers_may_have_blanks_around_them_but_not_control_characters():
+    """Found by the hypothesis test: str.strip() also drops control characters, so
+    "0\\x1f" was taken for 0."""
+    spec = spec_from_class(demo.DetectorSettings)
+    field = spec.field("threshold")
+    assert coerce_field(field, " 2.5 \n") == 2.5
+    for text in ("0\x1f", "\x1c1.5", "1\x00"):
+        with pytest.raises(SettingsValidationError, match="not a number"):
+            coerce_field(field, text)
