@@ -21,6 +21,18 @@ from ._units import FaultSettings, FaultyPair
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt, as in a kernel. A process started in the
+    background by a non-interactive shell (nohup, ``cmd &``) starts with SIGINT ignored,
+    and Python then installs no handler: the interrupt would vanish."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _interrupt_main() -> None:
     """What Jupyter's interrupt button does: SIGINT to the kernel, whose main thread runs
     the cell. Sent to the main thread itself: from a Timer thread, os.kill lets Linux hand
@@ -98,7 +110,7 @@ def test_spawn_with_notebook_units_is_refused_not_hung(tmp_path):
     assert "DEMO True 4" in lines
 
 
-def test_interrupted_launch_leaves_the_lab_usable(lab):
+def test_interrupted_launch_leaves_the_lab_usable(lab, sigint_raises):
     timer = threading.Timer(1.0, _interrupt_main)
     timer.start()
     try:
@@ -126,7 +138,7 @@ def _slow_call() -> tuple[threading.Event, object]:
     return cancelled, slow()
 
 
-def test_interrupted_call_is_cancelled_and_lab_stays_usable(lab):
+def test_interrupted_call_is_cancelled_and_lab_stays_usable(lab, sigint_raises):
     cancelled, slow = _slow_call()
     timer = threading.Timer(0.3, _interrupt_main)
     timer.start()
