@@ -111,6 +111,17 @@ def refusal(unit: str, what: str, exc: RuntimeError) -> SettingsRefusedError:
     elif code == "HANDLER_ERROR" and compat.is_coercion_refusal(detail):
         # ezmsg 3.10 coerces in the owning process and refuses with pydantic's message.
         msg = f"{unit}: ezmsg refused {what}: {_short_pydantic(detail)}. Nothing changed."
+    elif code == "HANDLER_ERROR" and compat.is_loopback_settings_publisher(detail):
+        msg = (
+            f"{unit}: ezmsg refused {what} ({code}): {detail.splitlines()[0]}. Nothing "
+            "changed. The unit runs on another host: ezmsg applies the change through a "
+            "settings publisher in the unit's process that listens on 127.0.0.1 only, "
+            "while the GraphServer tells subscribers that host's address. In the script "
+            "that runs those units, before ez.run (at the top, so every unit process "
+            "applies it): import ezmsg.core.netprotocol; "
+            'ezmsg.core.netprotocol.DEFAULT_HOST = "0.0.0.0" (see README, "A graph '
+            'across machines").'
+        )
     elif code == "INVALID_RESPONSE" and "Invalid settings field update payload" in detail:
         # The unit's process could not load the value: for an enum sent by value (its
         # class is not importable here), a value that is not one of its members.

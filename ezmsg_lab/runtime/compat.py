@@ -267,6 +267,15 @@ def is_coercion_refusal(detail: str) -> bool:
     return _COERCION_TEXT in detail
 
 
+def is_loopback_settings_publisher(detail: str) -> bool:
+    """Whether a HANDLER_ERROR's detail says the unit's process could not connect to its
+    own settings publisher (ezmsg 3.9/3.10 ``"Failed to patch settings field: ... Connect
+    call failed"``): that publisher binds ezmsg's ``netprotocol.DEFAULT_HOST``
+    (127.0.0.1) while the GraphServer advertises the host's address, which fails on a
+    host other than the GraphServer's."""
+    return "Failed to patch settings field" in detail and "Connect call failed" in detail
+
+
 def is_address_collision(exc: BaseException) -> bool:
     """Whether a GraphRunner start failed because the unit addresses are already in use
     on the GraphServer (ezmsg says so only in the message)."""

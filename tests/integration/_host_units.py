@@ -21,6 +21,13 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import ezmsg.core as ez
+import ezmsg.core.netprotocol
+
+if os.environ.get("EZLAB_BIND_ALL"):
+    # The README's workaround ("A graph across machines"), at import so that unit
+    # processes started by spawn or forkserver apply it too: ezmsg's publishers (its
+    # settings publisher among them) bind all interfaces, not 127.0.0.1.
+    ezmsg.core.netprotocol.DEFAULT_HOST = "0.0.0.0"
 
 TICK_HZ = 200.0
 STALL_S = 0.05
@@ -42,7 +49,12 @@ class Ticker(ez.Unit):
     not slow the rate down (after a stall longer than STALL_S it starts afresh)."""
 
     SETTINGS = TickerSettings
+    INPUT_SETTINGS = ez.InputStream(TickerSettings)
     OUTPUT = ez.OutputStream(Tick, host="0.0.0.0")
+
+    @ez.subscriber(INPUT_SETTINGS)
+    async def on_settings(self, msg: TickerSettings) -> None:
+        self.apply_settings(msg)
 
     @ez.publisher(OUTPUT)
     async def tick(self) -> AsyncGenerator:

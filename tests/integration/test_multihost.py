@@ -168,20 +168,31 @@ def test_cross_host_latency_is_never_negative_beyond_the_uncertainty(hosts, lab)
     assert np.median(latency_ms) < 1000  # not hours: the clocks are mapped per host
 
 
-def test_set_on_a_unit_on_a_remote_host_is_validated_and_refused_clearly(hosts, lab):
-    """Validation works across hosts; applying does not yet (see the README): ezmsg's
-    ``update_setting`` patches in the unit's process on host C, whose control publisher
-    binds 127.0.0.1 while the GraphServer advertises C's address, so ezmsg refuses
-    (3.9.0 and 3.10.0b5). The Lab says so and nothing changes."""
+def test_set_on_a_remote_unit_applies_with_the_workaround_and_says_what_to_do_without(hosts, lab):
+    """ezmsg's ``update_setting`` patches in the unit's process, through a publisher that
+    binds 127.0.0.1 while the GraphServer advertises the host's address, so on a remote
+    host ezmsg refuses (3.9.0 and 3.10.0b5). Host C runs the README's workaround (its
+    script binds all interfaces) and is tuned; host B does not, and the Lab's error says
+    what to do. Invalid values are refused before anything is sent."""
     from ezmsg_lab.errors import LabError, SettingsRefusedError
 
     with pytest.raises(LabError, match="gain"):
         lab.set("C/SCALE", gain=50.0)  # out of bounds: refused before anything is sent
-    with pytest.raises(SettingsRefusedError, match="Connect call failed") as info:
-        lab.set("C/SCALE", gain=2.5)
+    result = lab.set("C/SCALE", gain=2.5)
+    try:
+        assert result.applied == {"gain": 2.5}
+        assert lab.settings("C/SCALE").set_index("field").loc["gain", "value"] == 2.5
+        # the unit on host C itself works with the new gain
+        assert wait_until(lambda: json.loads(hosts.sink_file.read_text())[-1][2] == 2.5, 10)
+    finally:
+        lab.undo()
+    assert wait_until(lambda: json.loads(hosts.sink_file.read_text())[-1][2] == 1.0, 10)
+
+    with pytest.raises(SettingsRefusedError, match="DEFAULT_HOST") as info:
+        lab.set("B/TICK", rate_hz=150.0)
     assert info.value.code == "HANDLER_ERROR"
-    assert lab.settings("C/SCALE").set_index("field").loc["gain", "value"] == 1.0
-    assert json.loads(hosts.sink_file.read_text())[-1][2] == 1.0
+    assert "Connect call failed" in str(info.value)
+    assert lab.settings("B/TICK").set_index("field").loc["rate_hz", "value"] == 200.0
 
 
 def test_graph_colours_hosts_and_shows_tcp_between_them(lab):
