@@ -77,7 +77,7 @@ class _Placeholder:
 
     _ref: ClassRef
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:  # type: ignore[misc]
+    def __new__(cls, *args: Any, **kwargs: Any) -> _OpaqueObj:  # type: ignore[misc]
         return _OpaqueObj(Opaque(cls._ref, tuple(args)))
 
 
