@@ -33,15 +33,34 @@ _CHANNEL_CODE = {name: i for i, name in enumerate(CHANNEL_KINDS)}
 # What DataFrames show: a kind, or several for a publisher whose subscribers differ (a
 # channel ezmsg cannot tell is missing, NaN, not a word that looks like data).
 CHANNEL_CATEGORIES = (
-    "LOCAL", "SHM", "TCP", "LOCAL+SHM", "LOCAL+TCP", "SHM+TCP", "LOCAL+SHM+TCP",
-)  # fmt: skip
+    "LOCAL",
+    "SHM",
+    "TCP",
+    "LOCAL+SHM",
+    "LOCAL+TCP",
+    "SHM+TCP",
+    "LOCAL+SHM+TCP",
+)
 STATUSES = ("ok", "missing", "gone")
 KINDS = ("publisher", "subscriber")
 
 PROFILE_COLUMNS = [
-    "time", "topic", "endpoint", "kind", "unit", "process", "pid", "host", "rate_hz",
-    "messages_total", "inflight", "num_buffers", "channel_kind", "errors", "status",
-]  # fmt: skip
+    "time",
+    "topic",
+    "endpoint",
+    "kind",
+    "unit",
+    "process",
+    "pid",
+    "host",
+    "rate_hz",
+    "messages_total",
+    "inflight",
+    "num_buffers",
+    "channel_kind",
+    "errors",
+    "status",
+]
 
 # How long endpoints of a process that left the topology stay listed in profile(), and
 # how many such processes are kept at most: then the store forgets them (their rows stay

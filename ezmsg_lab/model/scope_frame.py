@@ -233,9 +233,16 @@ def _image_frame(
         xv, yv = _coords(msg, cdim), _coords(msg, rdim)
         values = block_mean(image, rows, columns)
         return ScopeFrame(
-            "image", values, [f"{rdim} × {cdim}"], float(xv[0]), float(xv[-1]),
-            y0=float(yv[0]), y1=float(yv[-1]), xdim=cdim, ydim=rdim,
-        )  # fmt: skip
+            "image",
+            values,
+            [f"{rdim} × {cdim}"],
+            float(xv[0]),
+            float(xv[-1]),
+            y0=float(yv[0]),
+            y1=float(yv[-1]),
+            xdim=cdim,
+            ydim=rdim,
+        )
     (rdim,) = plan
     msgs, t = _sweep_run(items, tdim, span_s)
     if t is None:
@@ -259,9 +266,17 @@ def _image_frame(
     lane_rows = max(1, rows // max(1, image.shape[0]))
     values = block_mean(image, lane_rows, columns)
     return ScopeFrame(
-        "image", values, labels, float(t[0] - t[-1]), 0.0,
-        all_channels=every if len(every) > 1 else [], y0=y0, y1=y1, xdim=tdim, ydim=rdim,
-    )  # fmt: skip
+        "image",
+        values,
+        labels,
+        float(t[0] - t[-1]),
+        0.0,
+        all_channels=every if len(every) > 1 else [],
+        y0=y0,
+        y1=y1,
+        xdim=tdim,
+        ydim=rdim,
+    )
 
 
 def _points(msg: Any, xy: str | None, tdim: str | None) -> np.ndarray:
@@ -316,9 +331,12 @@ def _scatter_frame(
         points, labels = points[:, keep], [every[i] for i in keep]
     values = np.ascontiguousarray(np.transpose(points, (1, 0, 2)), dtype=np.float32)
     frame = ScopeFrame(
-        "scatter", values, labels, all_channels=every if len(every) > 1 else [],
+        "scatter",
+        values,
+        labels,
+        all_channels=every if len(every) > 1 else [],
         dropped=total - points.shape[0],
-    )  # fmt: skip
+    )
     x, y = values[..., 0], values[..., 1]
     if np.isfinite(x).any() and np.isfinite(y).any():
         frame.x0, frame.x1 = float(np.nanmin(x)), float(np.nanmax(x))
