@@ -82,7 +82,7 @@ class _Debouncer:
     running loop (tests, plain scripts) a ``threading.Timer`` does it.
     """
 
-    def __init__(self, delay: float, fn: Callable[[], None]) -> None:
+    def __init__(self, delay: float, fn: Callable[[], object]) -> None:
         self.delay, self.fn = delay, fn
         self._handle: Any = None
         self._lock = threading.Lock()
@@ -114,7 +114,7 @@ class _Debouncer:
             self._handle = None
 
 
-class SettingsForm(W.VBox):
+class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its classes are Any here
     """An editable form for one unit's settings.
 
     Parameters
@@ -268,7 +268,7 @@ class SettingsForm(W.VBox):
             return False
         tol = ed.tolerance()
         if tol > 0 and _number(raw) and _number(unit_value):
-            return abs(raw - unit_value) <= tol * (1 + 1e-9)
+            return bool(abs(raw - unit_value) <= tol * (1 + 1e-9))
         try:
             value = coerce_field(ed.spec, raw, unit=self.unit, current=unit_value)
         except (SettingsValidationError, ValueError):
@@ -424,7 +424,7 @@ class _Quiet:
         self.form._suppress -= 1
 
 
-class SettingsPanel(W.VBox):
+class SettingsPanel(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its classes are Any here
     """Every unit's form in an Accordion, with a search box over units and field names."""
 
     def __init__(self, forms: Mapping[str, SettingsForm]) -> None:
