@@ -11,7 +11,7 @@ PORT ?= 8888
 # extra) so its own settings coercion is on; pip picks the newest match.
 EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
-.PHONY: lab dashboard test test-fast test-newest newest-python lint bench browser js js-check clean
+.PHONY: lab dashboard test typecheck test-fast test-newest newest-python lint bench browser js js-check clean
 
 # The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
 # then every pyenv version. Each candidate must run and report its version (pyenv's
@@ -61,11 +61,15 @@ browser:
 	  else echo "warning: chromium missing and not root; browser tests will be skipped"; fi; \
 	fi
 
+# mypy --strict over ezmsg_lab ([tool.mypy] in pyproject.toml; part of `make test`).
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ezmsg_lab tests benchmarks
 	$(BIN)/ruff format --check ezmsg_lab tests benchmarks
 
-test: js-check $(VENV)/.installed $(VENV310)/.installed browser
+test: js-check typecheck $(VENV)/.installed $(VENV310)/.installed browser
 	$(BIN)/python -m pytest tests/unit tests/integration
 	$(BIN)/python -m pytest tests/browser
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg

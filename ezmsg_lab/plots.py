@@ -53,9 +53,10 @@ def rates(
         ax.plot(group["time"], group["value"], label=topic, linewidth=1.4)
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator()
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]  # unannotated in matplotlib
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]  # (same)
+    ax.xaxis.set_major_formatter(formatter)
     ax.set_ylabel("messages / s")
     ax.set_xlabel("time (UTC)")
     ax.set_title(f"{kind or 'all'} rates" if kind else "rates")

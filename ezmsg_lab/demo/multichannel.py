@@ -8,6 +8,7 @@ ezmsg lets it publish.
 import asyncio
 import time
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import ezmsg.core as ez
 import numpy as np
@@ -29,7 +30,7 @@ class MultiSine(ez.Unit):
     OUTPUT = ez.OutputStream(AxisArray)
 
     @ez.publisher(OUTPUT)
-    async def generate(self) -> AsyncGenerator:
+    async def generate(self) -> AsyncGenerator[tuple[ez.OutputStream, Any], None]:
         s = self.SETTINGS
         freqs = (np.arange(s.channels) + 1) * s.base_hz
         labels = np.array([f"ch{c}" for c in range(s.channels)])

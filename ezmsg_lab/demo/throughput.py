@@ -5,6 +5,8 @@ them on; the sink counts. All units share one process by default (ezmsg's LOCAL 
 the fastest and so the most sensitive to observation overhead).
 """
 
+from collections.abc import AsyncGenerator
+
 import ezmsg.core as ez
 
 
@@ -17,7 +19,7 @@ class Flood(ez.Unit):
     OUTPUT = ez.OutputStream(bytes)
 
     @ez.publisher(OUTPUT)
-    async def flood(self):
+    async def flood(self) -> AsyncGenerator[tuple[ez.OutputStream, bytes], None]:
         payload = bytes(self.SETTINGS.payload_bytes)
         while True:
             yield self.OUTPUT, payload
@@ -29,7 +31,7 @@ class Relay(ez.Unit):
 
     @ez.subscriber(INPUT)
     @ez.publisher(OUTPUT)
-    async def relay(self, msg: bytes):
+    async def relay(self, msg: bytes) -> AsyncGenerator[tuple[ez.OutputStream, bytes], None]:
         yield self.OUTPUT, msg
 
 
@@ -69,7 +71,7 @@ class ThroughputPipeline(ez.Collection):
             (self.RELAY.OUTPUT, self.COUNT.INPUT),
         )
 
-    def process_components(self) -> tuple:
+    def process_components(self) -> tuple[ez.Component, ...]:
         if self.SETTINGS.separate_processes:
             return (self.FLOOD, self.RELAY, self.COUNT)
         return ()

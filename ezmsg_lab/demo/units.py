@@ -15,7 +15,7 @@ import enum
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import ezmsg.core as ez
 import numpy as np
@@ -47,15 +47,15 @@ class Chunk(AxisArray):
     @property
     def samples(self) -> np.ndarray:
         """The first channel as a 1-D array."""
-        return self.data[:, 0]
+        return np.asarray(self.data[:, 0])
 
     @property
     def fs(self) -> float:
-        return 1.0 / self.axes["time"].gain
+        return float(1.0 / self.axes["time"].gain)
 
     @property
     def t0(self) -> float:
-        return self.axes["time"].offset
+        return float(self.axes["time"].offset)
 
     @property
     def seq(self) -> int:
@@ -186,7 +186,7 @@ class SignalSource(ez.Unit):
             self.STATE.rng = np.random.default_rng(msg.seed)
 
     @ez.publisher(OUTPUT_SIGNAL)
-    async def generate(self) -> AsyncGenerator:
+    async def generate(self) -> AsyncGenerator[tuple[ez.OutputStream, Any], None]:
         next_t = time.monotonic()
         while True:
             s = self.SETTINGS
@@ -218,7 +218,7 @@ def design_fir(cutoff_hz: float, fs: float, taps: int, window: Window, kind: str
         )
     taps = taps if taps % 2 else taps + 1
     m = np.arange(taps) - (taps - 1) / 2
-    h = 2 * cutoff_hz / fs * np.sinc(2 * cutoff_hz / fs * m)
+    h: np.ndarray = 2 * cutoff_hz / fs * np.sinc(2 * cutoff_hz / fs * m)
     if window is Window.HANN:
         h *= np.hanning(taps)
     elif window is Window.HAMMING:
@@ -238,7 +238,7 @@ def design_fir(cutoff_hz: float, fs: float, taps: int, window: Window, kind: str
 
 class FilterState(ez.State):
     taps: np.ndarray | None
-    key: tuple | None
+    key: tuple[object, ...] | None
     tail: np.ndarray
 
 
@@ -263,17 +263,18 @@ class Filter(ez.Unit):
 
     @ez.subscriber(INPUT_SIGNAL)
     @ez.publisher(OUTPUT_SIGNAL)
-    async def on_signal(self, msg: Chunk) -> AsyncGenerator:
+    async def on_signal(self, msg: Chunk) -> AsyncGenerator[tuple[ez.OutputStream, Any], None]:
         s = self.SETTINGS
         if s.bypass:
             yield self.OUTPUT_SIGNAL, msg
             return
         key = (s.cutoff_hz, msg.fs, s.taps, s.window, s.kind)
-        if key != self.STATE.key:
-            self.STATE.taps = design_fir(s.cutoff_hz, msg.fs, s.taps, s.window, s.kind)
-            self.STATE.key = key
-            self.STATE.tail = np.zeros(len(self.STATE.taps) - 1)
         h = self.STATE.taps
+        if h is None or key != self.STATE.key:
+            h = design_fir(s.cutoff_hz, msg.fs, s.taps, s.window, s.kind)
+            self.STATE.taps = h
+            self.STATE.key = key
+            self.STATE.tail = np.zeros(len(h) - 1)
         x = np.concatenate([self.STATE.tail, msg.samples])
         y = np.convolve(x, h, mode="valid")
         self.STATE.tail = x[len(x) - (len(h) - 1) :]
@@ -305,7 +306,7 @@ class Detector(ez.Unit):
 
     @ez.subscriber(INPUT_SIGNAL)
     @ez.publisher(OUTPUT_EVENTS)
-    async def on_signal(self, msg: Chunk) -> AsyncGenerator:
+    async def on_signal(self, msg: Chunk) -> AsyncGenerator[tuple[ez.OutputStream, Any], None]:
         s = self.SETTINGS
         samples = msg.samples
         x = np.concatenate([[self.STATE.last_value], samples])
@@ -404,7 +405,7 @@ class DemoPipeline(ez.Collection):
             (self.DETECTOR.OUTPUT_EVENTS, self.SINK.INPUT),
         )
 
-    def process_components(self) -> tuple:
+    def process_components(self) -> tuple[ez.Component, ...]:
         if self.SETTINGS.separate_processes:
             return (self.SOURCE, self.FILTER, self.DETECTOR, self.SINK)
         return ()
@@ -455,7 +456,9 @@ class SettingsEcho(ez.Unit):
 
     @ez.subscriber(INPUT_SETTINGS)
     @ez.publisher(OUTPUT_SEEN)
-    async def on_settings(self, msg: EchoSettings) -> AsyncGenerator:
+    async def on_settings(
+        self, msg: EchoSettings
+    ) -> AsyncGenerator[tuple[ez.OutputStream, Any], None]:
         seen_ns = time.perf_counter_ns()
         self.apply_settings(msg)
         self.STATE.count += 1

@@ -16,6 +16,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from operator import methodcaller
+from typing import Any
 
 from ..model.clock import HostClocks
 from ..model.listeners import Listeners, Unsubscribe
@@ -42,7 +44,7 @@ def check_rate(hz: float) -> float:
 
 
 def endpoint_samples(
-    process_id: str, snap: object, offset_ns: int | None = None
+    process_id: str, snap: Any, offset_ns: int | None = None
 ) -> list[EndpointSample]:
     """EndpointSamples from one ezmsg ProcessProfilingSnapshot; ``offset_ns`` (its host's
     ``epoch_ns - perf_ns``) stamps them in UTC when known."""
@@ -149,7 +151,7 @@ class ProfilingPoller:
         else:
             loop.call_soon_threadsafe(self._wake.set)
 
-    def _on_topology(self, snapshot: object) -> None:
+    def _on_topology(self, snapshot: Any) -> None:
         processes = frozenset(str(p) for p in snapshot.processes)
         if processes != self._known_processes:
             self._known_processes = processes
@@ -196,8 +198,9 @@ class ProfilingPoller:
             send_ns = time.time_ns()
             try:
                 snap = await self._conn.call(
-                    lambda ctx, route=route: ctx.process_profiling_snapshot(
-                        route, timeout=self.per_process_timeout
+                    # ctx.process_profiling_snapshot(route, timeout=...), route bound now
+                    methodcaller(
+                        "process_profiling_snapshot", route, timeout=self.per_process_timeout
                     )
                 )
             except RuntimeError as exc:  # ezmsg: the process did not answer

@@ -182,7 +182,9 @@ def structured_matcher(path: str, value: Any) -> Matcher:
 class _Waiter:
     __slots__ = ("address", "match", "future", "seen", "last")
 
-    def __init__(self, address: str, match: Matcher, future: asyncio.Future) -> None:
+    def __init__(
+        self, address: str, match: Matcher, future: asyncio.Future[tuple[Any, Any, int]]
+    ) -> None:
         self.address, self.match, self.future = address, match, future
         self.seen = 0  # events for the unit that did not match, for the timeout message
         self.last: Any = None

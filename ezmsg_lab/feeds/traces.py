@@ -30,6 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import TYPE_CHECKING
 
 from ..model.listeners import Listeners
@@ -113,7 +114,7 @@ class TraceSettings:
         frame = pd.DataFrame(rows, columns=columns)
         return frame.astype({"pid": "Int64", "sample_mod": "Int64", "rate_known": "boolean"})
 
-    def _order(self, process_id: str) -> tuple:
+    def _order(self, process_id: str) -> tuple[tuple[str, ...], str]:
         meta = self.process_info.get(process_id)
         return (meta.units[:1] if meta else (), process_id)
 
@@ -256,8 +257,8 @@ class TraceFeed:
             timeout = max(0.2, min(2.0, settings.ttl_s / 3))
             try:
                 response = await self._conn.call(
-                    lambda ctx, u=meta.units[0], c=control, t=timeout: (
-                        ctx.process_set_profiling_trace(u, c, timeout=t)
+                    methodcaller(
+                        "process_set_profiling_trace", meta.units[0], control, timeout=timeout
                     )
                 )
                 why = None if getattr(response, "ok", True) else _response_error(response)
@@ -378,8 +379,10 @@ class TraceFeed:
                 continue
             with contextlib.suppress(Exception):
                 await self._conn.call(
-                    lambda ctx, u=meta.units[0]: ctx.process_set_profiling_trace(
-                        u, ProfilingTraceControl(enabled=False)
+                    methodcaller(
+                        "process_set_profiling_trace",
+                        meta.units[0],
+                        ProfilingTraceControl(enabled=False),
                     )
                 )
 

@@ -12,14 +12,27 @@ import ast
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from .settings_changes import settings_equal
 from .settings_pickle import ClassRef, Opaque, member_by_value
 from .settings_spec import Bounds, Choice, FieldKind, FieldSpec, SettingsSpec
 
-_SIMPLE = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
-_JSON_KIND = {"number": "float", "integer": "int", "boolean": "bool", "string": "str"}
+_SIMPLE: dict[str, FieldKind] = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
+_JSON_KIND: dict[str, FieldKind] = {
+    "number": "float",
+    "integer": "int",
+    "boolean": "bool",
+    "string": "str",
+}
+
+
+class _Base(TypedDict):
+    """The fields every spec built from a value shares (``FieldSpec(**base, ...)``)."""
+
+    name: str
+    path: str
+    description: str | None
 
 
 def _split_top(s: str) -> list[str]:
@@ -52,7 +65,7 @@ def _kind_from_string(s: str) -> tuple[FieldKind, bool, list[str]]:
         return "union", nullable, members
     one = members[0] if members else "Any"
     if one in _SIMPLE:
-        kind: FieldKind = _SIMPLE[one]  # type: ignore[assignment]
+        kind: FieldKind = _SIMPLE[one]
     elif one.startswith("Literal["):
         kind = "literal"
     elif re.match(r"(tuple|Tuple)\b", one):
@@ -104,7 +117,7 @@ def spec_from_metadata(schema: Any, *, reason: str | None = None) -> SettingsSpe
         nullable = nullable or any(o.get("type") == "null" for o in prop.get("anyOf", ()))
         jtypes = [o.get("type") for o in [prop, *prop.get("anyOf", ())] if o.get("type") != "null"]
         if kind == "any" and len(jtypes) == 1 and jtypes[0] in _JSON_KIND:
-            kind = _JSON_KIND[jtypes[0]]  # type: ignore[assignment]
+            kind = _JSON_KIND[jtypes[0]]
         raw_choices = fm.choices or _json_choices(prop, defs)
         if not raw_choices and kind == "literal":
             raw_choices = _literal_from_string(members[0])
@@ -125,20 +138,34 @@ def spec_from_metadata(schema: Any, *, reason: str | None = None) -> SettingsSpe
             why = "union checked by ezmsg 3.10 only; edited as JSON"
         name = fm.name
         core = FieldSpec(
-            name=name, path=name, kind=kind, type_display=fm.field_type or "?", bounds=bounds,
+            name=name,
+            path=name,
+            kind=kind,
+            type_display=fm.field_type or "?",
+            bounds=bounds,
             py_type=Any if members == ["Any"] else None,
             choices=tuple(Choice(str(c), c) for c in raw_choices or ()),
-            editable=editable, reason=why,
+            editable=editable,
+            reason=why,
             children=tuple(
                 FieldSpec(name=name, path=name, kind=_kind_from_string(m)[0], type_display=m)
                 for m in members
-            ) if kind == "union" else (),
-        )  # fmt: skip
+            )
+            if kind == "union"
+            else (),
+        )
         if nullable and kind != "union":
             core = FieldSpec(
-                name=name, path=name, kind="optional", type_display=fm.field_type,
-                nullable=True, children=(core,), bounds=bounds, editable=editable, reason=why,
-            )  # fmt: skip
+                name=name,
+                path=name,
+                kind="optional",
+                type_display=fm.field_type,
+                nullable=True,
+                children=(core,),
+                bounds=bounds,
+                editable=editable,
+                reason=why,
+            )
         elif nullable:
             core = dataclasses.replace(core, nullable=True)
         desc = fm.description or prop.get("description")
@@ -170,7 +197,8 @@ def _json_target(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[st
     for option in [prop, *prop.get("anyOf", ())]:
         ref = option.get("$ref", "")
         if ref:
-            return defs.get(ref.rsplit("/", 1)[-1], {})
+            target = defs.get(ref.rsplit("/", 1)[-1])
+            return target if isinstance(target, Mapping) else {}
     return prop
 
 
@@ -188,9 +216,13 @@ def _json_bounds(prop: Mapping[str, Any]) -> Bounds | None:
 
 def _member_spec(name: str, path: str, node: Opaque, choices: tuple[Choice, ...]) -> FieldSpec:
     return FieldSpec(
-        name=name, path=path, kind="enum", type_display=str(node.cls), choices=choices,
+        name=name,
+        path=path,
+        kind="enum",
+        type_display=str(node.cls),
+        choices=choices,
         ref=node.cls,
-    )  # fmt: skip
+    )
 
 
 def _spec_from_value(
@@ -199,7 +231,11 @@ def _spec_from_value(
     """A nested field's spec from its current value (and 3.10's JSON schema, if any)."""
     target = _json_target(prop, defs)
     desc = prop.get("description") or target.get("description")
-    base = {"name": name, "path": path, "description": desc if isinstance(desc, str) else None}
+    base: _Base = {
+        "name": name,
+        "path": path,
+        "description": desc if isinstance(desc, str) else None,
+    }
     json_choices = _json_choices(prop, defs)
     choices = tuple(Choice(str(c), c) for c in json_choices or ())
     if isinstance(value, Opaque) and value.is_member:
@@ -211,29 +247,49 @@ def _spec_from_value(
             for k, v in (value.state or {}).items()
             if not k.startswith("_")
         )
-        return FieldSpec(**base, kind="dataclass", type_display=str(value.cls), children=kids, ref=value.cls)  # fmt: skip
+        return FieldSpec(
+            **base, kind="dataclass", type_display=str(value.cls), children=kids, ref=value.cls
+        )
     jtype = target.get("type")
     simple: dict[type, FieldKind] = {bool: "bool", int: "int", float: "float", str: "str"}
     kind = simple.get(type(value))
     if kind == "int" and jtype == "number":
         kind = "float"  # a float field that holds an int right now
     if kind is None and value is None and jtype in _JSON_KIND:
-        inner = FieldSpec(**base, kind=_JSON_KIND[jtype], type_display=jtype)  # type: ignore[arg-type]
-        return FieldSpec(**base, kind="optional", type_display=f"{jtype} | None", nullable=True, children=(inner,))  # fmt: skip
+        inner = FieldSpec(**base, kind=_JSON_KIND[jtype], type_display=jtype)
+        return FieldSpec(
+            **base,
+            kind="optional",
+            type_display=f"{jtype} | None",
+            nullable=True,
+            children=(inner,),
+        )
     if kind is None:
-        return FieldSpec(**base, kind="any", type_display=type(value).__name__, editable=False, reason=_UNKNOWN_TYPE)  # fmt: skip
+        return FieldSpec(
+            **base,
+            kind="any",
+            type_display=type(value).__name__,
+            editable=False,
+            reason=_UNKNOWN_TYPE,
+        )
     if choices and kind in ("str", "int", "float"):
         return FieldSpec(**base, kind="literal", type_display=kind, choices=choices)
     return FieldSpec(**base, kind=kind, type_display=kind, bounds=_json_bounds(target))
 
 
-def _refine_field(fs: FieldSpec, node: Any, prop: Mapping[str, Any], defs: Mapping[str, Any]) -> FieldSpec:  # fmt: skip
+def _refine_field(
+    fs: FieldSpec, node: Any, prop: Mapping[str, Any], defs: Mapping[str, Any]
+) -> FieldSpec:
     core = fs.children[0] if fs.kind == "optional" and fs.children else fs
     if isinstance(node, Opaque) and node.is_member and core.kind in ("any", "enum"):
         new = dataclasses.replace(
-            core, kind="enum", ref=node.cls, editable=True, reason=None,
+            core,
+            kind="enum",
+            ref=node.cls,
+            editable=True,
+            reason=None,
             type_display=str(node.cls),
-        )  # fmt: skip
+        )
     elif isinstance(node, Opaque) and node.is_record and core.kind == "any":
         refined = _spec_from_value(fs.name, fs.path, node, prop, defs)
         new = dataclasses.replace(refined, description=core.description)
@@ -241,9 +297,12 @@ def _refine_field(fs: FieldSpec, node: Any, prop: Mapping[str, Any], defs: Mappi
         return fs
     if core is fs:
         return dataclasses.replace(
-            new, required=fs.required, has_default=fs.has_default, default=fs.default,
+            new,
+            required=fs.required,
+            has_default=fs.has_default,
+            default=fs.default,
             description=fs.description,
-        )  # fmt: skip
+        )
     return dataclasses.replace(fs, children=(new,), editable=True, reason=None)
 
 
@@ -301,7 +360,12 @@ def structured_diff(
     def walk(specs: tuple[FieldSpec, ...], a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
         for fs in specs:
             x, y = a.get(fs.name), b.get(fs.name)
-            if fs.kind == "dataclass" and fs.py_type is None and isinstance(x, Mapping) and isinstance(y, Mapping):  # fmt: skip
+            if (
+                fs.kind == "dataclass"
+                and fs.py_type is None
+                and isinstance(x, Mapping)
+                and isinstance(y, Mapping)
+            ):
                 walk(fs.children, x, y)
             elif not settings_equal(x, y):
                 out[fs.path] = x

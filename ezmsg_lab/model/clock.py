@@ -11,12 +11,14 @@ uncertainty that those round trips leave.
 
 from __future__ import annotations
 
+import datetime
 import math
 import socket
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import cast, overload
 
 import numpy as np
 import pandas as pd
@@ -42,10 +44,14 @@ def perf_to_epoch_s(perf_ns: np.ndarray | float, offset_ns: int) -> np.ndarray:
     return (np.asarray(perf_ns, dtype=np.float64) + offset_ns) / 1e9
 
 
+@overload
+def to_utc(epoch_s: float) -> pd.Timestamp: ...
+@overload
+def to_utc(epoch_s: np.ndarray | list[float]) -> pd.DatetimeIndex: ...
 def to_utc(epoch_s: np.ndarray | list[float] | float) -> pd.DatetimeIndex | pd.Timestamp:
     """Timezone-aware UTC timestamps from seconds since the epoch."""
     if np.isscalar(epoch_s):
-        return pd.Timestamp(float(epoch_s), unit="s", tz="UTC")
+        return pd.Timestamp(float(cast(float, epoch_s)), unit="s", tz="UTC")
     return pd.to_datetime(np.asarray(epoch_s, dtype=np.float64), unit="s", utc=True)
 
 
@@ -62,6 +68,10 @@ def since_to_epoch_s(since: object) -> float | None:
         return time.time() - float(since)
     if isinstance(since, (pd.Timedelta,)) or (isinstance(since, str) and _is_duration(since)):
         return time.time() - pd.Timedelta(since).total_seconds()
+    if not isinstance(since, (str, datetime.date, np.datetime64)):
+        raise TypeError(
+            f"since= must be a number of seconds, a duration or a time, not {type(since).__name__}"
+        )
     ts = pd.Timestamp(since)
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")

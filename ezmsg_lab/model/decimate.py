@@ -149,5 +149,5 @@ def block_mean(a: np.ndarray, rows: int, columns: int) -> np.ndarray:
     if count is None:  # no NaN: a block's count is its size
         count = sizes[0][:, None] * sizes[1][None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = total / count
+        out: np.ndarray = total / count
     return out.astype(np.float32, copy=False)

@@ -84,7 +84,7 @@ def subscribe_weak(listeners: Listeners[P], method: Callable[P, Any]) -> Unsubsc
     Once the object is garbage-collected, the next event unsubscribes the listener instead
     of calling it (a widget a user dropped never costs the feed anything again).
     """
-    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    ref = weakref.WeakMethod(method)
     unsubscribe: Unsubscribe | None = None
 
     def call(*args: Any, **kwargs: Any) -> None:
@@ -95,5 +95,5 @@ def subscribe_weak(listeners: Listeners[P], method: Callable[P, Any]) -> Unsubsc
             return
         target(*args, **kwargs)
 
-    unsubscribe = listeners.subscribe(call)  # type: ignore[arg-type]
+    unsubscribe = listeners.subscribe(call)
     return unsubscribe

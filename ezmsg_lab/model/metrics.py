@@ -33,15 +33,34 @@ _CHANNEL_CODE = {name: i for i, name in enumerate(CHANNEL_KINDS)}
 # What DataFrames show: a kind, or several for a publisher whose subscribers differ (a
 # channel ezmsg cannot tell is missing, NaN, not a word that looks like data).
 CHANNEL_CATEGORIES = (
-    "LOCAL", "SHM", "TCP", "LOCAL+SHM", "LOCAL+TCP", "SHM+TCP", "LOCAL+SHM+TCP",
-)  # fmt: skip
+    "LOCAL",
+    "SHM",
+    "TCP",
+    "LOCAL+SHM",
+    "LOCAL+TCP",
+    "SHM+TCP",
+    "LOCAL+SHM+TCP",
+)
 STATUSES = ("ok", "missing", "gone")
 KINDS = ("publisher", "subscriber")
 
 PROFILE_COLUMNS = [
-    "time", "topic", "endpoint", "kind", "unit", "process", "pid", "host", "rate_hz",
-    "messages_total", "inflight", "num_buffers", "channel_kind", "errors", "status",
-]  # fmt: skip
+    "time",
+    "topic",
+    "endpoint",
+    "kind",
+    "unit",
+    "process",
+    "pid",
+    "host",
+    "rate_hz",
+    "messages_total",
+    "inflight",
+    "num_buffers",
+    "channel_kind",
+    "errors",
+    "status",
+]
 
 # How long endpoints of a process that left the topology stay listed in profile(), and
 # how many such processes are kept at most: then the store forgets them (their rows stay
@@ -181,7 +200,7 @@ class MetricsStore:
         self.last_poll_s = poll_s
         t_ns = int(poll_s * 1e9)
         answered: set[str] = set()
-        rows: dict[str, list] = {c: [] for c in self.history.columns}
+        rows: dict[str, list[Any]] = {c: [] for c in self.history.columns}
 
         for s in samples:
             answered.add(s.process_id)
@@ -304,19 +323,31 @@ class MetricsStore:
                 break
             for series in self._by_process.pop(process_id, {}).values():
                 self._current.pop((process_id, series.endpoint_id), None)
-                self._retired[series.index] = int(series.latest.get("t_ns", 0) or 0)
+                last_t_ns = series.latest.get("t_ns")
+                self._retired[series.index] = last_t_ns if isinstance(last_t_ns, int) else 0
             self._process_status.pop(process_id, None)
             self._gone_at.pop(process_id, None)
             self.processes.pop(process_id, None)
         if self._retired:
             oldest = self.history.oldest("t_ns")
+            assert oldest is None or isinstance(oldest, int)  # t_ns is an int64 column
             for index, last_t_ns in list(self._retired.items()):
                 if oldest is None or last_t_ns < oldest:
                     del self._retired[index]
                     self.series.pop(index, None)
 
     @staticmethod
-    def _append_row(rows, t_ns, series, total, rate, inflight, num_buffers, status, channel):
+    def _append_row(
+        rows: dict[str, list[Any]],
+        t_ns: int,
+        series: int,
+        total: int,
+        rate: float,
+        inflight: int,
+        num_buffers: int,
+        status: str,
+        channel: str,
+    ) -> None:
         rows["t_ns"].append(t_ns)
         rows["series"].append(series)
         rows["total"].append(total)
@@ -347,8 +378,8 @@ class MetricsStore:
 
     def _profile_records(
         self, errors: Mapping[str, int], now_s: float, include_gone: bool
-    ) -> list[tuple]:
-        recs: list[tuple] = []
+    ) -> list[tuple[Any, ...]]:
+        recs: list[tuple[Any, ...]] = []
         for series in self._current.values():
             if not series.latest:
                 continue
@@ -443,7 +474,11 @@ def topic_rates(profile: pd.DataFrame) -> tuple[dict[str, float], dict[str, floa
     ok = profile[profile["status"].astype(str) == "ok"]
     subs = ok[ok["kind"] == "subscriber"].groupby("topic", observed=True)["rate_hz"]
     pubs = ok[ok["kind"] == "publisher"].groupby("topic", observed=True)["rate_hz"]
-    return subs.sum(min_count=1).to_dict(), pubs.sum(min_count=1).to_dict()
+    sub_rates, pub_rates = subs.sum(min_count=1), pubs.sum(min_count=1)
+    return (
+        {str(k): float(v) for k, v in sub_rates.items()},
+        {str(k): float(v) for k, v in pub_rates.items()},
+    )
 
 
 def edge_rates(
@@ -487,7 +522,7 @@ def publisher_channels(profile: pd.DataFrame, graph: Mapping[str, Iterable[str]]
     by_topic: dict[str, set[str]] = {}
     for topic, kind in zip(subs["topic"], subs["channel_kind"].astype(str), strict=True):
         by_topic.setdefault(topic, set()).update(kind.split("+"))
-    labels = []
+    labels: list[str | None] = []
     for topic, kind in zip(profile["topic"], profile["kind"], strict=True):
         if kind != "publisher":
             labels.append(None)
@@ -507,7 +542,7 @@ def publisher_channels(profile: pd.DataFrame, graph: Mapping[str, Iterable[str]]
     return out
 
 
-def _profile_frame(recs: list[tuple]) -> pd.DataFrame:
+def _profile_frame(recs: list[tuple[Any, ...]]) -> pd.DataFrame:
     cols = list(zip(*recs, strict=True))
     df = pd.DataFrame(
         {
@@ -527,7 +562,7 @@ def _profile_frame(recs: list[tuple]) -> pd.DataFrame:
                 [None if c == "UNKNOWN" else c for c in cols[12]], categories=CHANNEL_CATEGORIES
             ),
             "errors": np.asarray(cols[13], dtype=np.int64),
-            "status": pd.Categorical(cols[14], categories=STATUSES),
+            "status": pd.Categorical(cols[14], categories=pd.Index(STATUSES)),
         }
     )
     return df.sort_values(["kind", "topic", "endpoint"], ignore_index=True)
@@ -570,7 +605,9 @@ def _metrics_frame(
         {
             "time": pd.to_datetime(np.tile(cols["t_ns"], m), utc=True),
             **{name: arr[rep] for name, arr in attrs.items()},
-            "status": pd.Categorical.from_codes(np.tile(cols["status"], m), categories=STATUSES),
+            "status": pd.Categorical.from_codes(
+                np.tile(cols["status"], m), categories=pd.Index(STATUSES)
+            ),
             "metric": pd.Categorical(np.repeat(metric_names, n), categories=metric_names),
             "value": np.concatenate(
                 [
@@ -593,5 +630,5 @@ def _empty_profile(columns: list[str]) -> pd.DataFrame:
     df["pid"] = df["pid"].astype("Int64")
     df["kind"] = pd.Categorical([], categories=KINDS)
     df["channel_kind"] = pd.Categorical([], categories=CHANNEL_CATEGORIES)
-    df["status"] = pd.Categorical([], categories=STATUSES)
+    df["status"] = pd.Categorical([], categories=pd.Index(STATUSES))
     return df

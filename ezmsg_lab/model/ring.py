@@ -100,7 +100,8 @@ class ColumnRing:
         """The oldest stored value of ``column`` (None when empty), without a copy."""
         if self._size == 0:
             return None
-        return self._cols[column][0 if self._size < self.capacity else self._next].item()
+        value: object = self._cols[column][0 if self._size < self.capacity else self._next].item()
+        return value
 
     def clear(self) -> None:
         self._next = 0

@@ -177,6 +177,7 @@ def _sweep_frame(
     items: list[TapItem], columns: int, span_s: float, selected: list[int] | None
 ) -> ScopeFrame:
     tdim = time_dim(items[-1].message)
+    assert tdim is not None  # choose_view / cannot_draw only pick a sweep with one
     msgs, t = _sweep_run(items, tdim, span_s)
     if t is None:
         return _none(f"the {tdim!r} axis has no sample period (gain) to draw a sweep")
@@ -188,6 +189,7 @@ def _sweep_frame(
 
 def _spectrum_frame(last: Any, columns: int, selected: list[int] | None) -> ScopeFrame:
     fdim = freq_dim(last)
+    assert fdim is not None  # choose_view / cannot_draw only pick a spectrum with one
     tdim = time_dim(last)
     if tdim is not None and tdim != fdim:  # forced on a spectrogram: its newest slice
         last = _newest_slice(last, tdim)
@@ -223,7 +225,9 @@ def _image_frame(
     forced: bool,
 ) -> ScopeFrame:
     last = items[-1].message
-    kind, plan = image_plan(last, forced)  # type: ignore[misc]  # checked by the caller
+    planned = image_plan(last, forced)
+    assert planned is not None  # choose_view / cannot_draw checked it
+    kind, plan = planned
     tdim = time_dim(last)
     if kind == "snapshot":
         rdim, cdim = plan
@@ -233,10 +237,18 @@ def _image_frame(
         xv, yv = _coords(msg, cdim), _coords(msg, rdim)
         values = block_mean(image, rows, columns)
         return ScopeFrame(
-            "image", values, [f"{rdim} × {cdim}"], float(xv[0]), float(xv[-1]),
-            y0=float(yv[0]), y1=float(yv[-1]), xdim=cdim, ydim=rdim,
-        )  # fmt: skip
+            "image",
+            values,
+            [f"{rdim} × {cdim}"],
+            float(xv[0]),
+            float(xv[-1]),
+            y0=float(yv[0]),
+            y1=float(yv[-1]),
+            xdim=cdim,
+            ydim=rdim,
+        )
     (rdim,) = plan
+    assert tdim is not None  # a "time" plan has a time dim
     msgs, t = _sweep_run(items, tdim, span_s)
     if t is None:
         return _none(f"the {tdim!r} axis has no sample period (gain) to draw over time")
@@ -259,9 +271,17 @@ def _image_frame(
     lane_rows = max(1, rows // max(1, image.shape[0]))
     values = block_mean(image, lane_rows, columns)
     return ScopeFrame(
-        "image", values, labels, float(t[0] - t[-1]), 0.0,
-        all_channels=every if len(every) > 1 else [], y0=y0, y1=y1, xdim=tdim, ydim=rdim,
-    )  # fmt: skip
+        "image",
+        values,
+        labels,
+        float(t[0] - t[-1]),
+        0.0,
+        all_channels=every if len(every) > 1 else [],
+        y0=y0,
+        y1=y1,
+        xdim=tdim,
+        ydim=rdim,
+    )
 
 
 def _points(msg: Any, xy: str | None, tdim: str | None) -> np.ndarray:
@@ -271,9 +291,9 @@ def _points(msg: Any, xy: str | None, tdim: str | None) -> np.ndarray:
     dims = msg.dims
     pdim = tdim if tdim is not None else next((d for d in dims if d != xy), None)
     if pdim is None:
-        return msg.data.reshape(1, 1, 2)
+        return np.asarray(msg.data).reshape(1, 1, 2)
     data = np.moveaxis(msg.data, [dims.index(pdim), dims.index(xy)], [0, -1])
-    return data.reshape(data.shape[0], -1, 2)
+    return np.reshape(data, (data.shape[0], -1, 2))
 
 
 def _scatter_frame(
@@ -316,9 +336,12 @@ def _scatter_frame(
         points, labels = points[:, keep], [every[i] for i in keep]
     values = np.ascontiguousarray(np.transpose(points, (1, 0, 2)), dtype=np.float32)
     frame = ScopeFrame(
-        "scatter", values, labels, all_channels=every if len(every) > 1 else [],
+        "scatter",
+        values,
+        labels,
+        all_channels=every if len(every) > 1 else [],
         dropped=total - points.shape[0],
-    )  # fmt: skip
+    )
     x, y = values[..., 0], values[..., 1]
     if np.isfinite(x).any() and np.isfinite(y).any():
         frame.x0, frame.x1 = float(np.nanmin(x)), float(np.nanmax(x))

@@ -58,8 +58,8 @@ def xy_dim(msg: Any, forced: bool = False) -> str | None:
     for d in pairs:
         values = axis_values(msg, d)
         if d in XY_DIMS or (values is not None and [str(v) for v in values] == ["x", "y"]):
-            return d
-    return pairs[-1] if forced and pairs else None
+            return str(d)
+    return str(pairs[-1]) if forced and pairs else None
 
 
 def image_plan(msg: Any, forced: bool = False) -> tuple[str, tuple[str, ...]] | None:

@@ -77,7 +77,7 @@ class _Placeholder:
 
     _ref: ClassRef
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:  # type: ignore[misc]
+    def __new__(cls, *args: Any, **kwargs: Any) -> _OpaqueObj:  # type: ignore[misc]
         return _OpaqueObj(Opaque(cls._ref, tuple(args)))
 
 
@@ -99,7 +99,9 @@ class _OpaqueObj:
 
 def _getattr_placeholder(obj: Any, name: str, *default: Any) -> _OpaqueObj:
     """``builtins.getattr`` inside a pickle: how enums pickle by member name."""
-    ref = obj._ref if isinstance(obj, type) and issubclass(obj, _Placeholder) else ClassRef("?", "?")  # fmt: skip
+    ref = (
+        obj._ref if isinstance(obj, type) and issubclass(obj, _Placeholder) else ClassRef("?", "?")
+    )
     return _OpaqueObj(Opaque(ref, by_name=str(name)))
 
 
@@ -113,7 +115,9 @@ class _StructureReader(pickle.Unpickler):
 @functools.lru_cache(maxsize=256)
 def _placeholder_class(module: str, name: str) -> type:
     # A real class, because the NEWOBJ opcode insists on one.
-    return type(name.rpartition(".")[2] or "Placeholder", (_Placeholder,), {"_ref": ClassRef(module, name)})  # fmt: skip
+    return type(
+        name.rpartition(".")[2] or "Placeholder", (_Placeholder,), {"_ref": ClassRef(module, name)}
+    )
 
 
 def _unwrap(value: Any, depth: int = 0) -> Any:

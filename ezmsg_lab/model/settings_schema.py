@@ -130,7 +130,16 @@ def _type_display(tp: Any) -> str:
     return re.sub(r"\b(typing|builtins|numpy\.typing|collections\.abc)\.", "", str(tp))
 
 
-def _bounds_from(md: Mapping[str, Any], extras: tuple = ()) -> Bounds | None:
+# (attribute of an annotated_types constraint, side, inclusive)
+_ANNOTATED_BOUNDS = (
+    ("ge", "lo", True),
+    ("gt", "lo", False),
+    ("le", "hi", True),
+    ("lt", "hi", False),
+)
+
+
+def _bounds_from(md: Mapping[str, Any], extras: tuple[Any, ...] = ()) -> Bounds | None:
     def num(key: str) -> float | None:
         v = md.get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
@@ -146,7 +155,7 @@ def _bounds_from(md: Mapping[str, Any], extras: tuple = ()) -> Bounds | None:
     if hi is None:
         hi = num("max")
     for ex in extras:  # annotated_types.Ge / Gt / Le / Lt / Interval inside Annotated[...]
-        for attr, side, inc in (("ge", "lo", True), ("gt", "lo", False), ("le", "hi", True), ("lt", "hi", False)):  # fmt: skip
+        for attr, side, inc in _ANNOTATED_BOUNDS:
             v = getattr(ex, attr, None)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 if side == "lo":
@@ -160,7 +169,7 @@ def _bounds_from(md: Mapping[str, Any], extras: tuple = ()) -> Bounds | None:
 
 def _is_array_like(tp: Any) -> bool:
     try:
-        return tp == npt.ArrayLike
+        return bool(tp == npt.ArrayLike)
     except Exception:  # exotic annotations may not support ==
         return False
 
@@ -206,7 +215,7 @@ def _spec_for(
         tp = _unalias(tp)
     disp = _type_display(tp)
     base = {"name": name, "path": path, "type_display": disp, "py_type": tp}
-    extras: tuple = ()
+    extras: tuple[Any, ...] = ()
     if typing.get_origin(tp) is typing.Annotated:
         tp, *rest = typing.get_args(tp)
         tp = tp if _is_array_like(tp) else _unalias(tp)
@@ -216,7 +225,12 @@ def _spec_for(
     origin, args = typing.get_origin(tp), typing.get_args(tp)
 
     if tp is Any or tp is object:
-        return FieldSpec(**base, kind="any", editable=False, reason="typed Any: no safe widget; set it from a cell")  # fmt: skip
+        return FieldSpec(
+            **base,
+            kind="any",
+            editable=False,
+            reason="typed Any: no safe widget; set it from a cell",
+        )
     if _is_array_like(tp):
         return FieldSpec(**base, kind="array", array_like=True)
     if tp is bool:
@@ -246,11 +260,11 @@ def _spec_for(
             )
             base["type_display"] = "ArrayLike" + (" | None" if nullable else "")
         if len(kids) == 1:
-            return FieldSpec(**base, kind="optional", nullable=True, children=kids, bounds=bounds)  # fmt: skip
-        return FieldSpec(**base, kind="union", nullable=nullable, children=kids, bounds=bounds)  # fmt: skip
+            return FieldSpec(**base, kind="optional", nullable=True, children=kids, bounds=bounds)
+        return FieldSpec(**base, kind="union", nullable=nullable, children=kids, bounds=bounds)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if tp in seen:
-            return FieldSpec(**base, kind="dataclass", editable=False, reason="recursive dataclass")  # fmt: skip
+            return FieldSpec(**base, kind="dataclass", editable=False, reason="recursive dataclass")
         kids = _fields_of(tp, prefix=path + ".", seen=seen | {tp})
         return FieldSpec(**base, kind="dataclass", children=kids)
     if tp is np.ndarray or origin is np.ndarray:
@@ -263,7 +277,7 @@ def _spec_for(
         return FieldSpec(**base, kind="array", dtype=dtype)
     if tp is tuple or origin is tuple:
         if not args:
-            return FieldSpec(**base, kind="tuple", variadic=True, children=(_any_spec(name, path),))  # fmt: skip
+            return FieldSpec(**base, kind="tuple", variadic=True, children=(_any_spec(name, path),))
         variadic = len(args) == 2 and args[1] is Ellipsis
         elems = args[:1] if variadic else args
         kids = tuple(
@@ -283,17 +297,29 @@ def _spec_for(
         )
         return FieldSpec(**base, kind="dict", children=kids)
     if tp is Callable or origin is Callable or (tp is typing.Callable):
-        return FieldSpec(**base, kind="callable", editable=False, reason="a callable cannot be typed into a form; pass one from a cell with lab.set")  # fmt: skip
+        return FieldSpec(
+            **base,
+            kind="callable",
+            editable=False,
+            reason="a callable cannot be typed into a form; pass one from a cell with lab.set",
+        )
     if isinstance(tp, type):
-        return FieldSpec(**base, kind="any", editable=False, reason=f"no widget for {tp.__qualname__}; set it from a cell with an instance")  # fmt: skip
-    return FieldSpec(**base, kind="any", editable=False, reason=f"unsupported annotation {disp}")  # fmt: skip
+        return FieldSpec(
+            **base,
+            kind="any",
+            editable=False,
+            reason=f"no widget for {tp.__qualname__}; set it from a cell with an instance",
+        )
+    return FieldSpec(**base, kind="any", editable=False, reason=f"unsupported annotation {disp}")
 
 
 def _any_spec(name: str, path: str) -> FieldSpec:
     return FieldSpec(name=name, path=path, kind="any", type_display="Any", py_type=Any)
 
 
-def _fields_of(cls: type, *, prefix: str = "", seen: frozenset[type] = frozenset()) -> tuple:
+def _fields_of(
+    cls: type, *, prefix: str = "", seen: frozenset[type] = frozenset()
+) -> tuple[FieldSpec, ...]:
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
     except Exception:  # an unresolvable string annotation: resolve field by field below
@@ -307,9 +333,13 @@ def _fields_of(cls: type, *, prefix: str = "", seen: frozenset[type] = frozenset
             tp = _resolve_string(tp, cls)
         if isinstance(tp, str):
             spec = FieldSpec(
-                name=f.name, path=path, kind="any", type_display=tp, editable=False,
+                name=f.name,
+                path=path,
+                kind="any",
+                type_display=tp,
+                editable=False,
                 reason=f"annotation {tp!r} cannot be resolved in this kernel",
-            )  # fmt: skip
+            )
         else:
             spec = _spec_for(tp, f.name, path, bounds=_bounds_from(md), seen=seen)
         if isinstance(md.get("choices"), (list, tuple)) and spec.kind in ("str", "int", "float"):
@@ -325,7 +355,7 @@ def _fields_of(cls: type, *, prefix: str = "", seen: frozenset[type] = frozenset
             except Exception:  # a factory that needs context: the field just has no preview
                 has_default = False
         if not f.init:
-            spec = dataclasses.replace(spec, editable=False, reason=INIT_FALSE_REASON)  # fmt: skip
+            spec = dataclasses.replace(spec, editable=False, reason=INIT_FALSE_REASON)
         desc = md.get("description")
         out.append(
             dataclasses.replace(

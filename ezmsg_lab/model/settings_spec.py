@@ -15,9 +15,22 @@ import numpy as np
 from .settings_pickle import ClassRef
 
 FieldKind = Literal[
-    "float", "int", "bool", "str", "literal", "enum", "optional", "dataclass", "tuple",
-    "list", "dict", "array", "union", "callable", "any",
-]  # fmt: skip
+    "float",
+    "int",
+    "bool",
+    "str",
+    "literal",
+    "enum",
+    "optional",
+    "dataclass",
+    "tuple",
+    "list",
+    "dict",
+    "array",
+    "union",
+    "callable",
+    "any",
+]
 
 _NONE_TYPE = type(None)
 INIT_FALSE_REASON = "init=False field: the class computes it"

@@ -57,7 +57,8 @@ def structured(value: Any) -> dict[str, Any] | None:
 def as_structured(value: Any) -> Any:
     """A value as ezmsg's structured settings value shows it: enums as their values,
     tuples and sets as lists, dataclasses as dicts (what ezmsg's ``_sanitize`` does)."""
-    if value is None or isinstance(value, (bool, int, float, str)) and not isinstance(value, enum.Enum):  # fmt: skip
+    plain = isinstance(value, (bool, int, float, str)) and not isinstance(value, enum.Enum)
+    if value is None or plain:
         return value
     if isinstance(value, enum.Enum):
         return as_structured(value.value)
@@ -92,7 +93,11 @@ def shown(field: FieldSpec | None, leaf: Any) -> Any:
         return leaf
     for choice in field.choices:
         member = choice.value
-        if isinstance(member, enum.Enum) and type(member.value) is type(leaf) and member.value == leaf:  # fmt: skip
+        if (
+            isinstance(member, enum.Enum)
+            and type(member.value) is type(leaf)
+            and member.value == leaf
+        ):
             return member
     return leaf
 

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import LabError
 from .paths import get_path as _get
-from .settings_schema import INIT_FALSE_REASON, FieldSpec, SettingsSpec
+from .settings_spec import INIT_FALSE_REASON, FieldSpec, SettingsSpec
 
 __all__ = ["SettingsValidationError", "build_update", "coerce_field", "validate_updates"]
 
@@ -201,7 +201,8 @@ def _to_choice(spec: FieldSpec, v: Any) -> Any:
 
 
 def _to_enum(spec: FieldSpec, v: Any) -> Any:
-    cls = spec.py_type if isinstance(spec.py_type, type) else None
+    tp = spec.py_type
+    cls = tp if isinstance(tp, type) and issubclass(tp, enum.Enum) else None
     if cls is None:  # class not importable here: members go by value
         if isinstance(v, enum.Enum):
             v = v.value
@@ -212,9 +213,11 @@ def _to_enum(spec: FieldSpec, v: Any) -> Any:
             # the value into its own member and refuses one that is not, changing nothing.
             return v
         raise _Refusal(
-            spec.path, v, f"expects a value of {spec.type_display}",
+            spec.path,
+            v,
+            f"expects a value of {spec.type_display}",
             "Give the member's value, as lab.settings() shows it.",
-        )  # fmt: skip
+        )
     if isinstance(v, cls):
         return v
     if isinstance(v, enum.Enum) and type(v).__name__ == cls.__name__:
@@ -252,13 +255,13 @@ def _exact(spec: FieldSpec, v: Any) -> bool:
     return False
 
 
-def _seq(spec: FieldSpec, v: Any, what: str) -> list:
+def _seq(spec: FieldSpec, v: Any, what: str) -> list[Any]:
     if isinstance(v, (str, bytes, Mapping)) or not hasattr(v, "__iter__"):
         raise _Refusal(spec.path, v, f"expects a {what}, got {type(v).__name__}", "Give a list.")
     return list(v)
 
 
-def _to_tuple(spec: FieldSpec, v: Any, current: Any) -> tuple:
+def _to_tuple(spec: FieldSpec, v: Any, current: Any) -> tuple[Any, ...]:
     items = _seq(spec, v, "tuple")
     if not spec.children:
         return tuple(items)
@@ -266,9 +269,11 @@ def _to_tuple(spec: FieldSpec, v: Any, current: Any) -> tuple:
         return tuple(_coerce(spec.children[0], x, None) for x in items)
     if len(items) != len(spec.children):
         raise _Refusal(
-            spec.path, v, f"needs exactly {len(spec.children)} items, got {len(items)}",
+            spec.path,
+            v,
+            f"needs exactly {len(spec.children)} items, got {len(items)}",
             f"Give {len(spec.children)} values like {spec.type_display}.",
-        )  # fmt: skip
+        )
     return tuple(_coerce(c, x, None) for c, x in zip(spec.children, items, strict=True))
 
 
@@ -280,7 +285,7 @@ def _to_list(spec: FieldSpec, v: Any) -> Any:
     return container(items) if container in (set, frozenset) else items
 
 
-def _to_dict(spec: FieldSpec, v: Any) -> dict:
+def _to_dict(spec: FieldSpec, v: Any) -> dict[Any, Any]:
     if not isinstance(v, Mapping):
         raise _Refusal(spec.path, v, f"expects a dict, got {type(v).__name__}", "Give a dict.")
     if len(spec.children) != 2:
@@ -295,7 +300,9 @@ def _to_array(spec: FieldSpec, v: Any, current: Any) -> Any:
     try:
         arr = np.asarray(v)
     except (ValueError, TypeError) as exc:
-        raise _Refusal(spec.path, v, f"not array-like ({exc})", "Rows must have equal lengths.") from None  # fmt: skip
+        raise _Refusal(
+            spec.path, v, f"not array-like ({exc})", "Rows must have equal lengths."
+        ) from None
     if arr.dtype.kind not in "biufc":
         raise _Refusal(spec.path, v, f"array of dtype {arr.dtype} is not numeric", "Give numbers.")
     if spec.array_like:
@@ -308,7 +315,9 @@ def _to_array(spec: FieldSpec, v: Any, current: Any) -> Any:
         target = current.dtype if np.can_cast(arr.dtype, current.dtype, "safe") else None
     if target is not None:
         if not np.can_cast(arr.dtype, target, "same_kind"):
-            raise _Refusal(spec.path, v, f"dtype {arr.dtype} cannot become {target}", f"Give {target} values.")  # fmt: skip
+            raise _Refusal(
+                spec.path, v, f"dtype {arr.dtype} cannot become {target}", f"Give {target} values."
+            )
         arr = arr.astype(target, copy=False)
     return arr
 
@@ -317,19 +326,32 @@ def _to_dataclass(spec: FieldSpec, v: Any, current: Any) -> Any:
     cls = spec.py_type
     if not isinstance(cls, type):
         first = next((c.path for c in spec.children if c.editable), f"{spec.path}.<field>")
-        what = f"its class {spec.ref} cannot be imported here" if spec.ref else "nested settings cannot be built here"  # fmt: skip
-        raise _Refusal(spec.path, v, what, f"Set its fields one by one by dotted path, e.g. {first}.")  # fmt: skip
+        what = (
+            f"its class {spec.ref} cannot be imported here"
+            if spec.ref
+            else "nested settings cannot be built here"
+        )
+        raise _Refusal(
+            spec.path, v, what, f"Set its fields one by one by dotted path, e.g. {first}."
+        )
     init = [c for c in spec.children if c.reason != INIT_FALSE_REASON]
-    base = None
-    if isinstance(v, cls) or (
-        dataclasses.is_dataclass(v) and not isinstance(v, type) and type(v).__name__ == cls.__name__
+    base: Any = None  # the unit's current value, when a dict only updates some fields
+    if (
+        dataclasses.is_dataclass(v)
+        and not isinstance(v, type)
+        and (isinstance(v, cls) or type(v).__name__ == cls.__name__)
     ):
         items = {f.name: getattr(v, f.name) for f in dataclasses.fields(v) if f.init}
     elif isinstance(v, Mapping):
         items = dict(v)
         base = current if isinstance(current, cls) else None
     else:
-        raise _Refusal(spec.path, v, f"expects a {cls.__name__} or a dict", f"Give {cls.__name__}(...) or a dict of its fields.")  # fmt: skip
+        raise _Refusal(
+            spec.path,
+            v,
+            f"expects a {cls.__name__} or a dict",
+            f"Give {cls.__name__}(...) or a dict of its fields.",
+        )
     names = [c.name for c in init]
     for key in items:
         if key not in names:
@@ -345,11 +367,15 @@ def _to_dataclass(spec: FieldSpec, v: Any, current: Any) -> Any:
         return v
     missing = [c.name for c in init if c.required and c.name not in coerced and base is None]
     if missing:
-        raise _Refusal(spec.path, v, f"missing required {', '.join(missing)}", "Give every required field.")  # fmt: skip
+        raise _Refusal(
+            spec.path, v, f"missing required {', '.join(missing)}", "Give every required field."
+        )
     try:
         return dataclasses.replace(base, **coerced) if base is not None else cls(**coerced)
     except Exception as exc:  # the class's own __post_init__ checks
-        raise _Refusal(spec.path, v, f"{cls.__name__} refused it ({exc})", "Fix the value the class names.") from None  # fmt: skip
+        raise _Refusal(
+            spec.path, v, f"{cls.__name__} refused it ({exc})", "Fix the value the class names."
+        ) from None
 
 
 def _coerce(spec: FieldSpec, v: Any, current: Any) -> Any:
@@ -367,7 +393,7 @@ def _coerce(spec: FieldSpec, v: Any, current: Any) -> Any:
     if k == "str":
         if isinstance(v, str):
             return str(v)
-        raise _Refusal(spec.path, v, f"expects a str, got {type(v).__name__}", 'Quote it: "...".')  # fmt: skip
+        raise _Refusal(spec.path, v, f"expects a str, got {type(v).__name__}", 'Quote it: "...".')
     if k == "literal":
         return _to_choice(spec, v)
     if k == "enum":
@@ -380,7 +406,12 @@ def _coerce(spec: FieldSpec, v: Any, current: Any) -> Any:
                 return _coerce(member, v, current)
             except _Refusal:
                 continue
-        raise _Refusal(spec.path, v, f"matches no member of {spec.type_display}", "Give a value of one of those types.")  # fmt: skip
+        raise _Refusal(
+            spec.path,
+            v,
+            f"matches no member of {spec.type_display}",
+            "Give a value of one of those types.",
+        )
     if k == "dataclass":
         return _to_dataclass(spec, v, current)
     if k == "tuple":
@@ -399,9 +430,16 @@ def _coerce(spec: FieldSpec, v: Any, current: Any) -> Any:
     # an annotation we could not resolve gets nothing unchecked.
     t = spec.py_type
     if t is None:
-        raise _Refusal(spec.path, v, spec.reason or "type unknown here", "It cannot be checked, so it is not sent.")  # fmt: skip
+        raise _Refusal(
+            spec.path,
+            v,
+            spec.reason or "type unknown here",
+            "It cannot be checked, so it is not sent.",
+        )
     if isinstance(t, type) and t not in (object, Any) and not isinstance(v, t):
-        raise _Refusal(spec.path, v, f"expects a {t.__qualname__}", f"Give a {t.__qualname__} instance.")  # fmt: skip
+        raise _Refusal(
+            spec.path, v, f"expects a {t.__qualname__}", f"Give a {t.__qualname__} instance."
+        )
     return v
 
 
@@ -414,7 +452,9 @@ def coerce_field(spec: FieldSpec, value: Any, *, unit: str = "", current: Any = 
     try:
         return _coerce(spec, value, current)
     except _Refusal as r:
-        raise SettingsValidationError(unit=unit, field=r.path, value=r.value, rule=r.rule, hint=r.hint) from None  # fmt: skip
+        raise SettingsValidationError(
+            unit=unit, field=r.path, value=r.value, rule=r.rule, hint=r.hint
+        ) from None
 
 
 def validate_updates(
@@ -430,7 +470,9 @@ def validate_updates(
     paths = spec.paths()
 
     def refuse(path: str, value: Any, rule: str, hint: str) -> None:
-        errors.append(SettingsValidationError(unit=unit, field=path, value=value, rule=rule, hint=hint))  # fmt: skip
+        errors.append(
+            SettingsValidationError(unit=unit, field=path, value=value, rule=rule, hint=hint)
+        )
 
     for path, value in updates.items():
         try:
@@ -458,9 +500,13 @@ def validate_updates(
     if errors:
         first = errors[0]
         raise SettingsValidationError(
-            unit=unit, field=first.field, value=first.value, rule=first.rule,
-            hint=first.hint, errors=errors,
-        )  # fmt: skip
+            unit=unit,
+            field=first.field,
+            value=first.value,
+            rule=first.rule,
+            hint=first.hint,
+            errors=errors,
+        )
     return out
 
 
@@ -502,7 +548,9 @@ def build_update(
     except Exception as exc:  # __post_init__ of the settings class refused the combination
         path = next(iter(coerced), "")
         raise SettingsValidationError(
-            unit=unit, field=", ".join(coerced) or path, value=dict(updates),
+            unit=unit,
+            field=", ".join(coerced) or path,
+            value=dict(updates),
             rule=f"{type(current).__name__} refused the combination ({exc})",
             hint="Change the values the class names.",
-        ) from None  # fmt: skip
+        ) from None

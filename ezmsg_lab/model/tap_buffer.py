@@ -127,7 +127,9 @@ class TapBuffer:
             if len(self._items) < 2:
                 return float("nan")
             newest = self._items[-1].received
-            times = [it.received for it in reversed(self._items) if newest - it.received <= span_s]
+            times: list[float] = [
+                it.received for it in reversed(self._items) if newest - it.received <= span_s
+            ]
         if len(times) < 2 or times[0] == times[-1]:
             return float("nan")
         return (len(times) - 1) / (times[0] - times[-1])

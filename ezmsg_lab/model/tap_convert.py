@@ -36,7 +36,7 @@ def time_dim(msg: Any) -> str | None:
     for dim in msg.dims:
         axis = msg.axes.get(dim)
         if hasattr(axis, "gain") and getattr(axis, "unit", "") == "s":
-            return dim
+            return str(dim)
     return None
 
 

@@ -13,10 +13,11 @@ Pure Python and numpy: no ezmsg import.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -166,10 +167,10 @@ class TraceStore:
                 "endpoint": _cat([k.endpoint_id for k in keys_table], keys),
                 "topic": _cat([k.topic for k in keys_table], keys),
                 "task": _cat([k.task for k in keys_table], keys),
-                "metric": pd.Categorical.from_codes(cols["metric"], categories=METRICS),
+                "metric": pd.Categorical.from_codes(cols["metric"], categories=pd.Index(METRICS)),
                 "value_ms": cols["value"] / 1e6,
                 "channel_kind": pd.Categorical.from_codes(
-                    cols["channel"], categories=CHANNEL_KINDS
+                    cols["channel"], categories=pd.Index(CHANNEL_KINDS)
                 ),
             }
         )
@@ -226,7 +227,9 @@ class TraceStore:
         self.processes.update(processes)
 
 
-def _codes(values: tuple, table: dict, fallback, n: int) -> np.ndarray:
+def _codes(
+    values: tuple[Any, ...], table: dict[Any, int], fallback: Callable[[Any], int], n: int
+) -> np.ndarray:
     """int8 codes for ``values`` via ``table``; unseen values get ``fallback(value)``."""
     try:
         return np.fromiter(map(table.__getitem__, values), np.int8, n)
@@ -247,7 +250,13 @@ def _split_task(endpoint_id: str, topic: str) -> tuple[str, str | None]:
     return topic, None
 
 
-def _selection(cols, keys, since_s, topics, metrics) -> np.ndarray | None:
+def _selection(
+    cols: Mapping[str, np.ndarray],
+    keys: Sequence[StreamKey],
+    since_s: float | None,
+    topics: str | Iterable[str] | None,
+    metrics: str | Iterable[str] | None,
+) -> np.ndarray | None:
     keep = None
     if since_s is not None:
         keep = cols["t_ns"] >= int(since_s * 1e9)
@@ -267,11 +276,11 @@ def _selection(cols, keys, since_s, topics, metrics) -> np.ndarray | None:
     return keep
 
 
-def _cat(values: list, codes: np.ndarray) -> pd.Categorical:
+def _cat(values: Sequence[object], codes: np.ndarray) -> pd.Categorical:
     """A categorical with one category per distinct value (None -> missing)."""
     cats = pd.unique(np.asarray([v for v in values if v is not None], dtype=object))
     lookup = {v: i for i, v in enumerate(cats)}
     per_key = np.array([lookup[v] if v is not None else -1 for v in values], dtype=np.int32)
     return pd.Categorical.from_codes(
-        per_key[codes] if len(codes) else codes.astype(np.int32), categories=cats
+        per_key[codes] if len(codes) else codes.astype(np.int32), categories=pd.Index(cats)
     )

@@ -167,7 +167,7 @@ class _ForwardingHandler(logging.Handler):
     def __init__(self, channel: Any, units: list[Any]) -> None:
         super().__init__(logging.INFO)
         self._channel = channel
-        self._prefixes = sorted((u.address for u in units), key=len, reverse=True)
+        self._prefixes: list[str] = sorted((u.address for u in units), key=len, reverse=True)
 
     def _unit_for(self, message: str) -> str | None:
         for address in self._prefixes:
@@ -209,7 +209,7 @@ class _ForwardingHandler(logging.Handler):
             self.handleError(record)
 
 
-class LabBackendProcess(DefaultBackendProcess):
+class LabBackendProcess(DefaultBackendProcess):  # type: ignore[misc]  # ezmsg is untyped (Any)
     """ezmsg's default backend process, reporting to the Lab (see module docstring)."""
 
     def __init__(

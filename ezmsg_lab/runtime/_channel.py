@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
 logger = logging.getLogger(__name__)
 
@@ -285,7 +285,8 @@ class PipeChannel(_Channel):
             if not readers and self._finishing.is_set():
                 return
             try:
-                ready = wait(readers, _POLL_S) if readers else []
+                # wait() returns the very Connections it was given
+                ready = cast("list[Connection]", wait(readers, _POLL_S)) if readers else []
             except (OSError, ValueError):
                 ready = [r for r in readers if r.closed]
             if not readers:

@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,8 @@ def _hook_kernel_shutdown() -> None:
         from IPython import get_ipython
     except ImportError:
         return
-    kernel = getattr(get_ipython(), "kernel", None)
-    original = getattr(kernel, "do_shutdown", None)
+    kernel: Any = getattr(get_ipython(), "kernel", None)  # an ipykernel Kernel, or None
+    original: Callable[[bool], Any] | None = getattr(kernel, "do_shutdown", None)
     if original is None or getattr(original, "_ezmsg_lab", False):
         return
 

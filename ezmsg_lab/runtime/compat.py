@@ -134,7 +134,7 @@ def publisher_channel_pids(pub: Any) -> set[int] | None:
     return {int(info.pid) for info in list(channels.values())}
 
 
-class _SnapshotDict(dict):
+class _SnapshotDict(dict[Any, Any]):
     """A dict whose ``values()`` is a snapshot: a publisher's broadcast loop awaits inside
     ``for channel in self._channels.values()``, and a channel leaving meanwhile would end
     that loop with "dictionary changed size during iteration"."""
@@ -169,7 +169,7 @@ def guard_publisher_leases() -> bool:
         return True
     init = Publisher.__init__
 
-    class GuardedBackpressure(Backpressure):
+    class GuardedBackpressure(Backpressure):  # type: ignore[misc]  # ezmsg is untyped (Any)
         """ezmsg's Backpressure, refusing leases to clients whose leases were all freed."""
 
         def __init__(self, num_buffers: int) -> None:
@@ -203,8 +203,8 @@ def guard_publisher_leases() -> bool:
         and "_handle_channel" in vars(Publisher)
     ):
         return False
-    Publisher.__init__ = guarded_init  # type: ignore[method-assign]
-    Publisher._ezmsg_lab_guarded = True  # type: ignore[attr-defined]
+    Publisher.__init__ = guarded_init
+    Publisher._ezmsg_lab_guarded = True
     return True
 
 
@@ -214,7 +214,8 @@ def guard_publisher_leases() -> bool:
 def launched_name(component: Any) -> str | None:
     """The name ezmsg gave a Component when it was launched (None before): ezmsg
     components run once, and this is the only sign one already ran."""
-    return component._name
+    name: str | None = component._name
+    return name
 
 
 # ----------------------------------------------------------------------------- GraphRunner

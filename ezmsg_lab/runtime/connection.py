@@ -91,7 +91,7 @@ class Connection:
         if session is None or session.done():
             self.mark_lost("the GraphContext session ended")
             raise self._lost_error()
-        op: asyncio.Future[Any] = asyncio.ensure_future(fn(ctx))
+        op: asyncio.Future[T] = asyncio.ensure_future(fn(ctx))
         try:
             await asyncio.wait({op, session}, return_when=asyncio.FIRST_COMPLETED)
             if op.done():

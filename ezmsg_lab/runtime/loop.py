@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import LabClosedError, LabTimeoutError
 
@@ -109,7 +109,7 @@ class ControlLoop:
             self._cancel(call)
             raise
 
-    def _cancel(self, call: _Call) -> None:
+    def _cancel(self, call: _Call[Any]) -> None:
         # Future.cancel() does nothing once the loop started running the coroutine;
         # cancel the task itself, on its loop.
         if self.alive:
@@ -163,14 +163,14 @@ class ControlLoop:
             self._thread.join(timeout)
 
 
-class _Call:
+class _Call(Generic[T]):
     """One call into the loop, shared by the caller's thread and the loop.
 
     A call starts at most once: the caller abandons it on timeout or interrupt, and an
     abandoned call that the loop reaches late is closed without running.
     """
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], timeout: float, what: str) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> None:
         self._coro = coro
         self._timeout = timeout
         self._what = what
@@ -196,7 +196,7 @@ class _Call:
         if self._task is not None:
             self._task.cancel()
 
-    async def run(self) -> Any:
+    async def run(self) -> T:
         with self._lock:
             if self._state == "abandoned":
                 self._coro.close()

@@ -575,7 +575,7 @@ class Pipeline:
             root_name=self._root,
             connections=self._connections,
             process_components=self._process_components,
-            backend_process=backend,  # type: ignore[arg-type]
+            backend_process=backend,
             graph_address=tuple(self.graph_address),
             **kwargs,
         )
@@ -593,11 +593,8 @@ class Pipeline:
         assert self.start_method is not None and self._lifeline is not None
         ctx = multiprocessing.get_context(self.start_method)
         replaced: list[tuple[Any, Any]] = []  # (ezmsg's, ours)
-        options = {
-            "lifeline": self._lifeline.lifeline,
-            "start_method": self.start_method,
-            "quiet_stderr": not self._unit_stderr,
-        }
+        lifeline, start_method = self._lifeline.lifeline, self.start_method
+        quiet_stderr = not self._unit_stderr
 
         def make(*args: Any, **kwargs: Any) -> LabBackendProcess:
             if not replaced:
@@ -615,8 +612,10 @@ class Pipeline:
                 events_conn=writer,
                 drop_counter=counter,
                 on_started=lambda _p: channel.close_writer_copy(writer),
+                lifeline=lifeline,
+                start_method=start_method,
+                quiet_stderr=quiet_stderr,
                 **kwargs,
-                **options,
             )
 
         return make

@@ -126,7 +126,7 @@ class EmbeddedServer:
 
     @property
     def alive(self) -> bool:
-        return self._server.is_alive()
+        return bool(self._server.is_alive())
 
     def prune(self) -> None:
         """Forget what ezmsg's GraphServer keeps of clients that have gone.

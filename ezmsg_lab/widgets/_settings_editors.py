@@ -37,7 +37,7 @@ def _step(span: float) -> float:
     """A 1-2-5 step giving roughly a thousand slider positions."""
     raw = span / 1000.0
     mag = 10 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return float(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,9 @@ class Editor:
             self.none_toggle.observe(self._sync_none, names=["value"])
             self._sync_none()
         label = W.HTML(f"<b>{html.escape(spec.name)}</b>", layout=_LABEL)
-        label.tooltip = f"{spec.type_display}" + (f": {spec.description}" if spec.description else "")  # fmt: skip
+        label.tooltip = f"{spec.type_display}" + (
+            f": {spec.description}" if spec.description else ""
+        )
         extra = [w for w in (self.slider, self.none_toggle) if w is not None]
         self.error = W.HTML("")
         self.note = W.HTML("")
@@ -189,7 +191,11 @@ class Editor:
         b, k = spec.bounds, spec.kind
         if not spec.editable:
             return self._read_only(value, spec.reason or "no safe widget")
-        if k in ("float", "int") and isinstance(value, (int, float)) and not isinstance(value, bool):  # fmt: skip
+        if (
+            k in ("float", "int")
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+        ):
             rng = slider_range(k, value, b)
             if rng is not None and not rng.window:
                 return (self._new_slider(k, value, rng), *ident)
@@ -223,8 +229,17 @@ class Editor:
     def _new_slider(self, kind: str, value: Any, rng: SliderRange) -> W.Widget:
         # continuous_update=False: see the module docstring (no value sent while drawn).
         if kind == "int":
-            return W.IntSlider(value=int(value), min=int(rng.lo), max=int(rng.hi), step=1, continuous_update=False)  # fmt: skip
-        return W.FloatSlider(value=float(value), min=rng.lo, max=rng.hi, step=rng.step, readout_format=".4", continuous_update=False)  # fmt: skip
+            return W.IntSlider(
+                value=int(value), min=int(rng.lo), max=int(rng.hi), step=1, continuous_update=False
+            )
+        return W.FloatSlider(
+            value=float(value),
+            min=rng.lo,
+            max=rng.hi,
+            step=rng.step,
+            readout_format=".4",
+            continuous_update=False,
+        )
 
     def _slider_moved(self, change: Any) -> None:
         """The user moved the window slider: the box takes the value (an edit)."""
@@ -269,9 +284,9 @@ class Editor:
         unit's: half a slider step when it came from a slider (a browser's slider can
         only hold its grid points), else zero."""
         if isinstance(self.control, (W.FloatSlider, W.IntSlider)):
-            return self.control.step / 2
+            return float(self.control.step) / 2
         if self._slider_origin and self.slider is not None:
-            return self.slider.step / 2
+            return float(self.slider.step) / 2
         return 0.0
 
     def _choice_index(self, value: Any) -> int | None:
@@ -285,7 +300,9 @@ class Editor:
                 return i
         return None
 
-    def _json(self, spec: FieldSpec, value: Any) -> tuple[W.Widget, Callable, Callable]:
+    def _json(
+        self, spec: FieldSpec, value: Any
+    ) -> tuple[W.Widget, Callable[[Any], Any], Callable[[Any], Any]]:
         try:
             text = json.dumps(to_jsonable(value))
         except (TypeError, ValueError) as exc:
@@ -304,7 +321,9 @@ class Editor:
         w.layout.width = "320px"
         return w, to_py, lambda v: json.dumps(to_jsonable(v))
 
-    def _read_only(self, value: Any, reason: str) -> tuple[W.Widget, Callable, Callable]:
+    def _read_only(
+        self, value: Any, reason: str
+    ) -> tuple[W.Widget, Callable[[Any], Any], Callable[[Any], Any]]:
         self.read_only_reason = reason
         r = html.escape(_short_repr(value))
         w = W.HTML(f"<code>{r}</code>")
@@ -381,7 +400,7 @@ class Group:
 
     def __init__(self, spec: FieldSpec, rows: list[W.Widget]) -> None:
         self.spec, self.path = spec, spec.path
-        title = f"<b>{html.escape(spec.name)}</b> <small style='color:#666'>{html.escape(spec.type_display)}"  # fmt: skip
+        title = f"<b>{html.escape(spec.name)}</b> <small style='color:#666'>{html.escape(spec.type_display)}"
         title += f" &mdash; {html.escape(spec.description)}" if spec.description else ""
         self.widget = W.VBox(
             [W.HTML(title + "</small>"), W.VBox(rows, layout=W.Layout(margin="0 0 0 20px"))],

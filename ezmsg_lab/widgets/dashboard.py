@@ -49,7 +49,7 @@ def _disable_tree(widget: Any) -> None:
         stack.extend(getattr(w, "children", ()) or ())
 
 
-class Dashboard(W.VBox):
+class Dashboard(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its classes are Any here
     """Graph + settings form of the selected unit + a live metrics table of it.
 
     Parameters
@@ -122,7 +122,8 @@ class Dashboard(W.VBox):
 
     @property
     def selected(self) -> str:
-        return self.graph.selected
+        selected: str = self.graph.selected
+        return selected
 
     @property
     def closed(self) -> bool:

@@ -232,7 +232,7 @@ class GraphWidget(anywidget.AnyWidget):
 
     @traitlets.validate("height")
     def _validate_height(self, proposal: dict[str, Any]) -> int:
-        value = proposal["value"]
+        value: int = proposal["value"]
         if value != 0 and not 120 <= value <= 5000:
             raise traitlets.TraitError(
                 f"GraphWidget.height={value} must be 120..5000 px, or 0 to fit the drawing"
@@ -241,7 +241,7 @@ class GraphWidget(anywidget.AnyWidget):
 
     @traitlets.validate("selected")
     def _validate_selected(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"]
+        value: str = proposal["value"]
         units = self.state.get("units", {}) if self.state else {}
         if value and units and value not in units:
             known = ", ".join(sorted(units)[:5])
@@ -372,7 +372,7 @@ class GraphWidget(anywidget.AnyWidget):
     def _should_send_property(self, key: str, value: Any) -> bool:
         if key == "state" and self._suppress_state:
             return False
-        return super()._should_send_property(key, value)
+        return bool(super()._should_send_property(key, value))
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, dict):

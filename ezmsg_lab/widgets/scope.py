@@ -129,7 +129,7 @@ class ScopeWidget(anywidget.AnyWidget):
 
     @traitlets.validate("view")
     def _check_view(self, proposal: Any) -> str:
-        value = proposal["value"]
+        value: str = proposal["value"]
         if value not in VIEWS:
             raise traitlets.TraitError(f"ScopeWidget.view={value!r}: use one of {', '.join(VIEWS)}")
         return value

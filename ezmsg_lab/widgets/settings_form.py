@@ -75,7 +75,7 @@ class _Debouncer:
     running loop (tests, plain scripts) a ``threading.Timer`` does it.
     """
 
-    def __init__(self, delay: float, fn: Callable[[], None]) -> None:
+    def __init__(self, delay: float, fn: Callable[[], object]) -> None:
         self.delay, self.fn = delay, fn
         self._handle: Any = None
         self._lock = threading.Lock()
@@ -107,7 +107,7 @@ class _Debouncer:
             self._handle = None
 
 
-class SettingsForm(W.VBox):
+class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its classes are Any here
     """An editable form for one unit's settings.
 
     Parameters
@@ -157,7 +157,11 @@ class SettingsForm(W.VBox):
         title = html.escape(unit or (spec.type_name if spec else "settings"))
         head = [W.HTML(f"<b>{title}</b>")]
         if spec is not None and spec.source == "metadata":
-            head.append(W.HTML(f"<small>Built from ezmsg's metadata: {html.escape(spec.reason or 'settings class not importable')}</small>"))  # fmt: skip
+            head.append(
+                W.HTML(
+                    f"<small>Built from ezmsg's metadata: {html.escape(spec.reason or 'settings class not importable')}</small>"
+                )
+            )
         if spec is None:
             read_only_reason = read_only_reason or "no settings schema is known for this unit"
             body: list[W.Widget] = [W.HTML(f"<code>{html.escape(repr(value))[:2000]}</code>")]
@@ -165,7 +169,11 @@ class SettingsForm(W.VBox):
             body = [self._build(f, continuous=policy == "live") for f in spec.fields]
         self.read_only_reason = read_only_reason
         if read_only_reason:
-            head.append(W.HTML(f"<span style='color:#666'>Read-only: {html.escape(read_only_reason)}</span>"))  # fmt: skip
+            head.append(
+                W.HTML(
+                    f"<span style='color:#666'>Read-only: {html.escape(read_only_reason)}</span>"
+                )
+            )
             for ed in self.editors.values():
                 ed.set_disabled(True)
         self.apply_button = W.Button(description="Apply", button_style="primary")
@@ -188,9 +196,13 @@ class SettingsForm(W.VBox):
             ed = Editor(spec, current, continuous=continuous)
         except Exception as exc:  # a value a widget cannot hold: show it, do not break the form
             fallback = FieldSpec(
-                name=spec.name, path=spec.path, kind="any", type_display=spec.type_display,
-                editable=False, reason=f"no widget could show it ({type(exc).__name__}: {exc})",
-            )  # fmt: skip
+                name=spec.name,
+                path=spec.path,
+                kind="any",
+                type_display=spec.type_display,
+                editable=False,
+                reason=f"no widget could show it ({type(exc).__name__}: {exc})",
+            )
             ed = Editor(fallback, current, continuous=continuous)
         self.editors[spec.path] = ed
         for w in (ed.control, ed.none_toggle):
@@ -249,7 +261,7 @@ class SettingsForm(W.VBox):
             return False
         tol = ed.tolerance()
         if tol > 0 and _number(raw) and _number(unit_value):
-            return abs(raw - unit_value) <= tol * (1 + 1e-9)
+            return bool(abs(raw - unit_value) <= tol * (1 + 1e-9))
         try:
             value = coerce_field(ed.spec, raw, unit=self.unit, current=unit_value)
         except (SettingsValidationError, ValueError):
@@ -258,7 +270,9 @@ class SettingsForm(W.VBox):
 
     def _check(self, ed: Editor) -> tuple[bool, Any]:
         try:
-            value = coerce_field(ed.spec, ed.read(), unit=self.unit, current=_get(self._value, ed.path))  # fmt: skip
+            value = coerce_field(
+                ed.spec, ed.read(), unit=self.unit, current=_get(self._value, ed.path)
+            )
         except SettingsValidationError as err:
             ed.set_error(f"{err.rule}. {err.hint}".strip())
             return False, None
@@ -358,7 +372,11 @@ class SettingsForm(W.VBox):
             keys = [k for k in items if k == path or path.startswith(k + ".")]
             if not keys:
                 continue
-            want = items[keys[0]] if keys[0] == path else _get(items[keys[0]], path[len(keys[0]) + 1 :])  # fmt: skip
+            want = (
+                items[keys[0]]
+                if keys[0] == path
+                else _get(items[keys[0]], path[len(keys[0]) + 1 :])
+            )
             got = _get(applied, path)
             if _same(want, got):
                 ed.set_note(None)
@@ -399,7 +417,7 @@ class _Quiet:
         self.form._suppress -= 1
 
 
-class SettingsPanel(W.VBox):
+class SettingsPanel(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its classes are Any here
     """Every unit's form in an Accordion, with a search box over units and field names."""
 
     def __init__(self, forms: Mapping[str, SettingsForm]) -> None:

@@ -106,10 +106,17 @@ def jupyterlab(root: Path) -> Iterator[str]:
     settings_dir.mkdir(parents=True, exist_ok=True)
     (settings_dir / "overrides.json").write_text(json.dumps(LAB_OVERRIDES))
     args = [
-        "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", "--allow-root",
-        "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-        "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
-    ]  # fmt: skip
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        "--allow-root",
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        "--ServerApp.disable_check_xsrf=True",
+        "--LabApp.expose_app_in_browser=True",
+        f"--ServerApp.root_dir={root}",
+    ]
     with serve(args, root) as base:
         yield base
 
@@ -125,9 +132,10 @@ class NotebookKernel:
         def found() -> bool:  # the page may still be starting its kernel
             nonlocal sessions
             sessions = [
-                s for s in get(f"{base}/api/sessions") or []
+                s
+                for s in get(f"{base}/api/sessions") or []
                 if path is None or s["path"].endswith(path)
-            ]  # fmt: skip
+            ]
             return bool(sessions) and all(s.get("kernel") for s in sessions)
 
         assert wait_until(found, 60, interval=0.2), f"no kernel session for {path}"

@@ -62,7 +62,11 @@ def _notebook(path: Path) -> None:
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}  # fmt: skip
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -128,9 +132,11 @@ def test_forms_send_only_what_the_user_did(lab_server: tuple[str, Path], browser
         )
         made = kernel.eval(f"_changes_since({seq})")
         assert {(u, f) for u, f, _, _ in made} == {
-            ("DEMO/FILTER", "cutoff_hz"), ("DEMO/FILTER", "taps"),
-            ("DEMO/SOURCE", "tone.freq_hz"), ("DEMO/DETECTOR", "threshold"),
-        }  # fmt: skip
+            ("DEMO/FILTER", "cutoff_hz"),
+            ("DEMO/FILTER", "taps"),
+            ("DEMO/SOURCE", "tone.freq_hz"),
+            ("DEMO/DETECTOR", "threshold"),
+        }
         seq = kernel.eval("_last_seq()")
         shown = {
             ("DEMO/FILTER", "cutoff_hz"): "45",
@@ -140,7 +146,8 @@ def test_forms_send_only_what_the_user_did(lab_server: tuple[str, Path], browser
         }
         for (unit, path), text in shown.items():
             box = _box(forms[unit], path)
-            assert wait_until(lambda b=box, t=text: b.input_value() == t, 15), (path, box.input_value())  # fmt: skip
+            shown = wait_until(lambda b=box, t=text: b.input_value() == t, 15)
+            assert shown, (path, box.input_value())
         _quiet(kernel, seq, "Following values set from code")
         for unit, form in forms.items():
             _shot(form, f"forms_2_followed_{unit.split('/')[1].lower()}")
@@ -183,9 +190,12 @@ def test_forms_send_only_what_the_user_did(lab_server: tuple[str, Path], browser
                 assert new > old and new - old <= 0.5 * abs(old) + 1, (unit, path, old, new)
                 dragged.append((unit, path, old, new))
         assert {(u, p) for u, p, _, _ in dragged} >= {
-            ("DEMO/FILTER", "cutoff_hz"), ("DEMO/FILTER", "taps"), ("DEMO/SOURCE", "fs"),
-            ("DEMO/SOURCE", "tone.freq_hz"), ("DEMO/DETECTOR", "threshold"),
-        }, dragged  # fmt: skip
+            ("DEMO/FILTER", "cutoff_hz"),
+            ("DEMO/FILTER", "taps"),
+            ("DEMO/SOURCE", "fs"),
+            ("DEMO/SOURCE", "tone.freq_hz"),
+            ("DEMO/DETECTOR", "threshold"),
+        }, dragged
         (ARTIFACTS / "forms_drags.json").write_text(json.dumps(dragged, indent=1))
         for unit, form in forms.items():
             _shot(form, f"forms_3_dragged_{unit.split('/')[1].lower()}")

@@ -90,7 +90,9 @@ def test_notebook_runs_and_its_widgets_act_only_when_asked(
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         # Queued after run-all: returns once every cell has run.
         kernel.run("pass")
-        errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')  # fmt: skip
+        errors = page.locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
+        )
         assert errors.count() == 0, errors.first.inner_text()
         graphs = page.locator(".ezg-root")
         forms = page.locator(".ezlab-field")

@@ -53,10 +53,17 @@ def test_notebook7_renders_the_dashboard_and_a_click_round_trips(
     notebook_dir: Path, browser: Any
 ) -> None:
     args = [
-        "jupyter", "notebook", "--no-browser", "--ip=127.0.0.1", "--allow-root",
-        "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-        "--JupyterNotebookApp.expose_app_in_browser=True", f"--ServerApp.root_dir={notebook_dir}",
-    ]  # fmt: skip
+        "jupyter",
+        "notebook",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        "--allow-root",
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        "--ServerApp.disable_check_xsrf=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+        f"--ServerApp.root_dir={notebook_dir}",
+    ]
     with serve(args, notebook_dir) as base:
         context = browser.new_context(viewport={"width": 1280, "height": 1600})
         page = context.new_page()

@@ -229,18 +229,27 @@ INVALID_STRATEGIES = {
     ("FILTER", "cutoff_hz"): _not_valid_float(0.1, 499.0),
     ("FILTER", "taps"): _not_valid_int(3, 511),
     ("FILTER", "bypass"): st.one_of(
-        st.integers(), st.floats(), st.none(), st.text().filter(lambda t: t.strip().lower() not in ("true", "false"))
+        st.integers(),
+        st.floats(),
+        st.none(),
+        st.text().filter(lambda t: t.strip().lower() not in ("true", "false")),
     ),
-    ("FILTER", "kind"): st.one_of(st.text().filter(lambda t: t not in ("lowpass", "highpass")), st.integers(), st.none()),
+    ("FILTER", "kind"): st.one_of(
+        st.text().filter(lambda t: t not in ("lowpass", "highpass")), st.integers(), st.none()
+    ),
     ("FILTER", "window"): st.one_of(
-        st.text().filter(lambda t: t not in Window.__members__ and t not in {w.value for w in Window}),
+        st.text().filter(
+            lambda t: t not in Window.__members__ and t not in {w.value for w in Window}
+        ),
         st.integers(),
         st.none(),
     ),
-    ("DETECTOR", "label"): st.one_of(st.integers(), st.floats(), st.none(), st.lists(st.text(), max_size=2)),
+    ("DETECTOR", "label"): st.one_of(
+        st.integers(), st.floats(), st.none(), st.lists(st.text(), max_size=2)
+    ),
     ("DETECTOR", "threshold"): _not_valid_float(0.0, 100.0),
     ("SOURCE", "tone.freq_hz"): _not_valid_float(0.0, 5000.0),
-}  # fmt: skip
+}
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

@@ -79,3 +79,21 @@ def test_make_test_runs_the_javascript_checks():
     rules = (ROOT / "Makefile").read_text().splitlines()
     test_rule = next(line for line in rules if line.startswith("test:"))
     assert "js-check" in test_rule.split(":", 1)[1].split()
+
+
+def test_make_test_runs_the_type_checker():
+    """`make test` depends on typecheck, which runs mypy (configured in pyproject.toml)."""
+    env = dict(os.environ)
+    env.pop("MAKEFLAGS", None)
+    proc = subprocess.run(
+        [MAKE, "-n", "-C", str(ROOT), "typecheck", "BIN=/nonexistent/bin"],  # type: ignore[list-item]
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "/nonexistent/bin/mypy" in proc.stdout.splitlines()
+    rules = (ROOT / "Makefile").read_text().splitlines()
+    test_rule = next(line for line in rules if line.startswith("test:"))
+    assert "typecheck" in test_rule.split(":", 1)[1].split()

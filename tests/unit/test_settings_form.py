@@ -98,9 +98,12 @@ def test_widget_choice_per_field_kind():
     det, _ = form_for(demo.DetectorSettings, demo.DetectorSettings())
     assert isinstance(det.control("label"), W.Text)
     assert isinstance(det.control("refractory_s"), W.FloatText)  # unbounded: box + window
-    assert (det.editors["refractory_s"].slider.min, det.editors["refractory_s"].slider.max) == (0.0, 0.1)  # fmt: skip
+    slider = det.editors["refractory_s"].slider
+    assert (slider.min, slider.max) == (0.0, 0.1)
     narrow, _ = form_for(NarrowSettings, NarrowSettings())  # bounds about the value: a slider
-    assert isinstance(narrow.control("gain"), W.FloatSlider) and narrow.editors["gain"].slider is None  # fmt: skip
+    assert (
+        isinstance(narrow.control("gain"), W.FloatSlider) and narrow.editors["gain"].slider is None
+    )
     assert (narrow.control("gain").min, narrow.control("gain").max) == (0.0, 2.0)
     real, _ = form_for(rw.RealWorldSettings, RW_NOW)
     assert not real.editors["func"].editable and "callable" in real.editors["func"].help.value
@@ -169,7 +172,9 @@ def test_manual_policy_sends_only_on_apply_and_reset_restores():
 
 def test_callback_exceptions_are_shown_not_swallowed():
     boom = RuntimeError("unit refused: cutoff above Nyquist")
-    form, rec = form_for(demo.FilterSettings, demo.FilterSettings(), policy="release", on_submit=Recorder(boom))  # fmt: skip
+    form, rec = form_for(
+        demo.FilterSettings, demo.FilterSettings(), policy="release", on_submit=Recorder(boom)
+    )
     form.control("cutoff_hz").value = 450.0
     assert rec.calls == [{"cutoff_hz": 450.0}]
     assert form.last_error is boom and "Nyquist" in form.status.value
@@ -185,7 +190,10 @@ def test_apply_external_updates_clean_fields_and_keeps_dirty_ones():
     assert form.control("cutoff_hz").value == 99.0
     assert form.control("window").label == "BLACKMAN"
     assert form.control("bypass").value is True
-    assert form.control("taps").value == 101 and "changed elsewhere to 7" in form.editors["taps"].note.value  # fmt: skip
+    assert (
+        form.control("taps").value == 101
+        and "changed elsewhere to 7" in form.editors["taps"].note.value
+    )
     assert rec.calls == []  # external updates are never sent back
     form.apply()
     assert rec.calls == [{"taps": 101}]
@@ -218,10 +226,17 @@ def test_show_requested_vs_applied():
 
 
 def test_read_only_unit_and_unknown_schema():
-    form, rec = form_for(demo.SinkSettings, demo.SinkSettings(), read_only_reason="the unit has no INPUT_SETTINGS stream")  # fmt: skip
+    form, rec = form_for(
+        demo.SinkSettings,
+        demo.SinkSettings(),
+        read_only_reason="the unit has no INPUT_SETTINGS stream",
+    )
     assert all(e.control.disabled for e in form.editors.values())
     assert "no INPUT_SETTINGS" in form.children[1].value
-    assert not any(isinstance(c, W.HBox) and c.children and isinstance(c.children[0], W.Button) for c in form.children)  # fmt: skip
+    assert not any(
+        isinstance(c, W.HBox) and c.children and isinstance(c.children[0], W.Button)
+        for c in form.children
+    )
     bare = SettingsForm(None, {"gain": 2})
     assert "no settings schema" in bare.children[1].value and bare.editors == {}
 
@@ -274,9 +289,11 @@ def test_live_debounce_runs_on_a_running_loop_like_a_kernel():
 
         calls: list[dict] = []
         form = SettingsForm(
-            spec_from_class(demo.SinkSettings), demo.SinkSettings(), on_submit=on_submit,
+            spec_from_class(demo.SinkSettings),
+            demo.SinkSettings(),
+            on_submit=on_submit,
             debounce_s=0.05,
-        )  # fmt: skip
+        )
         form.control("keep_last").value = 5
         form.control("keep_last").value = 6
         await asyncio.wait_for(done.wait(), timeout=5.0)

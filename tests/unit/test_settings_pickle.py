@@ -116,7 +116,10 @@ def test_member_by_value_becomes_the_loading_process_own_member(users_module):
     payload = pickle.dumps(wire)
     assert b"KnobSettings" not in payload
     assert pickle.loads(payload) is users_module.Mode.FAST
-    assert pickle.loads(pickle.dumps(member_by_value(ClassRef(MOD, "Level"), 2))) is users_module.Level.HIGH  # fmt: skip
+    assert (
+        pickle.loads(pickle.dumps(member_by_value(ClassRef(MOD, "Level"), 2)))
+        is users_module.Level.HIGH
+    )
     with pytest.raises(ValueError, match="'FAST' is not a valid Mode"):  # by value, not name
         pickle.loads(pickle.dumps(member_by_value(ClassRef(MOD, "Mode"), "FAST")))
 
@@ -232,9 +235,14 @@ def test_a_confirmation_that_never_comes_says_what_the_events_showed(users_modul
     control = SettingsControl(conn=None, store=store)  # type: ignore[arg-type]
     other = snapshot_of(users_module.KnobSettings(gain=9.0))
     event = types.SimpleNamespace(
-        seq=1, event_type="SETTINGS_UPDATED", component_address="S/KNOB", timestamp=0.0,
-        source_session_id=None, source_process_id=None, value=other,
-    )  # fmt: skip
+        seq=1,
+        event_type="SETTINGS_UPDATED",
+        component_address="S/KNOB",
+        timestamp=0.0,
+        source_session_id=None,
+        source_process_id=None,
+        value=other,
+    )
 
     async def send() -> None:
         store.ingest_event(event)  # someone else's change arrives instead of ours

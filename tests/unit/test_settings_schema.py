@@ -49,9 +49,15 @@ def test_demo_kinds_bounds_choices_and_paths():
     assert src.field("tone.freq_hz").path == "tone.freq_hz"
     assert src.field("seed").nullable and src.field("seed").children[0].kind == "int"
     assert src.paths() == [
-        "fs", "chunk_size", "tone", "tone.freq_hz", "tone.amplitude", "noise_std", "seed",
+        "fs",
+        "chunk_size",
+        "tone",
+        "tone.freq_hz",
+        "tone.amplitude",
+        "noise_std",
+        "seed",
         "enabled",
-    ]  # fmt: skip
+    ]
     with pytest.raises(KeyError):
         src.field("tone.nope")
 

@@ -226,10 +226,14 @@ def test_required_fields_and_dataclass_dicts():
     # a dict for a dataclass with no current value needs every required field
     with pytest.raises(SettingsValidationError, match="missing required gain"):
         coerce_field(
-            dataclasses.replace(spec.fields[0], kind="dataclass", py_type=rw.NoDefaultsSettings,
-                                children=spec.fields),
+            dataclasses.replace(
+                spec.fields[0],
+                kind="dataclass",
+                py_type=rw.NoDefaultsSettings,
+                children=spec.fields,
+            ),
             {"offset": 1.0},
-        )  # fmt: skip
+        )
 
 
 def test_post_init_refusal_becomes_a_validation_error():
@@ -280,7 +284,9 @@ def _parses(s: str) -> bool:
 
 def _invalid_for(spec):
     """Values that must be refused for ``spec`` (by kind, bounds and choices)."""
-    junk = st.one_of(st.lists(st.integers(), max_size=2), st.dictionaries(st.text(), st.integers(), max_size=1))  # fmt: skip
+    junk = st.one_of(
+        st.lists(st.integers(), max_size=2), st.dictionaries(st.text(), st.integers(), max_size=1)
+    )
     if spec.kind == "optional":
         spec, nullable = spec.children[0], True
     else:
@@ -295,10 +301,18 @@ def _invalid_for(spec):
             outside = outside | st.floats(min_value=b.hi, exclude_min=True, allow_nan=False)
         bad = st.booleans() | _not_numeric_text | junk | none | outside
         if k == "int":
-            bad = bad | st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer())  # fmt: skip
+            bad = bad | st.floats(allow_nan=False, allow_infinity=False).filter(
+                lambda x: not x.is_integer()
+            )
         return bad
     if k == "bool":
-        return st.integers() | st.floats() | st.text().filter(lambda s: s.strip().lower() not in ("true", "false")) | junk | none  # fmt: skip
+        return (
+            st.integers()
+            | st.floats()
+            | st.text().filter(lambda s: s.strip().lower() not in ("true", "false"))
+            | junk
+            | none
+        )
     if k == "str":
         return st.integers() | st.floats() | st.booleans() | junk | none
     if k == "literal":
@@ -320,7 +334,7 @@ CASES = [
     ]
     for f in ([*spec.fields, *spec.field("tone").children] if spec is SRC else spec.fields)
     if _invalid_for(f) is not None
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("spec", "cls", "field"), CASES, ids=[c[2].path for c in CASES])

@@ -100,8 +100,9 @@ def test_lab_refuses_an_unknown_start_method_before_starting_anything():
 def test_proc_start_time_tells_live_dead_and_zombie_processes():
     mine = _proc_start_time(os.getpid())
     assert mine is not None and mine.isdigit() and mine == _proc_start_time(os.getpid())
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                             stdin=subprocess.PIPE)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         assert wait_until(lambda: _proc_start_time(child.pid) is not None, 10)
     finally:

@@ -331,7 +331,13 @@ def test_settings_tables_show_enums_as_members_and_list_their_choices():
     from ezmsg_lab.model.settings_schema import spec_from_class
 
     schema = settings_schema_from_type(demo.FilterSettings)
-    value = {"cutoff_hz": 20.0, "taps": 31, "window": "hamming", "kind": "lowpass", "bypass": np.False_}  # fmt: skip
+    value = {
+        "cutoff_hz": 20.0,
+        "taps": 31,
+        "window": "hamming",
+        "kind": "lowpass",
+        "bypass": np.False_,
+    }
     store = SettingsStore()
     first = _event(1, "G/F", value, "INITIAL_SETTINGS")
     first.value.settings_schema = schema

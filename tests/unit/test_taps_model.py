@@ -227,10 +227,20 @@ def test_image_frame_of_the_newest_slice_is_reduced_to_the_canvas():
     assert (frame.x0, frame.x1, frame.y0, frame.y1) == (1.0, 30.5, 0.0, 39.0)
     head = frame.header()
     assert head | {"note": ""} == {
-        "view": "image", "channels": 1, "rows": 20, "columns": 30, "x0": 1.0, "x1": 30.5,
-        "y0": 0.0, "y1": 39.0, "xdim": "x", "ydim": "y", "lo": float(frame.values.min()),
-        "hi": float(frame.values.max()), "note": "",
-    }  # fmt: skip
+        "view": "image",
+        "channels": 1,
+        "rows": 20,
+        "columns": 30,
+        "x0": 1.0,
+        "x1": 30.5,
+        "y0": 0.0,
+        "y1": 39.0,
+        "xdim": "x",
+        "ydim": "y",
+        "lo": float(frame.values.min()),
+        "hi": float(frame.values.max()),
+        "note": "",
+    }
     assert len(frame.values.tobytes()) == 20 * 30 * 4
     assert frame.all_channels == []  # nothing to choose: no channel boxes
 
@@ -239,11 +249,17 @@ def test_spectrogram_runs_time_across_and_frequency_upwards_one_lane_a_channel()
     msgs = []
     for k in range(8):  # (time=1, freq=4, ch=2) per message, value = 10 k + freq index
         data = (10.0 * k + np.arange(4))[None, :, None] * np.array([1.0, -1.0])
-        msgs.append(AxisArray(data, ["time", "freq", "ch"], axes={
-            "time": LinearAxis(unit="s", gain=0.1, offset=0.1 * k),
-            "freq": LinearAxis(gain=5.0),
-            "ch": CoordinateAxis(np.array(["a", "b"]), ["ch"]),
-        }))  # fmt: skip
+        msgs.append(
+            AxisArray(
+                data,
+                ["time", "freq", "ch"],
+                axes={
+                    "time": LinearAxis(unit="s", gain=0.1, offset=0.1 * k),
+                    "freq": LinearAxis(gain=5.0),
+                    "ch": CoordinateAxis(np.array(["a", "b"]), ["ch"]),
+                },
+            )
+        )
     frame = build_frame(items(msgs), 100, 10.0, rows=100)
     assert frame.view == "image" and frame.values.shape == (2, 4, 8)
     assert frame.all_channels == ["a", "b"] and (frame.xdim, frame.ydim) == ("time", "freq")
@@ -280,10 +296,16 @@ def test_scatter_of_point_sets_over_time_selects_sets():
     for k in range(3):  # (time=2, ch=2, xy): x = sample number, y = channel
         n = np.arange(2 * k, 2 * k + 2, dtype=float)
         data = np.stack([np.stack([n, np.full(2, c)], -1) for c in (0.0, 1.0)], 1)
-        msgs.append(AxisArray(data, ["time", "ch", "xy"], axes={
-            "time": LinearAxis(unit="s", gain=0.01, offset=0.02 * k),
-            "ch": CoordinateAxis(np.array(["L", "R"]), ["ch"]),
-        }))  # fmt: skip
+        msgs.append(
+            AxisArray(
+                data,
+                ["time", "ch", "xy"],
+                axes={
+                    "time": LinearAxis(unit="s", gain=0.01, offset=0.02 * k),
+                    "ch": CoordinateAxis(np.array(["L", "R"]), ["ch"]),
+                },
+            )
+        )
     frame = build_frame(items(msgs), 800, 10.0)
     assert frame.view == "scatter" and frame.values.shape == (2, 6, 2)
     np.testing.assert_array_equal(frame.values[1, :, 0], np.arange(6))

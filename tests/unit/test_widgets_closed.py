@@ -139,8 +139,14 @@ def test_trace_settings_show_processes_by_unit_and_pid() -> None:
     assert a not in text and b not in text
     frame = settings.processes
     assert list(frame.columns) == [
-        "process", "pid", "host", "units", "sample_mod", "rate_known", "failed"
-    ]  # fmt: skip
+        "process",
+        "pid",
+        "host",
+        "units",
+        "sample_mod",
+        "rate_known",
+        "failed",
+    ]
     assert frame.set_index("pid").loc[4243, "units"] == "DEMO/SINK, DEMO/LOGGER"
     assert settings.sample_mod[a] == 20  # code keeps its dict keyed by process id
     settings.failed[b] = "UNROUTABLE_UNIT: gone"
