@@ -1,7 +1,7 @@
 """Sending settings to units and waiting for ezmsg's settings event that confirms them.
 
 Runs on the control loop (the Lab's one GraphContext). Two ways to send, chosen per
-update by :class:`~ezmsg_lab.lab_settings.SettingsMixin`:
+update by :class:`~ezmsg_lab.services.settings.SettingsService`:
 
 - one field: ``GraphContext.update_setting``. The owning process patches its *current*
   value, so a concurrent change to another field by another client is never overwritten;

@@ -313,7 +313,7 @@ STOPPED_UNIT = textwrap.dedent(
         gone = lab.launch(SettingsEcho(), name="GONE")
         assert lab.set("GONE", value=1.0, watch=False).applied == {"value": 1.0}
         gone.stop()
-        assert wait_until(lambda: "GONE" not in lab._settings_components(), 10)
+        assert wait_until(lambda: "GONE" not in lab._graph.components(), 10)
         try:
             lab.set("GONE", value=2.0, timeout=3)
         except SettingsRefusedError as err:

@@ -1,4 +1,4 @@
-"""The Lab's widgets: the live graph and the dashboard (mixed into :class:`~ezmsg_lab.Lab`).
+"""The Lab's widgets: the live graph and the dashboard (the Lab's widget factory).
 
 Widgets are fed by the Lab's stores, never by the GraphServer: the topology feed pushes
 each new snapshot, the profiling poller pushes annotations after each poll; the graph
@@ -16,11 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .model.listeners import subscribe_weak
+from ..model.listeners import subscribe_weak
 
 if TYPE_CHECKING:
-    from .lab import Lab
-    from .widgets.graph import GraphWidget
+    from ..feeds.profiling import ProfilingPoller
+    from ..feeds.topology import TopologyFeed
+    from ..model.logs import LogStore
+    from ..widgets.graph import GraphWidget
+    from .session import Session
+    from .settings import SettingsService
+    from .views import Views
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ def profile_annotations(
     An edge ``src -> dst`` carries the rate at which ``dst``'s subscriber receives (or,
     when there is none, the rate ``src`` publishes) and that subscriber's channel kind.
     """
-    from .model.graph_view import make_annotations
+    from ..model.graph_view import make_annotations
 
     ok = profile[profile["status"].astype(str) == "ok"]
     subs = ok[ok["kind"] == "subscriber"].groupby("topic", observed=True)
@@ -72,19 +77,39 @@ def profile_annotations(
     )
 
 
-class WidgetsMixin:
-    """``lab.graph()`` and ``lab.dashboard()``."""
+class WidgetFactory:
+    """``lab.graph()`` and ``lab.dashboard()``: widgets fed by the Lab's feeds."""
 
-    def _annotations(self: Lab) -> dict[str, Any]:
+    def __init__(
+        self,
+        session: Session,
+        topology: TopologyFeed,
+        poller: ProfilingPoller,
+        logs: LogStore,
+        views: Views,
+        settings: SettingsService,
+        unit_scope: Callable[[str], Any],
+        registry: WidgetRegistry,
+    ) -> None:
+        self._session = session
+        self._topology = topology
+        self._poller = poller
+        self._logs = logs
+        self._views = views
+        self._settings = settings
+        self._unit_scope = unit_scope
+        self._widgets = registry
+
+    def _annotations(self) -> dict[str, Any]:
         snap = self._topology.snapshot
-        profile = self.profile(include_gone=False)
+        profile = self._views.profile(include_gone=False)
         last = {}
         for unit in profile.loc[profile["errors"] > 0, "unit"].dropna().unique():
             rec = self._logs.last_error(unit)
             last[unit] = rec.message if rec else None
         return profile_annotations(profile, snap.graph if snap else {}, last)
 
-    def graph(self: Lab, *, height: int = 0, max_rate_hz: float = 2.0) -> GraphWidget:
+    def graph(self, *, height: int = 0, max_rate_hz: float = 2.0) -> GraphWidget:
         """A live drawing of the running graph (an anywidget).
 
         Units are grouped by collection, coloured by process; edges carry message rates
@@ -97,10 +122,10 @@ class WidgetsMixin:
         self._widgets.add(widget, replaces_cell_output=True)
         return widget
 
-    def _make_graph(self: Lab, height: int, max_rate_hz: float) -> GraphWidget:
-        from .widgets.graph import GraphWidget
+    def _make_graph(self, height: int, max_rate_hz: float) -> GraphWidget:
+        from ..widgets.graph import GraphWidget
 
-        self._check_open()
+        self._session.check_open()
         widget = GraphWidget(
             snapshot=self._topology.snapshot,
             annotations=self._annotations(),
@@ -110,22 +135,22 @@ class WidgetsMixin:
         widget.follow(self._topology.listeners, self._poller.listeners, self._annotations)
         return widget
 
-    def dashboard(self: Lab, *, height: int = 0) -> Any:
+    def dashboard(self, *, height: int = 0) -> Any:
         """Graph, the settings form of the selected unit and a live metrics table of it,
         in one widget. Click a unit in the graph to swap the form and the table."""
-        from .widgets.dashboard import Dashboard
+        from ..widgets.dashboard import Dashboard
 
         def metrics_for(unit: str) -> pd.DataFrame:
-            frame = self.profile(include_gone=False)
+            frame = self._views.profile(include_gone=False)
             return frame[frame["unit"] == unit]
 
         def subscribe(fn: Callable[[], None]) -> Callable[[], None]:
             return subscribe_weak(self._poller.listeners, fn)
 
-        self._check_open()
+        self._session.check_open()
         dashboard = Dashboard(
             graph=self._make_graph(height, 2.0),
-            form_for=self.settings_form,
+            form_for=self._settings.settings_form,
             metrics_for=metrics_for,
             subscribe=subscribe,
             scope_for=self._unit_scope,
