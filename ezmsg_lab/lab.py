@@ -164,7 +164,7 @@ class Lab:
                 self._metrics,
                 self._traces,
                 self._poller.offset_of,
-                self._poller.listeners,
+                self._poller,
             )
             self._logs = LogStore()
             self._unit_error_callbacks: list[Any] = [self._print_unit_error]

@@ -111,6 +111,10 @@ class Tap:
         """The buffered messages, oldest first; ``since``: seconds ago or ``"5s"``."""
         return [it.message for it in self._buffer.items(self._since(since))]
 
+    def buffered_items(self) -> list[Any]:
+        """The buffered items (``message``, ``received`` UTC seconds), oldest first."""
+        return self._buffer.items()
+
     def data(self, since: Any = None) -> Any:
         """The window as data.
 

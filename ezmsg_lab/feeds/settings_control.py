@@ -198,10 +198,10 @@ class SettingsControl:
         self._waiters: list[_Waiter] = []
         self._pubs: dict[str, Any] = {}  # settings topic -> ezmsg Publisher
         self._pub_locks: dict[str, asyncio.Lock] = {}
-        store.add_listener(self.on_event)
+        self._unsubscribe = store.subscribe(self.on_event)
 
     def detach(self) -> None:
-        self._store.remove_listener(self.on_event)
+        self._unsubscribe()
 
     # ------------------------------------------------------------------ confirmation
     def on_event(self, address: str, value: Any, event: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .settings_changes import settings_equal
 from .settings_pickle import ClassRef, Opaque, member_by_value
-from .settings_schema import Bounds, Choice, FieldKind, FieldSpec, SettingsSpec
+from .settings_spec import Bounds, Choice, FieldKind, FieldSpec, SettingsSpec
 
 _SIMPLE = {"float": "float", "int": "int", "bool": "bool", "str": "str"}
 _JSON_KIND = {"number": "float", "integer": "int", "boolean": "bool", "string": "str"}

@@ -17,6 +17,8 @@ import os
 import threading
 from typing import Any
 
+from . import compat
+
 logger = logging.getLogger(__name__)
 
 _open: dict[int, Any] = {}
@@ -57,9 +59,7 @@ def register(lab: Any) -> None:
         if _hooked:
             return
         _hooked = True
-    try:
-        threading._register_atexit(_close_all)  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError):
+    if not compat.register_atexit_before_threads_join(_close_all):
         atexit.register(_close_all)
     # Also as a plain atexit hook: a no-op when the first one already closed everything.
     atexit.register(_close_all)
@@ -75,7 +75,7 @@ def _hook_kernel_shutdown() -> None:
         return
     kernel = getattr(get_ipython(), "kernel", None)
     original = getattr(kernel, "do_shutdown", None)
-    if original is None or getattr(original, "_ezmsg_lab", False):
+    if original is None or getattr(original, "ezmsg_lab_hook", False):
         return
 
     def do_shutdown(restart: bool) -> Any:
@@ -86,7 +86,7 @@ def _hook_kernel_shutdown() -> None:
             result = original(restart)
         return result
 
-    do_shutdown._ezmsg_lab = True  # type: ignore[attr-defined]
+    do_shutdown.ezmsg_lab_hook = True  # type: ignore[attr-defined]
     kernel.do_shutdown = do_shutdown
 
 

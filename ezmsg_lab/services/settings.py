@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import pickle
 import sys
 import threading
@@ -47,7 +48,7 @@ from ..model.settings_changes import (
     effect_message,
     settings_equal,
 )
-from ..model.settings_link import FormLink, lab_form_classes
+from ..model.settings_link import FormLink
 from ..model.settings_schema import (
     SettingsSpec,
     spec_from_class,
@@ -73,6 +74,38 @@ __all__ = ["SetResult", "SettingsEffectError", "SettingsRefusedError", "Settings
 
 _SETTINGS_TOPIC_SUFFIX = "/INPUT_SETTINGS"
 MAX_UNDO = 1000  # changes kept for lab.undo()
+
+
+@functools.cache
+def lab_form_classes() -> tuple[type, type]:
+    """The Lab's form and panel classes (ipywidgets is imported only when a form is made)."""
+    from ..widgets.settings_form import SettingsForm, SettingsPanel
+
+    class LabSettingsForm(SettingsForm):
+        """A SettingsForm wired to a Lab; ``close()`` stops it following its unit.
+
+        ``last_result`` is the last change it sent (a SetResult, with ``health`` once the
+        unit was watched).
+        """
+
+        link: FormLink | None = None
+        last_result: SetResult | None = None
+
+        def close(self) -> None:
+            link, self.link = self.link, None
+            if link is not None:
+                link.detach()
+            super().close()
+
+    class LabSettingsPanel(SettingsPanel):
+        """A SettingsPanel whose ``close()`` closes its forms."""
+
+        def close(self) -> None:
+            for form in self.forms.values():
+                form.close()
+            super().close()
+
+    return LabSettingsForm, LabSettingsPanel
 
 
 def _merge(fields: Mapping[str, Any] | None, kw: dict[str, Any]) -> dict[str, Any]:

@@ -132,7 +132,7 @@ class WidgetFactory:
             height=height,
             max_rate_hz=max_rate_hz,
         )
-        widget.follow(self._topology.listeners, self._poller.listeners, self._annotations)
+        widget.follow(self._topology, self._poller, self._annotations)
         return widget
 
     def dashboard(self, *, height: int = 0) -> Any:
@@ -145,7 +145,7 @@ class WidgetFactory:
             return frame[frame["unit"] == unit]
 
         def subscribe(fn: Callable[[], None]) -> Callable[[], None]:
-            return subscribe_weak(self._poller.listeners, fn)
+            return subscribe_weak(self._poller, fn)
 
         self._session.check_open()
         dashboard = Dashboard(

@@ -12,15 +12,33 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anywidget
 import traitlets
 
 from ..model.scope_frame import build_frame
 
-if TYPE_CHECKING:
-    from ..lab_taps import Tap
+
+class ScopeSource(Protocol):
+    """What a scope reads of its :class:`~ezmsg_lab.Tap` (named by this protocol, not
+    imported: the tap module makes scopes)."""
+
+    topic: str
+
+    @property
+    def received(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def window_s(self) -> float: ...
+
+    def buffered_items(self) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +83,7 @@ class ScopeWidget(anywidget.AnyWidget):
 
     def __init__(
         self,
-        tap: Tap,
+        tap: ScopeSource,
         *,
         span: float | None = None,
         fps: float = 20.0,
@@ -114,7 +132,7 @@ class ScopeWidget(anywidget.AnyWidget):
             return False
         t0 = time.perf_counter()
         frame = build_frame(
-            self._tap._buffer.items(), self.width, self.span_s, list(self.selected) or None
+            self._tap.buffered_items(), self.width, self.span_s, list(self.selected) or None
         )
         payload = frame.minmax.tobytes()
         self.frame_ms = [*self.frame_ms[-99:], (time.perf_counter() - t0) * 1e3]
@@ -155,7 +173,7 @@ class ScopeWidget(anywidget.AnyWidget):
             stop.set()
 
     @property
-    def tap(self) -> Tap:
+    def tap(self) -> ScopeSource:
         return self._tap
 
     def close(self) -> None:
