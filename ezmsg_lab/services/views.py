@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..model.metrics import MetricsStore
     from ..model.settings_store import SettingsStore
     from ..model.traces import TraceStore
+    from .graph_info import GraphInfo
     from .session import Session
     from .settings import SettingsService
 
@@ -38,6 +39,7 @@ class Views:
         self,
         session: Session,
         topology: TopologyFeed,
+        graph: GraphInfo,
         settings_store: SettingsStore,
         settings: SettingsService,
         poller: ProfilingPoller,
@@ -48,6 +50,7 @@ class Views:
     ) -> None:
         self._session = session
         self._topology = topology
+        self._graph = graph
         self._settings = settings_store
         self._settings_service = settings
         self._poller = poller
@@ -87,13 +90,10 @@ class Views:
         min, max, choices, description, dynamic (can be changed live). Enum values show
         as members (``Window.HANN``, as ``lab.set`` results do); choices are listed for
         Enum and Literal fields."""
-        dynamic = {}
-        snap = self._topology.snapshot
-        if snap is not None:
-            for session in snap.sessions.values():
-                if session.metadata is not None:
-                    for address, comp in session.metadata.components.items():
-                        dynamic[address] = bool(comp.dynamic_settings.enabled)
+        dynamic = {
+            address: bool(comp.dynamic_settings.enabled)
+            for address, comp in self._graph.components().items()
+        }
         frame = self._settings.frame(dynamic, specs=self._settings_service.specs())
         if unit is not None:
             check_unit(unit, frame["unit"].unique())
