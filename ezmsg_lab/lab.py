@@ -280,6 +280,8 @@ class Lab:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran (or the Lab failed to start); calls then raise
+        :class:`LabClosedError`."""
         return self._session.closed
 
     @property

@@ -56,3 +56,19 @@ def test_settings_store_subscribe_returns_unsubscribe() -> None:
     store.ingest_event(_event(2, "G/F", {"cutoff": 30.0}))
     assert seen == ["G/F"]
     assert len(store.listeners) == 0
+
+
+def test_lab_is_a_facade_whose_every_public_name_is_documented() -> None:
+    import inspect
+
+    from ezmsg_lab import Lab
+
+    assert Lab.__bases__ == (object,)  # no mixins
+    undocumented = [
+        name
+        for name, obj in inspect.getmembers(Lab)
+        if not name.startswith("_")
+        and (callable(obj) or isinstance(inspect.getattr_static(Lab, name), property))
+        and not (inspect.getattr_static(Lab, name).__doc__ or "").strip()
+    ]
+    assert undocumented == [], f"help(lab.<name>) would be empty for {undocumented}"
