@@ -10,21 +10,19 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import LabClosedError, LabError
+import pandas as pd
+
 from .feeds.profiling import DEFAULT_RATE_HZ, ProfilingPoller
 from .feeds.settings import SettingsFeed
+from .feeds.taps import DEFAULT_MAX_QUEUE
 from .feeds.topology import TopologyFeed
-from .feeds.traces import TraceFeed
-from .lab_settings import SettingsMixin
-from .lab_taps import Tap, TapsMixin
-from .lab_views import LiveDataMixin
-from .lab_widgets import WidgetRegistry, WidgetsMixin
-from .model.logs import LogRecord, LogStore
+from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceFeed, TraceSettings
+from .lab_taps import DEFAULT_MAX_BYTES, Tap
+from .model.logs import LogStore
 from .model.metrics import GONE_AFTER_S, MetricsStore
 from .model.settings_store import SettingsStore
 from .model.traces import TraceStore
@@ -40,16 +38,40 @@ from .runtime.server import (
     parse_address,
     warn_remote_attach,
 )
+from .services.graph_info import GraphInfo
+from .services.pipelines import DEFAULT_START_TIMEOUT_S, PipelinesService
+from .services.session import Session, check_timeout
+from .services.settings import SetResult, SettingsService
+from .services.taps import TapsService
+from .services.views import Views
+from .services.widgets import WidgetFactory, WidgetRegistry
+
+if TYPE_CHECKING:
+    import contextlib
+
+    from .model.topology import Topology
+    from .widgets.graph import GraphWidget
+    from .widgets.settings_form import SettingsForm, SettingsPanel
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
-DEFAULT_START_TIMEOUT_S = 30.0
-# Stopped pipelines whose summaries lab.pipelines keeps (a sweep launches hundreds).
-KEEP_STOPPED = 100
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
-class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
+def _doc_of(source: Callable[..., Any]) -> Callable[[F], F]:
+    """Give a delegating Lab method the docstring of the service method it calls."""
+
+    def decorate(fn: F) -> F:
+        fn.__doc__ = source.__doc__
+        return fn
+
+    return decorate
+
+
+class Lab:
     """Observe and tune ezmsg graphs from a notebook.
 
     ``Lab()`` starts a GraphServer inside this kernel on 127.0.0.1 at a free port;
@@ -108,26 +130,22 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
         start_method: str | None = None,
         _attach: Address | None = None,
     ) -> None:
-        _check_timeout(timeout)
-        self.start_method = check_start_method(start_method)
+        self._session = Session(timeout)
+        start_method = check_start_method(start_method)
         # Publishers in this process and in unit processes it forks (see compat).
         compat.guard_publisher_leases()
         if ezmsg_log_level is not None:
             logging.getLogger("ezmsg").setLevel(ezmsg_log_level)
-        self.timeout = float(timeout)
-        self._closed = False
-        self._close_lock = threading.Lock()
-        self._pipelines: list[Pipeline] = []
-        self._starting: set[str] = set()  # names of pipelines being launched
         self._server: EmbeddedServer | None = None
-        self._loop: ControlLoop | None = None
+        self._widgets = WidgetRegistry()
+        self._feeds_made = False  # whether close has feeds to stop
         try:
             if _attach is None:
                 self._server = EmbeddedServer(host, port)
                 self._address = self._server.address
             else:
                 self._address = _attach
-            self._loop = ControlLoop()
+            self._session.loop = ControlLoop()
             self._conn = Connection(self._address)
             self._topology = TopologyFeed(self._conn)
             self._settings = SettingsStore()
@@ -141,19 +159,67 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
                 self._metrics,
                 self._traces,
                 self._poller.offset_of,
-                self._poller.listeners,
+                self._poller,
             )
             self._logs = LogStore()
-            self._unit_error_callbacks: list[Any] = [self._print_unit_error]
-            self._widgets = WidgetRegistry()
-            self._taps: list[Tap] = []
-            self._loop.run(self._start_feeds(), self.timeout, "connecting to the GraphServer")
+            self._make_services(start_method)
+            self._feeds_made = True
+            self._session.run(self._start_feeds(), None, "connecting to the GraphServer")
         except BaseException:
             self._teardown(timeout=2.0)
-            self._closed = True
+            with self._session.close_lock:
+                self._session.mark_closed()
             raise
         register(self)
-        self.aio = AsyncLab(self)
+        self.aio = AsyncLab(self, self._session, self._conn)
+
+    def _make_services(self, start_method: str | None) -> None:
+        session = self._session
+        self._graph = GraphInfo(self._topology)
+        self._settings_service = SettingsService(
+            session,
+            self._conn,
+            self._settings,
+            self._graph,
+            self._poller,
+            self._metrics,
+            self._logs,
+        )
+        self._pipeline_service = PipelinesService(
+            session,
+            self._address,
+            self._conn,
+            self._topology,
+            self._logs,
+            self._server,
+            start_method,
+            is_watched=self._settings_service.watching,
+        )
+        self._views = Views(
+            session,
+            self._topology,
+            self._graph,
+            self._settings,
+            self._settings_service,
+            self._poller,
+            self._metrics,
+            self._logs,
+            self._traces,
+            self._trace_feed,
+        )
+        self._tap_service = TapsService(
+            session, self._conn, self._topology, self._graph, self._widgets
+        )
+        self._widget_factory = WidgetFactory(
+            session,
+            self._topology,
+            self._poller,
+            self._logs,
+            self._views,
+            self._settings_service,
+            self._tap_service.unit_scope,
+            self._widgets,
+        )
 
     @classmethod
     def attach(
@@ -197,7 +263,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
         return cls(timeout=timeout, ezmsg_log_level=ezmsg_log_level, _attach=resolved, **options)
 
     async def _start_feeds(self) -> None:
-        await self._conn.open(self.timeout)
+        await self._conn.open(self._session.timeout)
         await self._topology.start()
         await self._settings_feed.start()
         await self._poller.start()
@@ -215,25 +281,82 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """True once :meth:`close` ran (or the Lab failed to start); calls then raise
+        :class:`LabClosedError`."""
+        return self._session.closed
+
+    @property
+    def timeout(self) -> float:
+        """Default timeout (seconds) of every call into ezmsg; assign to change it."""
+        return self._session.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        check_timeout(seconds)
+        self._session.timeout = float(seconds)
+
+    @property
+    def _closed(self) -> bool:
+        return self._session.closed
+
+    @property
+    def _loop(self) -> ControlLoop | None:
+        return self._session.loop
 
     @property
     def pipelines(self) -> list[Pipeline]:
         """Pipelines this Lab launched: the running ones and the last 100 stopped ones."""
-        return list(self._pipelines)
+        return self._pipeline_service.pipelines
+
+    @property
+    def start_method(self) -> str | None:
+        """How launched pipelines start their unit processes unless ``launch()`` says
+        otherwise (None: the Lab chooses per pipeline); assign to change it."""
+        return self._pipeline_service.start_method
+
+    @start_method.setter
+    def start_method(self, method: str | None) -> None:
+        self._pipeline_service.start_method = check_start_method(method)
+
+    # ------------------------------------------------------------------ pipelines (PipelinesService)
+    @_doc_of(PipelinesService.launch)
+    def launch(
+        self,
+        components: Any,
+        name: str | None = None,
+        *,
+        mode: str = "processes",
+        connections: Iterable[tuple[Any, Any]] | None = None,
+        process_components: Iterable[Any] | None = None,
+        start_timeout: float = DEFAULT_START_TIMEOUT_S,
+        unit_stderr: bool = False,
+        start_method: str | None = None,
+    ) -> Pipeline:
+        return self._pipeline_service.launch(
+            components,
+            name,
+            mode=mode,
+            connections=connections,
+            process_components=process_components,
+            start_timeout=start_timeout,
+            unit_stderr=unit_stderr,
+            start_method=start_method,
+        )
+
+    @_doc_of(PipelinesService.on_unit_error)
+    def on_unit_error(self, fn: Any) -> None:
+        self._pipeline_service.on_unit_error(fn)
+
+    @_doc_of(PipelinesService.stop_all)
+    def stop_all(self, timeout: float = 10.0) -> None:
+        self._pipeline_service.stop_all(timeout)
 
     # ------------------------------------------------------------------ calls
     def _timeout(self, timeout: float | None) -> float:
-        if timeout is None:
-            return self.timeout
-        _check_timeout(timeout)
-        return float(timeout)
+        return self._session.timeout_for(timeout)
 
-    def _run(self, coro: Any, timeout: float | None, what: str) -> Any:
-        if self._closed or self._loop is None:
-            coro.close()
-            raise LabClosedError("This Lab is closed; create a new one with Lab().")
-        return self._loop.run(coro, self._timeout(timeout), what)
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str) -> T:
+        return self._session.run(coro, timeout, what)
 
     def snapshot(self, *, timeout: float | None = None) -> Any:
         """A fresh ``GraphSnapshot`` from the GraphServer (ezmsg's own object)."""
@@ -250,227 +373,226 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
         return self._run(go(), timeout, "ping()")
 
     # ------------------------------------------------------------------ pipelines
-    def launch(
+    # ------------------------------------------------------------------ views (Views)
+    @_doc_of(Views.topology)
+    def topology(self) -> Topology:
+        return self._views.topology()
+
+    @_doc_of(Views.topology_events)
+    def topology_events(self) -> pd.DataFrame:
+        return self._views.topology_events()
+
+    @property
+    def topology_gaps(self) -> int:
+        """Topology events ezmsg dropped (healed by re-reading the snapshot)."""
+        return self._views.topology_gaps
+
+    @_doc_of(Views.settings)
+    def settings(self, unit: str | None = None) -> pd.DataFrame:
+        return self._views.settings(unit)
+
+    @_doc_of(Views.settings_history)
+    def settings_history(self, unit: str | None = None, since: Any = None) -> pd.DataFrame:
+        return self._views.settings_history(unit, since)
+
+    @property
+    def poll_hz(self) -> float:
+        """Profiling poll rate in Hz (0 < rate <= 20). Assign to change it."""
+        return self._views.poll_hz
+
+    @poll_hz.setter
+    def poll_hz(self, hz: float) -> None:
+        self._views.poll_hz = hz
+
+    @_doc_of(Views.profile)
+    def profile(self, include_gone: bool = True) -> pd.DataFrame:
+        return self._views.profile(include_gone)
+
+    @_doc_of(Views.clocks)
+    def clocks(self) -> pd.DataFrame:
+        return self._views.clocks()
+
+    @_doc_of(Views.host_time)
+    def host_time(self, host: str, perf_ns: Any) -> Any:
+        return self._views.host_time(host, perf_ns)
+
+    @_doc_of(Views.metrics)
+    def metrics(self, since: Any = None, topics: Iterable[str] | None = None) -> pd.DataFrame:
+        return self._views.metrics(since, topics)
+
+    @_doc_of(Views.wait_for_profile)
+    def wait_for_profile(self, timeout: float = 10.0) -> pd.DataFrame:
+        return self._views.wait_for_profile(timeout)
+
+    @_doc_of(Views.trace)
+    def trace(
         self,
-        components: Any,
-        name: str | None = None,
+        topics: str | Iterable[str] | None = None,
+        metrics: str | Iterable[str] | None = None,
+        duration: float | None = None,
         *,
-        mode: str = "processes",
-        connections: Iterable[tuple[Any, Any]] | None = None,
-        process_components: Iterable[Any] | None = None,
-        start_timeout: float = DEFAULT_START_TIMEOUT_S,
-        unit_stderr: bool = False,
-        start_method: str | None = None,
-    ) -> Pipeline:
-        """Start an ezmsg pipeline without blocking the cell.
-
-        Parameters
-        ----------
-        components : ezmsg Collection or Unit, or a dict of them
-            What to run; a single component is named ``name`` (default: its class name in
-            capitals), which prefixes every unit address. A dict keeps its keys, and
-            ``name`` (ezmsg's ``root_name``) prefixes them: ``{"SRC": ...}`` with
-            ``name="PIPE"`` gives ``PIPE/SRC``; ``connections`` then link the dict's units.
-        mode : {"processes", "in-kernel"}
-            ``"processes"`` starts unit processes through ezmsg's GraphRunner;
-            ``"in-kernel"`` runs all units in a thread of this kernel, so the notebook can
-            look at live unit objects (``pipeline.unit_objects``).
-        start_timeout : float
-            :class:`PipelineStartError` is raised if the units are not running by then.
-        unit_stderr : bool
-            Also let ezmsg print unit log records to the processes' stderr (off by
-            default: forked from a kernel, that output floods the cells; the records are
-            in :meth:`logs` either way).
-        start_method : {None, "forkserver", "fork", "spawn"}
-            How to start the unit processes (``mode="processes"``); None uses the Lab's
-            ``start_method``, and if that is None too the Lab chooses:
-
-            - ``"forkserver"`` on Linux (``"spawn"`` elsewhere) for pipelines a fresh
-              process can import, like :class:`~ezmsg_lab.demo.DemoPipeline`: a kernel
-              runs threads, and forking a process with threads may deadlock the child
-              (why Python 3.12+ warns about fork and 3.14 made forkserver its default);
-            - ``"fork"`` on Linux when a unit or its settings refer to classes defined in
-              the notebook (``__main__``) or cannot be pickled: only a forked process can
-              run those. Elsewhere they raise :class:`PipelineStartError` saying what to
-              do (move them to a module, ``mode="in-kernel"``).
-
-            multiprocessing's global start method is neither read nor changed;
-            ``pipeline.start_method`` tells which one ran.
-
-        Returns
-        -------
-        Pipeline
-            With ``.stop()``, ``.running``, ``.processes`` and ``.pids``.
-        """
-        self._check_open()
-        _check_timeout(start_timeout)
-        if self._conn.lost is not None:
-            self.snapshot()  # raises LabConnectionError with the reason
-        pipeline = Pipeline(
-            components,
-            self._address,
-            name=name,
-            mode=mode,
-            connections=connections,
-            process_components=process_components,
-            on_event=self._on_unit_event,
-            on_drops=self._on_unit_drops,
-            is_registered=self._units_registered,
-            unit_stderr=unit_stderr,
-            start_method=check_start_method(start_method) or self.start_method,
-        )
-        # Registered before it starts, under the close lock: a close() from another thread
-        # then either refuses this launch or stops this pipeline, never misses it.
-        with self._close_lock:
-            self._check_open()
-            running = {p.name for p in self._pipelines if p.running}
-            if pipeline.name in running or pipeline.name in self._starting:
-                raise LabError(
-                    f"A pipeline named {pipeline.name!r} is already running in this Lab; "
-                    "stop it first (lab.pipelines[...].stop()) or pass another name=."
-                )
-            self._starting.add(pipeline.name)
-            self._pipelines.append(pipeline)
-            self._trim_stopped()
-        if self._server is not None:
-            self._server.prune()  # what ezmsg's server kept of earlier pipelines
-        t0 = time.monotonic()
-        try:
-            pipeline.start(start_timeout)
-        except BaseException as exc:
-            with self._close_lock:
-                self._forget(pipeline)
-                closed = self._closed
-            if closed:
-                raise LabClosedError(
-                    f"The Lab was closed while pipeline {pipeline.name!r} was starting; it "
-                    "was stopped and nothing of it is running."
-                ) from exc
-            raise
-        with self._close_lock:
-            self._starting.discard(pipeline.name)
-            closed = self._closed
-        if closed:
-            pipeline.stop()
-            raise LabClosedError(
-                f"The Lab was closed while pipeline {pipeline.name!r} was starting; it was "
-                "stopped and nothing of it is running."
-            )
-        # Return once the Lab's own view shows the units, so the next cell sees them.
-        remaining = max(0.5, start_timeout - (time.monotonic() - t0))
-        units = pipeline.units
-        if not self._topology.wait_for(lambda s: _registered(s, units), remaining):
-            logger.warning(
-                "pipeline %s started but its units are not yet registered", pipeline.name
-            )
-        return pipeline
-
-    def _forget(self, pipeline: Pipeline) -> None:
-        """Drop a pipeline that failed to start (call with the close lock held)."""
-        self._starting.discard(pipeline.name)
-        if pipeline in self._pipelines:
-            self._pipelines.remove(pipeline)
-
-    def _trim_stopped(self) -> None:
-        """Keep at most KEEP_STOPPED stopped pipelines' summaries (the oldest go first)."""
-        stopped = [p for p in self._pipelines if p.stopped_at is not None]
-        for old in stopped[: max(0, len(stopped) - KEEP_STOPPED)]:
-            self._pipelines.remove(old)
-
-    def _units_registered(self, units: list[str]) -> bool:
-        snap = self._topology.snapshot
-        return snap is not None and _registered(snap, units)
-
-    def _on_unit_event(self, pipeline: Pipeline, event: Any) -> None:
-        """Called from a pipeline's event thread for each record from its units."""
-        process = None
-        snap = self._topology.snapshot
-        if snap is not None:
-            for proc_id, proc in snap.processes.items():
-                if proc.pid == event.pid and (event.unit is None or event.unit in proc.units):
-                    process = str(proc_id)
-                    break
-        record = LogRecord(
-            time=event.time,
-            unit=event.unit,
-            pipeline=pipeline.name,
-            process=process,
-            pid=event.pid,
-            level=event.level,
-            logger=event.logger,
-            message=event.message,
-            traceback=event.traceback,
-            kind=event.kind,
-        )
-        if self._logs.add(record) and not self._closed:
-            for fn in list(self._unit_error_callbacks):
-                try:
-                    fn(record)
-                except Exception:
-                    logger.exception("unit error callback failed")
-
-    def _on_unit_drops(self, pipeline: Pipeline, count: int) -> None:
-        """Called from a pipeline's event thread when its units dropped records."""
-        where = "its unit processes" if pipeline.mode == "processes" else "its in-kernel units"
-        self._logs.add(
-            LogRecord(
-                time=time.time(),
-                unit=None,
-                pipeline=pipeline.name,
-                process=None,
-                pid=None,
-                level="WARNING",
-                logger="ezmsg_lab",
-                message=(
-                    f"{count} record(s) from {where} of pipeline {pipeline.name!r} were "
-                    "dropped: its units log or raise faster than the Lab reads "
-                    f"({pipeline.events_dropped} dropped in total; see "
-                    "pipeline.events_dropped)."
-                ),
-                traceback=None,
-                kind="dropped",
-            )
+        budget: float = DEFAULT_BUDGET,
+        ttl: float = DEFAULT_TTL_S,
+        timeout: float | None = None,
+        wait: bool = False,
+    ) -> TraceSettings:
+        return self._views.trace(
+            topics, metrics, duration, budget=budget, ttl=ttl, timeout=timeout, wait=wait
         )
 
-    def _print_unit_error(self, record: LogRecord) -> None:
-        st = self.__dict__.get("_settings_state")
-        if st is not None and st.watcher.watching.get(record.unit):
-            return  # lab.set is watching this unit and reports it, naming the change
-        _print_unit_error(record)
+    @_doc_of(Views.untrace)
+    def untrace(self, *, timeout: float | None = None) -> None:
+        self._views.untrace(timeout=timeout)
 
-    def on_unit_error(self, fn: Any) -> None:
-        """Call ``fn(record)`` when a unit starts raising (once per burst of errors).
+    @property
+    def tracing(self) -> TraceSettings | None:
+        """The active trace settings, or None."""
+        return self._views.tracing
 
-        By default the Lab prints a short notice in the notebook; ``fn`` is called too.
-        """
-        self._unit_error_callbacks.append(fn)
+    @_doc_of(Views.latency)
+    def latency(
+        self,
+        since: Any = None,
+        topics: Iterable[str] | None = None,
+        metrics: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        return self._views.latency(since, topics, metrics)
 
-    def stop_all(self, timeout: float = 10.0) -> None:
-        """Stop every pipeline this Lab launched, in parallel, within about ``timeout``."""
-        _stop_in_parallel(list(self._pipelines), timeout)
+    @_doc_of(Views.trace_samples)
+    def trace_samples(
+        self,
+        since: Any = None,
+        topics: Iterable[str] | None = None,
+        metrics: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        return self._views.trace_samples(since, topics, metrics)
+
+    @_doc_of(Views.logs)
+    def logs(
+        self, unit: str | None = None, level: str | None = None, since: Any = None
+    ) -> pd.DataFrame:
+        return self._views.logs(unit, level, since)
+
+    # ------------------------------------------------------------------ settings (SettingsService)
+    @_doc_of(SettingsService.set)
+    def set(
+        self,
+        address: str,
+        fields: Mapping[str, Any] | None = None,
+        /,
+        *,
+        check: bool = False,
+        timeout: float | None = None,
+        watch: bool | float = True,
+        **kw: Any,
+    ) -> SetResult:
+        return self._settings_service.set(
+            address, fields, check=check, timeout=timeout, watch=watch, **kw
+        )
+
+    @_doc_of(SettingsService.undo)
+    def undo(
+        self, *, timeout: float | None = None, watch: bool | float = True, check: bool = False
+    ) -> SetResult:
+        return self._settings_service.undo(timeout=timeout, watch=watch, check=check)
+
+    @_doc_of(SettingsService.revert)
+    def revert(
+        self, address: str, *, timeout: float | None = None, watch: bool | float = True
+    ) -> SetResult:
+        return self._settings_service.revert(address, timeout=timeout, watch=watch)
+
+    @_doc_of(SettingsService.temporarily)
+    def temporarily(
+        self,
+        address: str,
+        fields: Mapping[str, Any] | None = None,
+        /,
+        *,
+        check: bool = False,
+        timeout: float | None = None,
+        watch: bool | float = True,
+        **kw: Any,
+    ) -> contextlib.AbstractContextManager[SetResult]:
+        return self._settings_service.temporarily(
+            address, fields, check=check, timeout=timeout, watch=watch, **kw
+        )
+
+    @property
+    def settings_changes(self) -> list[SetResult]:
+        """The changes :meth:`undo` can take back, oldest first."""
+        return self._settings_service.settings_changes
+
+    @_doc_of(SettingsService.settings_form)
+    def settings_form(
+        self,
+        address: str,
+        policy: str = "live",
+        *,
+        debounce_s: float = 0.15,
+        watch: bool | float = True,
+    ) -> SettingsForm:
+        return self._settings_service.settings_form(
+            address, policy, debounce_s=debounce_s, watch=watch
+        )
+
+    @_doc_of(SettingsService.settings_panel)
+    def settings_panel(self, policy: str = "live", **options: Any) -> SettingsPanel:
+        return self._settings_service.settings_panel(policy, **options)
+
+    # ------------------------------------------------------------------ taps (TapsService)
+    @_doc_of(TapsService.tap)
+    def tap(
+        self,
+        topic: str,
+        window: Any = "10s",
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        timeout: float | None = None,
+    ) -> Tap:
+        return self._tap_service.tap(
+            topic, window, max_bytes=max_bytes, max_queue=max_queue, timeout=timeout
+        )
+
+    @property
+    def taps(self) -> list[Tap]:
+        """The open taps."""
+        return self._tap_service.taps
+
+    @_doc_of(TapsService.taps_frame)
+    def taps_frame(self) -> pd.DataFrame:
+        return self._tap_service.taps_frame()
+
+    # ------------------------------------------------------------------ widgets (WidgetFactory)
+    @_doc_of(WidgetFactory.graph)
+    def graph(self, *, height: int = 0, max_rate_hz: float = 2.0) -> GraphWidget:
+        return self._widget_factory.graph(height=height, max_rate_hz=max_rate_hz)
+
+    @_doc_of(WidgetFactory.dashboard)
+    def dashboard(self, *, height: int = 0) -> Any:
+        return self._widget_factory.dashboard(height=height)
 
     # ------------------------------------------------------------------ lifecycle
     def _check_open(self) -> None:
-        if self._closed:
-            raise LabClosedError("This Lab is closed; create a new one with Lab().")
+        self._session.check_open()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop every pipeline, feed and server this Lab started. Idempotent."""
-        with self._close_lock:
-            if self._closed:
+        with self._session.close_lock:
+            if not self._session.mark_closed():
                 return
-            self._closed = True
         unregister(self)
         self._teardown(timeout)
 
     def _teardown(self, timeout: float) -> None:
-        if "_widgets" in self.__dict__:
-            # First, so no widget asks the closing Lab for anything (a click, a poll).
-            self._widgets.mark_closed()
+        # First, so no widget asks the closing Lab for anything (a click, a poll).
+        self._widgets.mark_closed()
         # In parallel: a kernel shutdown gives the whole close about 5 s.
-        _stop_in_parallel(list(self._pipelines), timeout)
+        if self._feeds_made:
+            self._pipeline_service.stop_all(timeout)
         if self._loop is not None:
-            if self._loop.alive and hasattr(self, "_conn"):
+            if self._loop.alive and self._feeds_made:
                 try:
                     self._loop.run(self._stop_feeds(), min(timeout, 5.0), "closing the Lab")
                 except Exception as exc:
@@ -480,10 +602,10 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
             self._server.stop()
 
     async def _stop_feeds(self) -> None:
-        await self._close_taps()
+        await self._tap_service.close_all()
         # Tracing first: it tells each process to stop tracing while they still answer.
         await self._trace_feed.close()
-        await self._close_settings()
+        await self._settings_service.close()
         await self._poller.stop()
         await self._settings_feed.stop()
         await self._topology.stop()
@@ -510,7 +632,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
         kind, state = self._summary()
         running = [
             f"{p.name} ({p.mode}, {len(p.processes)} process(es))"
-            for p in self._pipelines
+            for p in self.pipelines
             if p.running
         ]
         pipelines = "; ".join(running) if running else "none running"
@@ -522,7 +644,7 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
             f"<tr><td>{html.escape(p.name)}</td><td>{p.mode}</td>"
             f"<td>{'running' if p.running else 'stopped'}</td>"
             f"<td>{len(p.units)}</td><td>{html.escape(', '.join(map(str, p.pids)))}</td></tr>"
-            for p in self._pipelines
+            for p in self.pipelines
         )
         table = (
             "<table><tr><th>pipeline</th><th>mode</th><th>state</th><th>units</th>"
@@ -539,19 +661,14 @@ class Lab(LiveDataMixin, SettingsMixin, WidgetsMixin, TapsMixin):
 class AsyncLab:
     """The Lab's async twin, for ``await`` in cells: ``await lab.aio.snapshot()``."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, session: Session, conn: Connection) -> None:
         self._lab = lab
-
-    async def _run(self, coro: Any, timeout: float | None, what: str) -> Any:
-        lab = self._lab
-        if lab._closed or lab._loop is None:
-            coro.close()
-            raise LabClosedError("This Lab is closed; create a new one with Lab().")
-        return await lab._loop.arun(coro, lab._timeout(timeout), what)
+        self._session = session
+        self._conn = conn
 
     async def snapshot(self, *, timeout: float | None = None) -> Any:
-        return await self._run(
-            self._lab._conn.call(lambda ctx: ctx.snapshot()), timeout, "snapshot()"
+        return await self._session.arun(
+            self._conn.call(lambda ctx: ctx.snapshot()), timeout, "snapshot()"
         )
 
     async def ping(self, *, timeout: float | None = None) -> float:
@@ -580,51 +697,3 @@ class AsyncLab:
 
     async def close(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self._lab.close, timeout)
-
-
-def _print_unit_error(record: LogRecord) -> None:
-    import sys
-
-    first_line = record.message.splitlines()[0] if record.message else ""
-    print(
-        f"ezmsg-lab: unit {record.unit} (pid {record.pid}) started raising: {first_line}\n"
-        f"  It raises on every message until fixed; see lab.logs(unit={record.unit!r}) "
-        "for the traceback.",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _stop_in_parallel(pipelines: list[Pipeline], timeout: float) -> None:
-    """Stop pipelines each in its own thread; return within about ``timeout``."""
-
-    def stop(pipeline: Pipeline) -> None:
-        try:
-            pipeline.stop(timeout)
-        except Exception:
-            logger.exception("stopping pipeline %s failed", pipeline.name)
-
-    active = [p for p in pipelines if p.stopped_at is None]
-    if len(active) <= 1:
-        for pipeline in active:
-            stop(pipeline)
-        return
-    threads = [
-        threading.Thread(target=stop, args=(p,), name=f"ezmsg-lab-stop-{p.name}", daemon=True)
-        for p in active
-    ]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout + 1.0
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _registered(snapshot: Any, units: list[str]) -> bool:
-    owned = {u for proc in snapshot.processes.values() for u in proc.units}
-    return all(u in owned for u in units)
-
-
-def _check_timeout(timeout: float) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")

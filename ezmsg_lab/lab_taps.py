@@ -6,24 +6,30 @@ throttles the pipeline) feeding a ring buffer bounded by a time window and a mem
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from .errors import LabError, TapError
-from .feeds.taps import DEFAULT_MAX_QUEUE, TapFeed
+from .errors import TapError
+from .feeds.taps import TapFeed
 from .model.tap_buffer import TapBuffer
 from .model.tap_convert import describe, to_data
 
-if TYPE_CHECKING:
-    from .lab import Lab
-
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+class TapOwner(Protocol):
+    """What a :class:`Tap` needs of the service that opened it."""
+
+    widgets: Any  # the Lab's WidgetRegistry
+
+    def topic_msg_type(self, topic: str) -> str | None: ...
+
+    def close_tap(self, tap: Tap) -> None: ...
 
 
 def _seconds(value: Any, name: str) -> float:
@@ -51,7 +57,7 @@ class Tap:
         pipeline, and every loss is counted here).
     """
 
-    def __init__(self, lab: Lab, topic: str, buffer: TapBuffer, feed: TapFeed) -> None:
+    def __init__(self, lab: TapOwner, topic: str, buffer: TapBuffer, feed: TapFeed) -> None:
         self._lab = lab
         self.topic = topic
         self._buffer = buffer
@@ -104,6 +110,10 @@ class Tap:
     def messages(self, since: Any = None) -> list[Any]:
         """The buffered messages, oldest first; ``since``: seconds ago or ``"5s"``."""
         return [it.message for it in self._buffer.items(self._since(since))]
+
+    def buffered_items(self) -> list[Any]:
+        """The buffered items (``message``, ``received`` UTC seconds), oldest first."""
+        return self._buffer.items()
 
     def data(self, since: Any = None) -> Any:
         """The window as data.
@@ -158,7 +168,7 @@ class Tap:
         return info
 
     def _msg_type(self) -> str | None:
-        return self._lab._topic_msg_type(self.topic)
+        return self._lab.topic_msg_type(self.topic)
 
     def scope(self, **options: Any) -> Any:
         """A live scope of this tap: a sweep (time × channels), spectrum, image
@@ -172,7 +182,7 @@ class Tap:
         from .widgets.scope import ScopeWidget
 
         widget = ScopeWidget(self, **options)
-        self._lab._widgets.add(widget, replaces_cell_output=True)
+        self._lab.widgets.add(widget, replaces_cell_output=True)
         return widget
 
     # ------------------------------------------------------------------ lifecycle
@@ -182,7 +192,7 @@ class Tap:
             if self._closed:
                 return
             self._closed = True
-        self._lab._close_tap(self)
+        self._lab.close_tap(self)
         self._buffer.clear()
 
     def __enter__(self) -> Tap:
@@ -222,165 +232,3 @@ def _check_importable(topic: str, msg_type: str | None) -> None:
             "that class into a module both the pipeline and this kernel can import (not "
             "the pipeline script's __main__), or add its folder to sys.path."
         ) from None
-
-
-class TapsMixin:
-    """``lab.tap()`` and ``lab.taps`` (mixed into :class:`~ezmsg_lab.Lab`)."""
-
-    def tap(
-        self: Lab,
-        topic: str,
-        window: Any = "10s",
-        *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        timeout: float | None = None,
-    ) -> Tap:
-        """Hold the last ``window`` of messages published on ``topic``.
-
-        Parameters
-        ----------
-        topic : str
-            A publisher's topic, e.g. ``"DEMO/FILTER/OUTPUT_SIGNAL"`` (see
-            ``lab.topology().topics``).
-        window : float or str
-            Seconds of messages kept (``10``, ``"10s"``, ``"2min"``).
-        max_bytes : int
-            Memory cap of the buffer; the oldest messages go first.
-        max_queue : int
-            Unread messages ezmsg queues for the tap before dropping the oldest
-            (counted in ``tap.dropped``); keep it below the publisher's num_buffers.
-
-        Examples
-        --------
-        >>> tap = lab.tap("DEMO/FILTER/OUTPUT_SIGNAL", window="10s")  # doctest: +SKIP
-        >>> tap.data()  # an xarray.DataArray (time × ch)  # doctest: +SKIP
-        """
-        self._check_open()
-        if not isinstance(topic, str) or not topic:
-            raise TypeError(
-                f"topic must be a topic name such as 'DEMO/SOURCE/OUTPUT', not {topic!r}"
-            )
-        window_s = _seconds(window, "window")
-        if not (isinstance(max_bytes, int) and max_bytes > 0):
-            raise ValueError(f"max_bytes={max_bytes!r} must be a positive int")
-        if not (isinstance(max_queue, int) and max_queue >= 1):
-            raise ValueError(f"max_queue={max_queue!r} must be an int >= 1")
-        msg_type = self._topic_msg_type(topic)
-        snap = self._topology.snapshot
-        if snap is not None and topic not in snap.graph and msg_type is None:
-            known = self._output_topics()
-            raise TapError(
-                f"No topic {topic!r} in the graph. Publishers' topics: {known[:20]}"
-                f"{' ...' if len(known) > 20 else ''}"
-            )
-        _check_importable(topic, msg_type)
-        buffer = TapBuffer(window_s, max_bytes)
-        feed = TapFeed(self._conn, topic, buffer, max_queue)
-        self._run(feed.start(), timeout, f"tap({topic!r})")
-        tap = Tap(self, topic, buffer, feed)
-        with self._close_lock:
-            closed = self._closed
-            if not closed:
-                self._taps.append(tap)
-        if closed:
-            tap.close()
-            raise TapError("The Lab was closed while the tap opened; nothing is left open.")
-        return tap
-
-    @property
-    def taps(self: Lab) -> list[Tap]:
-        """The open taps."""
-        return list(self._taps)
-
-    def taps_frame(self: Lab) -> pd.DataFrame:
-        """One row per open tap: topic, type, rate_hz, received, dropped, buffered,
-        nbytes, window_s."""
-        rows = []
-        for tap in self.taps:
-            info = tap.inspect()
-            rows.append(
-                {
-                    k: info.get(k)
-                    for k in (
-                        "topic",
-                        "type",
-                        "rate_hz",
-                        "received",
-                        "dropped",
-                        "buffered",
-                        "nbytes",
-                        "window_s",
-                    )
-                }
-            )
-        return pd.DataFrame(
-            rows,
-            columns=[
-                "topic",
-                "type",
-                "rate_hz",
-                "received",
-                "dropped",
-                "buffered",
-                "nbytes",
-                "window_s",
-            ],
-        )
-
-    def _unit_scope(self: Lab, unit: str) -> Any:
-        """A scope of ``unit``'s first data output on a tap of its own (the dashboard's),
-        or None when the unit publishes nothing."""
-        outputs = sorted(
-            s.address
-            for s in self._streams()
-            if "Output" in type(s).__name__
-            and s.address.startswith(unit + "/")
-            and "/" not in s.address[len(unit) + 1 :]
-        )
-        if not outputs:
-            return None
-        tap = self.tap(outputs[0], window="10s")
-        try:
-            return tap.scope(owns_tap=True)
-        except BaseException:
-            tap.close()
-            raise
-
-    def _streams(self: Lab) -> list[Any]:
-        """Every stream's metadata in the graph (units' streams, collections' topics)."""
-        snap = self._topology.snapshot
-        out: list[Any] = []
-        for session in snap.sessions.values() if snap is not None else []:
-            meta = session.metadata
-            for comp in meta.components.values() if meta is not None else []:
-                for group in ("streams", "topics"):
-                    out.extend((getattr(comp, group, None) or {}).values())
-        return out
-
-    def _output_topics(self: Lab) -> list[str]:
-        return sorted({s.address for s in self._streams() if "Output" in type(s).__name__})
-
-    def _topic_msg_type(self: Lab, topic: str) -> str | None:
-        """The message type ezmsg's metadata gives for ``topic`` (None if unknown)."""
-        for stream in self._streams():
-            if getattr(stream, "address", None) == topic:
-                return getattr(stream, "msg_type", None)
-        return None
-
-    def _close_tap(self: Lab, tap: Tap) -> None:
-        with self._close_lock:
-            if tap in self._taps:
-                self._taps.remove(tap)
-        if self._loop is not None and self._loop.alive and not self._closed:
-            # A Lab closing or without its server: the feed then ends with the loop.
-            with contextlib.suppress(LabError):
-                self._loop.run(tap._feed.stop(), 5.0, f"closing the tap on {tap.topic}")
-
-    async def _close_taps(self: Lab) -> None:
-        """On the control loop, as the Lab closes."""
-        for tap in list(getattr(self, "_taps", [])):
-            tap._closed = True
-            await tap._feed.stop()
-            tap._buffer.clear()
-            self._taps.remove(tap)

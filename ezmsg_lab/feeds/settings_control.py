@@ -1,7 +1,7 @@
 """Sending settings to units and waiting for ezmsg's settings event that confirms them.
 
 Runs on the control loop (the Lab's one GraphContext). Two ways to send, chosen per
-update by :class:`~ezmsg_lab.lab_settings.SettingsMixin`:
+update by :class:`~ezmsg_lab.services.settings.SettingsService`:
 
 - one field: ``GraphContext.update_setting``. The owning process patches its *current*
   value, so a concurrent change to another field by another client is never overwritten;
@@ -203,10 +203,10 @@ class SettingsControl:
         self._waiters: list[_Waiter] = []
         self._pubs: dict[str, Any] = {}  # settings topic -> ezmsg Publisher
         self._pub_locks: dict[str, asyncio.Lock] = {}
-        store.add_listener(self.on_event)
+        self._unsubscribe = store.subscribe(self.on_event)
 
     def detach(self) -> None:
-        self._store.remove_listener(self.on_event)
+        self._unsubscribe()
 
     # ------------------------------------------------------------------ confirmation
     def on_event(self, address: str, value: Any, event: Any) -> None:

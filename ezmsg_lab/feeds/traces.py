@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from operator import methodcaller
 from typing import TYPE_CHECKING
 
-from ..model.listeners import Listeners
+from ..model.listeners import Subscribable
 from ..model.metrics import MetricsStore, ProcessMeta
 from ..model.topology import process_table
 from ..model.traces import METRICS, TraceStore
@@ -160,7 +160,7 @@ class TraceFeed:
         metrics: MetricsStore,
         store: TraceStore,
         offset_of: Callable[[str], int | None],
-        poller_listeners: Listeners[[]],
+        polls: Subscribable[[]],
     ) -> None:
         self._conn = conn
         self._topology = topology
@@ -173,7 +173,7 @@ class TraceFeed:
         self.dropped_unmapped = 0  # samples from hosts whose clock was not yet mapped
         self._due = False  # a ttl renewal: re-send every process's setting
         self._adjusting = False
-        self._unsubscribe_polls = poller_listeners.subscribe(self._on_poll)
+        self._unsubscribe_polls = polls.subscribe(self._on_poll)
 
     async def start(
         self,

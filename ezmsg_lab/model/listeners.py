@@ -1,7 +1,8 @@
-"""One way to subscribe: ``unsubscribe = listeners.subscribe(fn)``.
+"""One way to subscribe: ``unsubscribe = source.subscribe(fn)``.
 
-Feeds and stores tell widgets, forms and watchers about changes through a
-:class:`Listeners`. A listener that raises is logged and skipped for that event only: it
+Every feed and store that tells widgets, forms and watchers about changes (the topology
+feed, the profiling poller, the settings store) has ``subscribe(fn)`` returning a function
+that unsubscribes ``fn`` (a :class:`Subscribable`), backed by a :class:`Listeners`. A listener that raises is logged and skipped for that event only: it
 never stops the feed that called it, never reaches the other listeners, and never looks
 like a lost GraphServer. A listener that is a method of an object that may go away (a
 widget) is held through :func:`subscribe_weak`, which unsubscribes itself once the object
@@ -14,13 +15,19 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec
+from typing import Any, Generic, ParamSpec, Protocol
 
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 
 Unsubscribe = Callable[[], None]
+
+
+class Subscribable(Protocol[P]):
+    """Anything with ``subscribe(fn) -> unsubscribe``: a feed, a store, a Listeners."""
+
+    def subscribe(self, fn: Callable[P, Any], /) -> Unsubscribe: ...
 
 
 class Listeners(Generic[P]):
@@ -78,7 +85,7 @@ class Listeners(Generic[P]):
             return len(self._fns)
 
 
-def subscribe_weak(listeners: Listeners[P], method: Callable[P, Any]) -> Unsubscribe:
+def subscribe_weak(source: Subscribable[P], method: Callable[P, Any]) -> Unsubscribe:
     """Subscribe a bound method without keeping its object alive.
 
     Once the object is garbage-collected, the next event unsubscribes the listener instead
@@ -95,5 +102,5 @@ def subscribe_weak(listeners: Listeners[P], method: Callable[P, Any]) -> Unsubsc
             return
         target(*args, **kwargs)
 
-    unsubscribe = listeners.subscribe(call)
+    unsubscribe = source.subscribe(call)
     return unsubscribe

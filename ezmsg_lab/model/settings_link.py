@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import functools
 import html
 import threading
 import weakref
@@ -25,7 +24,7 @@ from .paths import get_path as _get
 from .settings_changes import Health, SetResult, effect_message, settings_equal
 from .settings_store import SettingsStore, structured
 
-__all__ = ["FormLink", "lab_form_classes"]
+__all__ = ["FormLink"]
 
 
 def _value_of(snapshot_value: Any) -> Any:
@@ -39,38 +38,6 @@ def _value_of(snapshot_value: Any) -> Any:
         except Exception:  # the class is not importable here: show the structured value
             pass
     return structured(snapshot_value)
-
-
-@functools.cache
-def lab_form_classes() -> tuple[type, type]:
-    """The Lab's form and panel classes (ipywidgets is imported only when a form is made)."""
-    from ..widgets.settings_form import SettingsForm, SettingsPanel
-
-    class LabSettingsForm(SettingsForm):
-        """A SettingsForm wired to a Lab; ``close()`` stops it following its unit.
-
-        ``last_result`` is the last change it sent (a SetResult, with ``health`` once the
-        unit was watched).
-        """
-
-        link: FormLink | None = None
-        last_result: SetResult | None = None
-
-        def close(self) -> None:
-            link, self.link = self.link, None
-            if link is not None:
-                link.detach()
-            super().close()
-
-    class LabSettingsPanel(SettingsPanel):
-        """A SettingsPanel whose ``close()`` closes its forms."""
-
-        def close(self) -> None:
-            for form in self.forms.values():
-                form.close()
-            super().close()
-
-    return LabSettingsForm, LabSettingsPanel
 
 
 class FormLink:
@@ -118,10 +85,10 @@ class FormLink:
         self._lock = threading.Lock()
         form.link = self
         form.on_submit = self.submit
-        store.add_listener(self.on_event)
+        self._unsubscribe = store.subscribe(self.on_event)
 
     def detach(self) -> None:
-        self.store.remove_listener(self.on_event)
+        self._unsubscribe()
 
     def _call_in_ui(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self.loop

@@ -75,10 +75,10 @@ class Opaque:
 class _Placeholder:
     """Base of the placeholder classes the reader makes for every global it meets."""
 
-    _ref: ClassRef
+    ezmsg_lab_ref: ClassRef
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _OpaqueObj:  # type: ignore[misc]
-        return _OpaqueObj(Opaque(cls._ref, tuple(args)))
+        return _OpaqueObj(Opaque(cls.ezmsg_lab_ref, tuple(args)))
 
 
 class _OpaqueObj:
@@ -100,7 +100,9 @@ class _OpaqueObj:
 def _getattr_placeholder(obj: Any, name: str, *default: Any) -> _OpaqueObj:
     """``builtins.getattr`` inside a pickle: how enums pickle by member name."""
     ref = (
-        obj._ref if isinstance(obj, type) and issubclass(obj, _Placeholder) else ClassRef("?", "?")
+        obj.ezmsg_lab_ref
+        if isinstance(obj, type) and issubclass(obj, _Placeholder)
+        else ClassRef("?", "?")
     )
     return _OpaqueObj(Opaque(ref, by_name=str(name)))
 
@@ -116,7 +118,9 @@ class _StructureReader(pickle.Unpickler):
 def _placeholder_class(module: str, name: str) -> type:
     # A real class, because the NEWOBJ opcode insists on one.
     return type(
-        name.rpartition(".")[2] or "Placeholder", (_Placeholder,), {"_ref": ClassRef(module, name)}
+        name.rpartition(".")[2] or "Placeholder",
+        (_Placeholder,),
+        {"ezmsg_lab_ref": ClassRef(module, name)},
     )
 
 
@@ -130,7 +134,7 @@ def _unwrap(value: Any, depth: int = 0) -> Any:
             op.state = {k: _unwrap(v, depth + 1) for k, v in op.state.items()}
         return op
     if isinstance(value, type) and issubclass(value, _Placeholder):
-        return value._ref
+        return value.ezmsg_lab_ref
     if isinstance(value, dict):
         return {k: _unwrap(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

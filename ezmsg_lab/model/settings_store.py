@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .clock import to_utc
-from .listeners import Listeners
+from .listeners import Listeners, Unsubscribe
 from .paths import get_path
 
 if TYPE_CHECKING:
@@ -134,14 +134,12 @@ class SettingsStore:
         self._history: list[SettingsChange] = []
         self._max_history = max_history
         self._lock = threading.Lock()
-        self._listeners: Listeners[[str, Any, Any]] = Listeners("settings")
+        self.listeners: Listeners[[str, Any, Any]] = Listeners("settings")
 
-    def add_listener(self, fn: Callable[[str, Any, Any], None]) -> None:
-        """``fn(address, value, event)`` after each change (on the control loop)."""
-        self._listeners.subscribe(fn)
-
-    def remove_listener(self, fn: Callable[[str, Any, Any], None]) -> None:
-        self._listeners.remove(fn)
+    def subscribe(self, fn: Callable[[str, Any, Any], None]) -> Unsubscribe:
+        """``fn(address, value, event)`` after each change (on the control loop); returns
+        a function that unsubscribes it."""
+        return self.listeners.subscribe(fn)
 
     def ingest_snapshot(self, snapshot: dict[str, Any], time_s: float) -> None:
         """Seed from ``settings_snapshot()`` (values only; history comes from events)."""
@@ -185,7 +183,7 @@ class SettingsStore:
             self._history.extend(changes)
             if len(self._history) > self._max_history:
                 del self._history[: len(self._history) - self._max_history]
-        self._listeners.emit(address, event.value, event)
+        self.listeners.emit(address, event.value, event)
         return changes
 
     def history(

@@ -25,12 +25,10 @@ import contextlib
 import functools
 import inspect
 import logging
-import multiprocessing
 import os
 import threading
 import time
 import traceback
-import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from types import TracebackType
@@ -178,9 +176,9 @@ class _ForwardingHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # The handler sits on both the root and the "ezmsg" logger (ezmsg's logger may not
         # propagate); a record that reaches both is sent once.
-        if getattr(record, "_ezmsg_lab_sent", False):
+        if getattr(record, "ezmsg_lab_sent", False):
             return
-        record._ezmsg_lab_sent = True
+        record.ezmsg_lab_sent = True
         try:
             message = record.getMessage()
             # ezmsg logs a task exception as two records; the task wrapper already sent
@@ -240,21 +238,7 @@ class LabBackendProcess(DefaultBackendProcess):  # type: ignore[misc]  # ezmsg i
     @staticmethod
     def _Popen(process_obj: Any) -> Any:
         # multiprocessing's hook (BaseProcess.start calls it): start with our context.
-        method = process_obj._start_method
-        if method is None:
-            return multiprocessing.Process._Popen(process_obj)
-        ctx = multiprocessing.get_context(method)
-        if method != "fork":
-            return ctx.Process._Popen(process_obj)
-        # Python 3.12+ warns on every fork from a process with threads (a kernel running
-        # the Lab always has some). The Lab forks only what cannot start another way
-        # (units defined in the notebook) or when asked to: say so once in the docs, not
-        # in every launch's output.
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=r".*multi-threaded.*fork\(\)", category=DeprecationWarning
-            )
-            return ctx.Process._Popen(process_obj)
+        return compat.popen_with_own_start_method(process_obj)
 
     def start(self) -> None:
         """Start the unit process, then let the Lab close its copy of the pipe's write end."""

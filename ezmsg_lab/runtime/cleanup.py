@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import compat
+
 logger = logging.getLogger(__name__)
 
 _open: dict[int, Any] = {}
@@ -58,9 +60,7 @@ def register(lab: Any) -> None:
         if _hooked:
             return
         _hooked = True
-    try:
-        threading._register_atexit(_close_all)  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError):
+    if not compat.register_atexit_before_threads_join(_close_all):
         atexit.register(_close_all)
     # Also as a plain atexit hook: a no-op when the first one already closed everything.
     atexit.register(_close_all)
@@ -76,7 +76,7 @@ def _hook_kernel_shutdown() -> None:
         return
     kernel: Any = getattr(get_ipython(), "kernel", None)  # an ipykernel Kernel, or None
     original: Callable[[bool], Any] | None = getattr(kernel, "do_shutdown", None)
-    if original is None or getattr(original, "_ezmsg_lab", False):
+    if original is None or getattr(original, "ezmsg_lab_hook", False):
         return
 
     def do_shutdown(restart: bool) -> Any:
@@ -87,7 +87,7 @@ def _hook_kernel_shutdown() -> None:
             result = original(restart)
         return result
 
-    do_shutdown._ezmsg_lab = True  # type: ignore[attr-defined]
+    do_shutdown.ezmsg_lab_hook = True  # type: ignore[attr-defined]
     kernel.do_shutdown = do_shutdown
 
 

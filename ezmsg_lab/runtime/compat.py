@@ -1,6 +1,8 @@
 """Every use of a private ezmsg API, or of the text of ezmsg's messages, in one place.
 
 ezmsg's public API does not offer these (see each function for why the Lab needs it).
+The two hooks into private parts of Python's multiprocessing and threading are here too
+(at the end), so that every private access of the package is in this module.
 Each has a test in ``tests/integration/test_ezmsg_compat.py`` against the installed ezmsg,
 so an ezmsg release that changes one fails there, loudly and by name, instead of somewhere
 deep in a feed.
@@ -8,7 +10,10 @@ deep in a feed.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
+import threading
+import warnings
 from typing import Any
 
 # ----------------------------------------------------------------------------- GraphContext
@@ -18,13 +23,13 @@ def session_task(ctx: Any) -> Any:
     """The task running a GraphContext's session with the server (ends when the server
     goes away). ezmsg leaves a request in flight waiting forever when the server dies, so
     the Lab races every call against this task."""
-    return ctx._session_task
+    return ctx._session_task  # noqa: SLF001
 
 
 async def close_session(ctx: Any) -> None:
     """Release a GraphContext's local resources after its server died (its public
     ``__aexit__`` first talks to the server, which would fail or wait)."""
-    await ctx._close_session()
+    await ctx._close_session()  # noqa: SLF001
 
 
 def count_leaky_drops(sub: Any, on_drop: Any) -> bool:
@@ -38,14 +43,14 @@ def count_leaky_drops(sub: Any, on_drop: Any) -> bool:
     queue = getattr(sub, "_incoming", None)
     if queue is None or not hasattr(queue, "_on_drop"):
         return False
-    release = queue._on_drop
+    release = queue._on_drop  # noqa: SLF001
 
     def dropped(item: Any) -> None:
         on_drop()
         if release is not None:
             release(item)
 
-    queue._on_drop = dropped
+    queue._on_drop = dropped  # noqa: SLF001
     return True
 
 
@@ -91,7 +96,7 @@ def server_loop(server: Any) -> Any:
 def shutdown_server(server: Any) -> None:
     """Ask an in-process GraphServer's thread to end (ezmsg's own ``stop()`` also joins
     it without a bound)."""
-    server._shutdown.set()
+    server._shutdown.set()  # noqa: SLF001
 
 
 def prune_server(server: Any) -> None:
@@ -165,7 +170,7 @@ def guard_publisher_leases() -> bool:
         from ezmsg.core.pubclient import Publisher
     except ImportError:  # pragma: no cover - ezmsg moved them
         return False
-    if getattr(Publisher, "_ezmsg_lab_guarded", False):
+    if getattr(Publisher, "ezmsg_lab_guarded", False):
         return True
     init = Publisher.__init__
 
@@ -204,7 +209,7 @@ def guard_publisher_leases() -> bool:
     ):
         return False
     Publisher.__init__ = guarded_init
-    Publisher._ezmsg_lab_guarded = True
+    Publisher.ezmsg_lab_guarded = True
     return True
 
 
@@ -214,7 +219,7 @@ def guard_publisher_leases() -> bool:
 def launched_name(component: Any) -> str | None:
     """The name ezmsg gave a Component when it was launched (None before): ezmsg
     components run once, and this is the only sign one already ran."""
-    name: str | None = component._name
+    name: str | None = component._name  # noqa: SLF001
     return name
 
 
@@ -281,3 +286,37 @@ def is_address_collision(exc: BaseException) -> bool:
     """Whether a GraphRunner start failed because the unit addresses are already in use
     on the GraphServer (ezmsg says so only in the message)."""
     return "collision" in str(exc)
+
+
+# ----------------------------------------------------------------------------- Python
+
+
+def popen_with_own_start_method(process_obj: Any) -> Any:
+    """multiprocessing's ``Process._Popen`` hook: start ``process_obj`` with its own
+    ``_start_method`` (None: multiprocessing's default context), never changing the
+    global start method."""
+    method = process_obj._start_method  # noqa: SLF001
+    if method is None:
+        return multiprocessing.Process._Popen(process_obj)  # noqa: SLF001
+    ctx = multiprocessing.get_context(method)
+    if method != "fork":
+        return ctx.Process._Popen(process_obj)  # noqa: SLF001
+    # Python 3.12+ warns on every fork from a process with threads (a kernel running
+    # the Lab always has some). The Lab forks only what cannot start another way
+    # (units defined in the notebook) or when asked to: say so once in the docs, not
+    # in every launch's output.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*multi-threaded.*fork\(\)", category=DeprecationWarning
+        )
+        return ctx.Process._Popen(process_obj)  # noqa: SLF001
+
+
+def register_atexit_before_threads_join(fn: Any) -> bool:
+    """Run ``fn`` at exit before Python joins non-daemon threads (``atexit`` runs after,
+    too late to stop them); False if this Python has no such hook."""
+    try:
+        threading._register_atexit(fn)  # type: ignore[attr-defined]  # noqa: SLF001
+    except (AttributeError, RuntimeError):
+        return False
+    return True

@@ -241,8 +241,8 @@ class Dashboard(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its cla
             link = getattr(form, "link", None)
             if link is not None:  # stop following the (closed) Lab's settings events
                 link.detach()
-            if getattr(form, "_debounce", None) is not None:
-                form._debounce.cancel()  # an edit still waiting must not reach the Lab
+            if hasattr(form, "cancel_pending"):
+                form.cancel_pending()  # an edit still waiting must not reach the Lab
             _disable_tree(form)
         at = self.closed_at[11:19]
         self.metrics_title.value = (

@@ -30,7 +30,7 @@ from ..model.graph_view import (
     state_digest,
     state_size,
 )
-from ..model.listeners import Listeners, Unsubscribe, subscribe_weak
+from ..model.listeners import Subscribable, Unsubscribe, subscribe_weak
 
 logger = logging.getLogger(__name__)
 
@@ -273,8 +273,8 @@ class GraphWidget(anywidget.AnyWidget):
 
     def follow(
         self,
-        snapshots: Listeners[[Any]],
-        polls: Listeners[[]],
+        snapshots: Subscribable[[Any]],
+        polls: Subscribable[[]],
         annotate: Callable[[], Mapping[str, Any]],
     ) -> None:
         """Redraw on every snapshot and re-annotate after every poll until closed.

@@ -14,15 +14,33 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anywidget
 import traitlets
 
 from ..model.scope_frame import VIEWS, build_frame, check_view
 
-if TYPE_CHECKING:
-    from ..lab_taps import Tap
+
+class ScopeSource(Protocol):
+    """What a scope reads of its :class:`~ezmsg_lab.Tap` (named by this protocol, not
+    imported: the tap module makes scopes)."""
+
+    topic: str
+
+    @property
+    def received(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def window_s(self) -> float: ...
+
+    def buffered_items(self) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +100,7 @@ class ScopeWidget(anywidget.AnyWidget):
 
     def __init__(
         self,
-        tap: Tap,
+        tap: ScopeSource,
         *,
         span: float | None = None,
         fps: float = 20.0,
@@ -101,7 +119,7 @@ class ScopeWidget(anywidget.AnyWidget):
         span_s = min(tap.window_s, 10.0) if span is None else float(span)
         if not span_s > 0:
             raise ValueError(f"span={span!r} must be > 0 seconds")
-        items = tap._buffer.items()
+        items = tap.buffered_items()
         check_view(items[-1].message if items else None, view)
         super().__init__(width=width, height=height, title=tap.topic, view=view)
         if y_range is not None:
@@ -141,7 +159,7 @@ class ScopeWidget(anywidget.AnyWidget):
             return False
         t0 = time.perf_counter()
         frame = build_frame(
-            self._tap._buffer.items(),
+            self._tap.buffered_items(),
             self.width,
             self.span_s,
             list(self.selected) or None,
@@ -188,7 +206,7 @@ class ScopeWidget(anywidget.AnyWidget):
             stop.set()
 
     @property
-    def tap(self) -> Tap:
+    def tap(self) -> ScopeSource:
         return self._tap
 
     def close(self) -> None:

@@ -27,9 +27,10 @@ Example
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import ipywidgets as W
@@ -282,6 +283,10 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
         ed.set_error(None)
         return True, value
 
+    def cancel_pending(self) -> None:
+        """Drop an edit still waiting for its debounce: it is not sent."""
+        self._debounce.cancel()
+
     def flush(self) -> dict[str, Any] | None:
         """Validate every edited field and send them in one call (all or nothing).
 
@@ -399,22 +404,15 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
             f"<span style='color:{color}'>{html.escape(text)}</span>" if text else ""
         )
 
-    def _quiet(self) -> _Quiet:
-        return _Quiet(self)
-
-
-class _Quiet:
-    """Programmatic widget writes inside this block are not user edits."""
-
-    def __init__(self, form: SettingsForm) -> None:
-        self.form = form
-
-    def __enter__(self) -> None:
-        self.form._suppress += 1
-        self.form._suppress_thread = threading.get_ident()
-
-    def __exit__(self, *exc: object) -> None:
-        self.form._suppress -= 1
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Programmatic widget writes inside this block are not user edits."""
+        self._suppress += 1
+        self._suppress_thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._suppress -= 1
 
 
 class SettingsPanel(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its classes are Any here

@@ -20,7 +20,7 @@ def _boom(*_args):
 
 def test_raising_listeners_never_mark_the_server_lost(lab):
     # One raising listener on every feed; the message even looks like ezmsg's own.
-    lab._settings.add_listener(_boom)
+    lab._settings.subscribe(_boom)
     lab._topology.subscribe(_boom)
     lab._poller.subscribe(_boom)
     lab.on_unit_error(_boom)
@@ -42,7 +42,7 @@ def test_raising_listeners_never_mark_the_server_lost(lab):
     lab.pipelines[0].stop()
     assert wait_until(lambda: lab.topology().units.empty, 10)
     assert lab._conn.lost is None
-    assert lab._topology.listeners.failures > 0 and lab._settings._listeners.failures > 0
+    assert lab._topology.listeners.failures > 0 and lab._settings.listeners.failures > 0
 
 
 def test_closed_widgets_detach_from_the_feeds(lab):

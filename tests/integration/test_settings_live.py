@@ -322,7 +322,7 @@ STOPPED_UNIT = textwrap.dedent(
         gone = lab.launch(SettingsEcho(), name="GONE")
         assert lab.set("GONE", value=1.0, watch=False).applied == {"value": 1.0}
         gone.stop()
-        assert wait_until(lambda: "GONE" not in lab._settings_components(), 10)
+        assert wait_until(lambda: "GONE" not in lab._graph.components(), 10)
         try:
             lab.set("GONE", value=2.0, timeout=3)
         except SettingsRefusedError as err:
@@ -553,7 +553,7 @@ def test_concurrent_sets_from_threads_all_land_in_order_per_unit(lab, demo):
 
 # ---------------------------------------------------------------------------- forms
 def test_forms_for_every_unit_in_a_searchable_panel(lab, demo, live):
-    listeners = len(lab._settings._listeners)
+    listeners = len(lab._settings.listeners)
     panel = lab.settings_panel()
     assert set(panel.forms) == set(lab._settings.current)
     for chain in ("DEMO", "LIVE"):
@@ -567,7 +567,7 @@ def test_forms_for_every_unit_in_a_searchable_panel(lab, demo, live):
     panel.search.value = "LIVE/"
     assert panel.visible == [f"LIVE/{u}" for u in sorted(UNITS)]
     panel.close()
-    assert len(lab._settings._listeners) == listeners  # closing leaks no listener
+    assert len(lab._settings.listeners) == listeners  # closing leaks no listener
 
 
 def test_widget_edits_reach_the_unit(lab, live):
@@ -647,7 +647,7 @@ EXTERNAL_CLIENT = textwrap.dedent(
 
 
 def test_form_follows_changes_made_elsewhere(lab, demo):
-    listeners = len(lab._settings._listeners)
+    listeners = len(lab._settings.listeners)
     form = lab.settings_form("DEMO/DETECTOR")
     try:
         other = threading.Thread(target=lambda: lab.set("DEMO/DETECTOR", threshold=2.5))
@@ -667,4 +667,4 @@ def test_form_follows_changes_made_elsewhere(lab, demo):
         assert form.dirty_paths == []  # nothing was sent back
     finally:
         form.close()
-    assert len(lab._settings._listeners) == listeners
+    assert len(lab._settings.listeners) == listeners

@@ -217,7 +217,7 @@ COUNTER_SCRIPT = textwrap.dedent(
 
 def test_attached_pipeline_counter_is_exact_and_unknown_classes_are_named(tmp_path):
     with script_graph(tmp_path, COUNTER_SCRIPT) as graph, Lab.attach(graph.address) as lab:
-        assert wait_until(lambda: lab._topic_msg_type("COUNTER/OUTPUT") is not None, 10)
+        assert wait_until(lambda: lab._graph.topic_msg_type("COUNTER/OUTPUT") is not None, 10)
         tap = lab.tap("COUNTER/OUTPUT", window="30s")
         assert wait_until(lambda: tap.received >= 100, 15), tap
         x = tap.data()

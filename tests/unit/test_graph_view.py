@@ -303,7 +303,7 @@ def test_make_annotations_normalises_and_checks() -> None:
 
 
 def test_graph_view_re_exports_the_annotations_api() -> None:
-    # lab_widgets (and users) import everything from graph_view.
+    # services/widgets.py (and users) import everything from graph_view.
     for name in ("make_annotations", "normalize_annotations", "backpressure_level", "edge_id"):
         assert getattr(gv, name) is getattr(ga, name)
     assert gv.BACKPRESSURE_WARN == ga.BACKPRESSURE_WARN

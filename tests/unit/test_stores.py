@@ -298,7 +298,7 @@ def _event(seq, unit, value, kind="SETTINGS_UPDATED"):
 def test_settings_history_records_initial_values_and_field_changes():
     store = SettingsStore()
     seen = []
-    store.add_listener(lambda address, value, event: seen.append(address))
+    store.subscribe(lambda address, value, event: seen.append(address))
     store.ingest_event(
         _event(1, "G/F", {"cutoff": 20.0, "tone": {"f": 5.0, "a": 1.0}}, "INITIAL_SETTINGS")
     )

@@ -1,4 +1,4 @@
-"""Validated live tuning: ``lab.set``, forms, undo (mixed into :class:`~ezmsg_lab.Lab`).
+"""Validated live tuning: ``lab.set``, forms, undo (the Lab's settings service).
 
 Every change is validated and coerced on the Lab side against the unit's own settings
 class (unpickled from ezmsg's settings snapshot) before anything is sent, goes out as one
@@ -20,15 +20,16 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import pickle
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from .errors import LabError, LabTimeoutError
-from .feeds.settings_control import (
+from ..errors import LabError, LabTimeoutError
+from ..feeds.settings_control import (
     DEFAULT_WATCH_S,
     ChangeWatcher,
     Counters,
@@ -38,7 +39,7 @@ from .feeds.settings_control import (
     structured_matcher,
     unpickled,
 )
-from .model.settings_changes import (
+from ..model.settings_changes import (
     Health,
     SetResult,
     SettingsEffectError,
@@ -47,80 +48,65 @@ from .model.settings_changes import (
     effect_message,
     settings_equal,
 )
-from .model.settings_link import FormLink, lab_form_classes
-from .model.settings_schema import (
+from ..model.settings_link import FormLink
+from ..model.settings_schema import (
     SettingsSpec,
     spec_from_class,
     spec_from_snapshot,
     structured_diff,
     to_wire,
 )
-from .model.settings_store import structured
-from .model.settings_validate import build_update, validate_updates
+from ..model.settings_store import structured
+from ..model.settings_validate import build_update, validate_updates
+from ..model.snapshot import is_collection
+from .graph_info import check_unit
 
 if TYPE_CHECKING:
-    from .lab import Lab
-    from .widgets.settings_form import SettingsForm, SettingsPanel
+    from ..feeds.profiling import ProfilingPoller
+    from ..model.logs import LogStore
+    from ..model.metrics import MetricsStore
+    from ..model.settings_store import SettingsStore
+    from ..runtime.connection import Connection
+    from ..widgets.settings_form import SettingsForm, SettingsPanel
+    from .graph_info import GraphInfo
+    from .session import Session
 
-__all__ = ["SetResult", "SettingsEffectError", "SettingsMixin", "SettingsRefusedError"]
+__all__ = ["SetResult", "SettingsEffectError", "SettingsRefusedError", "SettingsService"]
 
 _SETTINGS_TOPIC_SUFFIX = "/INPUT_SETTINGS"
 MAX_UNDO = 1000  # changes kept for lab.undo()
-_SETUP_LOCK = threading.Lock()
 
 
-class _State:
-    """Per-Lab settings state, created on first use (Lab.__init__ knows nothing of it)."""
+@functools.cache
+def lab_form_classes() -> tuple[type, type]:
+    """The Lab's form and panel classes (ipywidgets is imported only when a form is made)."""
+    from ..widgets.settings_form import SettingsForm, SettingsPanel
 
-    def __init__(self, lab: Lab) -> None:
-        self.control = SettingsControl(lab._conn, lab._settings)
-        self.watcher = ChangeWatcher(lab._loop, lab._poller, lab._metrics, lab._logs)
-        self.lock = threading.Lock()
-        self.queues: dict[str, UnitQueue] = {}
-        self.undo: list[SetResult] = []
-        self.specs: dict[type, SettingsSpec] = {}
-        self.parsed: dict[str, tuple[Any, SettingsSpec | None, Any]] = {}
-        self.executor: concurrent.futures.ThreadPoolExecutor | None = None
+    class LabSettingsForm(SettingsForm):
+        """A SettingsForm wired to a Lab; ``close()`` stops it following its unit.
 
-    def queue(self, address: str) -> UnitQueue:
-        with self.lock:
-            return self.queues.setdefault(address, UnitQueue())
+        ``last_result`` is the last change it sent (a SetResult, with ``health`` once the
+        unit was watched).
+        """
 
-    def parse(self, address: str, value: Any) -> tuple[SettingsSpec | None, Any]:
-        """(spec, settings object or None) of a snapshot value, cached per value."""
-        cached = self.parsed.get(address)
-        if cached is not None and cached[0] is value:
-            return cached[1], cached[2]
-        obj = unpickled(value)
-        if obj is not None and dataclasses.is_dataclass(obj):
-            cls = type(obj)
-            spec = self.specs.get(cls)
-            if spec is None:
-                schema = getattr(value, "settings_schema", None)
-                spec = spec_from_class(cls, json_schema=getattr(schema, "json_schema", None))
-                self.specs[cls] = spec
-        else:
-            obj, spec = None, spec_from_snapshot(value)
-        self.parsed[address] = (value, spec, obj)
-        return spec, obj
+        link: FormLink | None = None
+        last_result: SetResult | None = None
 
-    def worker(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self.lock:
-            if self.executor is None:
-                self.executor = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix="ezmsg-lab-forms"
-                )
-            return self.executor
+        def close(self) -> None:
+            link, self.link = self.link, None
+            if link is not None:
+                link.detach()
+            super().close()
 
+    class LabSettingsPanel(SettingsPanel):
+        """A SettingsPanel whose ``close()`` closes its forms."""
 
-def _state(lab: Any) -> _State:
-    st = lab.__dict__.get("_settings_state")
-    if st is None:
-        with _SETUP_LOCK:
-            st = lab.__dict__.get("_settings_state")
-            if st is None:
-                st = lab.__dict__["_settings_state"] = _State(lab)
-    return st
+        def close(self) -> None:
+            for form in self.forms.values():
+                form.close()
+            super().close()
+
+    return LabSettingsForm, LabSettingsPanel
 
 
 def _merge(fields: Mapping[str, Any] | None, kw: dict[str, Any]) -> dict[str, Any]:
@@ -139,22 +125,76 @@ def _merge(fields: Mapping[str, Any] | None, kw: dict[str, Any]) -> dict[str, An
     return updates
 
 
-class SettingsMixin:
+class SettingsService:
     """Settings API of a Lab: :meth:`set`, :meth:`undo`, :meth:`revert`,
     :meth:`temporarily`, :meth:`settings_form`, :meth:`settings_panel`."""
 
-    async def _close_settings(self: Lab) -> None:
+    def __init__(
+        self,
+        session: Session,
+        conn: Connection,
+        store: SettingsStore,
+        graph: GraphInfo,
+        poller: ProfilingPoller,
+        metrics: MetricsStore,
+        logs: LogStore,
+    ) -> None:
+        self._session = session
+        self._store = store
+        self._graph = graph
+        self._control = SettingsControl(conn, store)
+        assert session.loop is not None, "the session's loop is made first"
+        self._watcher = ChangeWatcher(session.loop, poller, metrics, logs)
+        self._lock = threading.Lock()
+        self._queues: dict[str, UnitQueue] = {}
+        self._undo: list[SetResult] = []
+        self._specs: dict[type, SettingsSpec] = {}
+        self._parsed: dict[str, tuple[Any, SettingsSpec | None, Any]] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _queue(self, address: str) -> UnitQueue:
+        with self._lock:
+            return self._queues.setdefault(address, UnitQueue())
+
+    def parse(self, address: str, value: Any) -> tuple[SettingsSpec | None, Any]:
+        """(spec, settings object or None) of a snapshot value, cached per value."""
+        cached = self._parsed.get(address)
+        if cached is not None and cached[0] is value:
+            return cached[1], cached[2]
+        obj = unpickled(value)
+        if obj is not None and dataclasses.is_dataclass(obj):
+            cls = type(obj)
+            spec = self._specs.get(cls)
+            if spec is None:
+                schema = getattr(value, "settings_schema", None)
+                spec = spec_from_class(cls, json_schema=getattr(schema, "json_schema", None))
+                self._specs[cls] = spec
+        else:
+            obj, spec = None, spec_from_snapshot(value)
+        self._parsed[address] = (value, spec, obj)
+        return spec, obj
+
+    def _worker(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="ezmsg-lab-forms"
+                )
+            return self._executor
+
+    def watching(self, unit: str | None) -> bool:
+        """True while a change to ``unit`` is being watched (its errors are reported there)."""
+        return unit is not None and bool(self._watcher.watching.get(unit))
+
+    async def close(self) -> None:
         """On close: release the Lab's settings publishers and the forms' worker."""
-        st = self.__dict__.get("_settings_state")
-        if st is None:
-            return
-        await st.control.close()
-        if st.executor is not None:
-            st.executor.shutdown(wait=False, cancel_futures=True)
+        await self._control.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ lab.set
     def set(
-        self: Lab,
+        self,
         address: str,
         fields: Mapping[str, Any] | None = None,
         /,
@@ -224,7 +264,7 @@ class SettingsMixin:
         return self._settings_after(result, watch, check, before)
 
     def undo(
-        self: Lab, *, timeout: float | None = None, watch: bool | float = True, check: bool = False
+        self, *, timeout: float | None = None, watch: bool | float = True, check: bool = False
     ) -> SetResult:
         """Revert the last settings change this Lab made (and not yet undone).
 
@@ -237,27 +277,26 @@ class SettingsMixin:
         >>> lab.undo()  # doctest: +SKIP
         <SetResult DEMO/FILTER: cutoff_hz 600.0 -> 20.0 (applied)>
         """
-        self._check_open()
-        st = _state(self)
-        with st.lock:
-            if not st.undo:
+        self._session.check_open()
+        with self._lock:
+            if not self._undo:
                 raise LabError(
                     "Nothing to undo: this Lab has made no settings change yet (or all were "
                     "undone). lab.revert(address) restores a unit's initial settings."
                 )
-            last = st.undo.pop()
+            last = self._undo.pop()
         try:
             result, before = self._settings_apply(
                 last.unit, dict(last.previous), timeout=timeout, record=False, counters=bool(watch)
             )
         except BaseException:
-            with st.lock:
-                st.undo.append(last)
+            with self._lock:
+                self._undo.append(last)
             raise
         return self._settings_after(result, watch, check, before)
 
     def revert(
-        self: Lab, address: str, *, timeout: float | None = None, watch: bool | float = True
+        self, address: str, *, timeout: float | None = None, watch: bool | float = True
     ) -> SetResult:
         """Put a unit back to the settings it was launched with.
 
@@ -267,10 +306,10 @@ class SettingsMixin:
         --------
         >>> lab.revert("DEMO/FILTER")  # doctest: +SKIP
         """
-        self._check_open()
+        self._session.check_open()
         self._settings_target(address)
-        value = self._settings.current[address]
-        spec, current = _state(self).parse(address, value)
+        value = self._store.current[address]
+        spec, current = self.parse(address, value)
         initial = self._settings_initial(address, structured_only=current is None)
         if current is not None:
             updates = {
@@ -290,7 +329,7 @@ class SettingsMixin:
                 code="NO_SCHEMA",
             )
         if not updates:
-            return SetResult(address, {}, {}, {}, self._settings.last_seq, 0.0, "none", value=value)
+            return SetResult(address, {}, {}, {}, self._store.last_seq, 0.0, "none", value=value)
         result, before = self._settings_apply(
             address, updates, timeout=timeout, record=True, counters=bool(watch)
         )
@@ -298,7 +337,7 @@ class SettingsMixin:
 
     @contextlib.contextmanager
     def temporarily(
-        self: Lab,
+        self,
         address: str,
         fields: Mapping[str, Any] | None = None,
         /,
@@ -322,7 +361,7 @@ class SettingsMixin:
         try:
             result = self.set(address, fields, check=check, timeout=timeout, watch=watch, **kw)
         except SettingsEffectError as err:
-            self._settings_restore(err.result, timeout)
+            self._settings_restore(cast(SetResult, err.result), timeout)
             raise
         try:
             yield result
@@ -330,15 +369,14 @@ class SettingsMixin:
             self._settings_restore(result, timeout)
 
     @property
-    def settings_changes(self: Lab) -> list[SetResult]:
+    def settings_changes(self) -> list[SetResult]:
         """The changes :meth:`undo` can take back, oldest first."""
-        st = _state(self)
-        with st.lock:
-            return list(st.undo)
+        with self._lock:
+            return list(self._undo)
 
     # ------------------------------------------------------------------ forms
     def settings_form(
-        self: Lab,
+        self,
         address: str,
         policy: str = "live",
         *,
@@ -359,83 +397,63 @@ class SettingsMixin:
         >>> form = lab.settings_form("DEMO/FILTER")  # doctest: +SKIP
         >>> form.control("cutoff_hz").value = 30.0  # doctest: +SKIP
         """
-        self._check_open()
-        known = set(self._settings.current)
+        self._session.check_open()
+        known = set(self._store.current)
         if address not in known:
-            self._check_unit(address, known)
-        value = self._settings.current[address]
-        spec, obj = _state(self).parse(address, value)
+            check_unit(address, known)
+        value = self._store.current[address]
+        spec, obj = self.parse(address, value)
         reason = self._settings_read_only(address)
-        form = lab_form_classes()[0](
+        form: SettingsForm = lab_form_classes()[0](
             spec,
             obj if obj is not None else structured(value),
-            policy=policy,  # type: ignore[arg-type]
+            policy=policy,
             debounce_s=debounce_s,
             unit=address,
             read_only_reason=reason,
         )
-        st = _state(self)
         window = DEFAULT_WATCH_S if watch is True else float(watch or 0)
 
         def watch_change(result: SetResult, before: Counters | None) -> Health:
-            return st.watcher.watch(result, window, before, lambda: self._closed)
+            return self._watcher.watch(result, window, before, lambda: self._session.closed)
 
         FormLink(
             form,
             address,
-            self._settings,
+            self._store,
             apply=lambda updates: self._settings_apply(
                 address, updates, timeout=None, record=True, counters=window > 0
             ),
             watch=watch_change if window > 0 else None,
-            worker=st.worker,
+            worker=self._worker,
         )
         return form
 
-    def settings_panel(self: Lab, policy: str = "live", **options: Any) -> SettingsPanel:
+    def settings_panel(self, policy: str = "live", **options: Any) -> SettingsPanel:
         """Every unit's form in one searchable panel (``panel.search.value = "cutoff"``).
 
         Closing the panel closes its forms.
         """
-        forms = {
-            a: self.settings_form(a, policy, **options) for a in sorted(self._settings.current)
-        }
-        return lab_form_classes()[1](forms)
+        forms = {a: self.settings_form(a, policy, **options) for a in sorted(self._store.current)}
+        panel: SettingsPanel = lab_form_classes()[1](forms)
+        return panel
 
     # ------------------------------------------------------------------ internals
-    def _settings_specs(self: Lab) -> dict[str, SettingsSpec | None]:
+    def specs(self) -> dict[str, SettingsSpec | None]:
         """Every unit's field specs (cached per snapshot value), for the tables."""
-        st = _state(self)
         out: dict[str, SettingsSpec | None] = {}
-        for address, value in list(self._settings.current.items()):
+        for address, value in list(self._store.current.items()):
             try:
-                out[address] = st.parse(address, value)[0]
+                out[address] = self.parse(address, value)[0]
             except Exception:  # a value the Lab cannot read: its table rows stay raw
                 out[address] = None
         return out
 
-    def _owner_pid(self: Lab, address: str) -> int | None:
-        """The pid of the process that runs a unit, from the GraphServer's process table."""
-        snap = self._topology.snapshot
-        for proc in snap.processes.values() if snap is not None else ():
-            if address in proc.units:
-                return int(proc.pid) if proc.pid is not None else None
-        return None
-
-    def _settings_components(self: Lab) -> dict[str, Any]:
-        snap = self._topology.snapshot
-        out: dict[str, Any] = {}
-        if snap is not None:
-            for session in snap.sessions.values():
-                if session.metadata is not None:
-                    out.update(session.metadata.components)
-        return out
-
-    def _settings_read_only(self: Lab, address: str) -> str | None:
-        comp = self._settings_components().get(address)
+    def _settings_read_only(self, address: str) -> str | None:
+        comp = self._graph.components().get(address)
         if comp is None or comp.dynamic_settings.enabled:
             return None
-        if hasattr(comp, "children"):
+        if is_collection(comp):
             units = ", ".join(c for c in comp.children[:4]) or "its units"
             return (
                 f"{address} is a collection: ezmsg lists its settings but cannot change them "
@@ -446,23 +464,23 @@ class SettingsMixin:
             "while it runs; relaunch it with new settings"
         )
 
-    def _settings_target(self: Lab, address: str) -> str | None:
+    def _settings_target(self, address: str) -> str | None:
         """Check the unit exists and takes live settings; its settings topic if known."""
-        self._check_open()
-        known = set(self._settings.current)
-        comps = self._settings_components()
+        self._session.check_open()
+        known = set(self._store.current)
+        comps = self._graph.components()
         if address not in known:
-            self._check_unit(address, known | set(comps))
+            check_unit(address, known | set(comps))
         reason = self._settings_read_only(address)
         if reason is not None:
             raise SettingsRefusedError(f"{reason}.", unit=address, code="NOT_DYNAMIC")
         comp = comps.get(address)
         return comp.dynamic_settings.input_topic if comp is not None else None
 
-    def _settings_initial(self: Lab, address: str, *, structured_only: bool = False) -> Any:
+    def _settings_initial(self, address: str, *, structured_only: bool = False) -> Any:
         """The unit's initial settings: the object, or with ``structured_only`` ezmsg's
         structured form (a dict; for classes not importable here)."""
-        comp = self._settings_components().get(address)
+        comp = self._graph.components().get(address)
         raw, shown = comp.initial_settings if comp is not None else (None, None)
         if structured_only:
             if isinstance(shown, dict):
@@ -499,7 +517,7 @@ class SettingsMixin:
         return initial
 
     def _settings_apply(
-        self: Lab,
+        self,
         address: str,
         updates: dict[str, Any],
         *,
@@ -513,18 +531,17 @@ class SettingsMixin:
         watch compares with); read after validation, so refused input costs nothing.
         """
         t0 = time.perf_counter()
-        total = self._timeout(timeout)
+        total = self._session.timeout_for(timeout)
         topic = self._settings_target(address)
-        st = _state(self)
-        queue = st.queue(address)
+        queue = self._queue(address)
         if not queue.acquire(total):
             raise LabTimeoutError(
                 f"{address}: other settings changes to this unit were still being applied "
                 f"after {total:g} s; nothing was sent. Pass a larger timeout=."
             )
         try:
-            value = self._settings.current[address]  # the latest, after earlier changes
-            spec, current = st.parse(address, value)
+            value = self._store.current[address]  # the latest, after earlier changes
+            spec, current = self.parse(address, value)
             if spec is None:
                 raise SettingsRefusedError(
                     f"{address}: ezmsg gives no settings schema for it, so the Lab cannot "
@@ -538,35 +555,35 @@ class SettingsMixin:
                 now = structured(value)
                 requested = validate_updates(spec, now, updates, unit=address)
                 previous = {p: path_get(now, p) for p in requested}
-                before = st.watcher.counters(address) if counters else None
+                before = self._watcher.counters(address) if counters else None
                 result = self._settings_send_fields(
                     address, spec, requested, previous, t0=t0, total=total
                 )
                 if record:
-                    with st.lock:
-                        st.undo.append(result)
-                        del st.undo[:-MAX_UNDO]
+                    with self._lock:
+                        self._undo.append(result)
+                        del self._undo[:-MAX_UNDO]
                 return result, before
             new = build_update(spec, current, updates, unit=address)
             requested = {p: path_get(new, p) for p in updates}
             previous = {p: path_get(current, p) for p in updates}
-            before = st.watcher.counters(address) if counters else None
+            before = self._watcher.counters(address) if counters else None
             what = change_call(address, requested)
             remaining = max(0.05, total - (time.perf_counter() - t0))
             inner = remaining * 0.95  # the control loop's own bound must not fire first
             sent_at = time.time()
             if len(requested) == 1:
                 ((path, v),) = requested.items()
-                coro = st.control.send_field(address, path, v, inner, what)
+                coro = self._control.send_field(address, path, v, inner, what)
                 method = "update_setting"
             else:
                 if topic is None:
                     topic = address + _SETTINGS_TOPIC_SUFFIX
-                coro = st.control.send_object(
-                    address, topic, new, inner, what, owner_pid=self._owner_pid(address)
+                coro = self._control.send_object(
+                    address, topic, new, inner, what, owner_pid=self._graph.owner_pid(address)
                 )
                 method = "publish"
-            snap_value, applied_obj, seq = self._run(coro, remaining, what)
+            snap_value, applied_obj, seq = self._session.run(coro, remaining, what)
             confirmed_at = time.time()
             applied = {p: path_get(applied_obj, p) for p in requested}
             result = SetResult(
@@ -582,15 +599,15 @@ class SettingsMixin:
                 confirmed_at=confirmed_at,
             )
             if record:
-                with st.lock:
-                    st.undo.append(result)
-                    del st.undo[:-MAX_UNDO]  # a live slider sends many changes
+                with self._lock:
+                    self._undo.append(result)
+                    del self._undo[:-MAX_UNDO]  # a live slider sends many changes
             return result, before
         finally:
             queue.release()
 
     def _settings_send_fields(
-        self: Lab,
+        self,
         address: str,
         spec: SettingsSpec,
         requested: dict[str, Any],
@@ -606,16 +623,15 @@ class SettingsMixin:
         process turns into its own members) and is confirmed from the event's structured
         value. If one fails, the fields already applied are put back, newest first.
         """
-        st = _state(self)
         applied: dict[str, Any] = {}
         done: list[str] = []
         snap_value: Any = None
-        seq = self._settings.last_seq
+        seq = self._store.last_seq
         sent_at = time.time()
 
         def send(path: str, v: Any, what: str, start: float = t0) -> tuple[Any, Any, int]:
             remaining = max(0.05, total - (time.perf_counter() - start))
-            coro = st.control.send_field(
+            coro = self._control.send_field(
                 address,
                 path,
                 to_wire(spec.field(path), v),
@@ -623,7 +639,7 @@ class SettingsMixin:
                 what,
                 match=structured_matcher(path, v),
             )
-            return self._run(coro, remaining, what)
+            return self._session.run(coro, remaining, what)
 
         try:
             for path, v in requested.items():
@@ -649,7 +665,7 @@ class SettingsMixin:
         )
 
     def _settings_put_back(
-        self: Lab, address: str, done: list[str], previous: dict[str, Any], send: Any
+        self, address: str, done: list[str], previous: dict[str, Any], send: Any
     ) -> str:
         """Undo the fields of a field-by-field change that were applied; say how it went."""
         failed = []
@@ -670,7 +686,7 @@ class SettingsMixin:
         )
 
     def _settings_after(
-        self: Lab,
+        self,
         result: SetResult,
         watch: bool | float,
         check: bool,
@@ -680,11 +696,10 @@ class SettingsMixin:
         if not watch:
             return result
         window = DEFAULT_WATCH_S if watch is True else float(watch)
-        health = _state(self).watcher.watch(result, window, before, lambda: self._closed)
+        health = self._watcher.watch(result, window, before, lambda: self._session.closed)
         watched = dataclasses.replace(result, health=health)
-        st = _state(self)
-        with st.lock:
-            st.undo[:] = [watched if r is result else r for r in st.undo]
+        with self._lock:
+            self._undo[:] = [watched if r is result else r for r in self._undo]
         if health.problem:
             message = effect_message(watched)
             if check:
@@ -692,9 +707,8 @@ class SettingsMixin:
             print(message, file=sys.stderr, flush=True)
         return watched
 
-    def _settings_restore(self: Lab, result: SetResult, timeout: float | None) -> None:
-        st = _state(self)
-        with st.lock:
-            st.undo[:] = [r for r in st.undo if r is not result]
+    def _settings_restore(self, result: SetResult, timeout: float | None) -> None:
+        with self._lock:
+            self._undo[:] = [r for r in self._undo if r is not result]
         if result.previous:
             self._settings_apply(result.unit, dict(result.previous), timeout=timeout, record=False)

@@ -1,4 +1,4 @@
-"""The Lab's widgets: the live graph and the dashboard (mixed into :class:`~ezmsg_lab.Lab`).
+"""The Lab's widgets: the live graph and the dashboard (the Lab's widget factory).
 
 Widgets are fed by the Lab's stores, never by the GraphServer: the topology feed pushes
 each new snapshot, the profiling poller pushes annotations after each poll; the graph
@@ -9,82 +9,98 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .model.listeners import subscribe_weak
+from ..model.graph_annotations import Annotations, make_annotations
+from ..model.listeners import subscribe_weak
+from ..model.metrics import edge_rates, finite_or_none, topic_rates
 
 if TYPE_CHECKING:
-    from .lab import Lab
-    from .widgets.graph import GraphWidget
+    from ..feeds.profiling import ProfilingPoller
+    from ..feeds.topology import TopologyFeed
+    from ..model.logs import LogStore
+    from ..widgets.graph import GraphWidget
+    from .session import Session
+    from .settings import SettingsService
+    from .views import Views
 
 logger = logging.getLogger(__name__)
 
 
 def profile_annotations(
     profile: pd.DataFrame, topology_graph: dict[str, list[str]], last_errors: dict[str, str | None]
-) -> dict[str, Any]:
+) -> Annotations:
     """Graph-widget annotations from a :meth:`Lab.profile` frame.
 
     An edge ``src -> dst`` carries the rate at which ``dst``'s subscriber receives (or,
-    when there is none, the rate ``src`` publishes) and that subscriber's channel kind.
+    when there is none, the rate ``src`` publishes; :func:`~ezmsg_lab.model.metrics.
+    edge_rates`) and that subscriber's channel kind.
     """
-    from .model.graph_view import make_annotations
-
     ok = profile[profile["status"].astype(str) == "ok"]
     subs = ok[ok["kind"] == "subscriber"].groupby("topic", observed=True)
     pubs = ok[ok["kind"] == "publisher"].groupby("topic", observed=True)
-    sub_rate = subs["rate_hz"].sum(min_count=1).to_dict()
-    sub_channel = subs["channel_kind"].agg(lambda s: str(s.iloc[-1])).to_dict()
-    pub_rate = pubs["rate_hz"].sum(min_count=1).to_dict()
-    pub_inflight = pubs["inflight"].max().to_dict()
-    pub_buffers = pubs["num_buffers"].max().to_dict()
+    sub_channel = {str(t): str(s.iloc[-1]) for t, s in subs["channel_kind"]}
+    pub_inflight = {str(t): int(v) for t, v in pubs["inflight"].max().items()}
+    pub_buffers = {str(t): int(v) for t, v in pubs["num_buffers"].max().items()}
+    _, pub_rate = topic_rates(profile)
 
-    def finite(x: Any) -> float | None:
-        return (
-            float(x) if x is not None and isinstance(x, (int, float)) and math.isfinite(x) else None
-        )
-
-    edge_rates: dict[tuple[str, str], float | None] = {}
     edge_channels: dict[tuple[str, str], str] = {}
     for src, dsts in topology_graph.items():
         for dst in dsts:
-            rate = sub_rate.get(dst, pub_rate.get(src))
-            edge_rates[(src, dst)] = finite(rate)
             channel = sub_channel.get(dst)
-            if channel and channel != "UNKNOWN" and channel != "nan":
+            if channel and channel not in ("UNKNOWN", "nan"):
                 edge_channels[(src, dst)] = channel
-    errors = profile.groupby("unit", observed=True)["errors"].max().to_dict()
-    missing = set(profile.loc[profile["status"].astype(str) == "missing", "process"])
+    errors = profile.groupby("unit", observed=True)["errors"].max()
+    missing = {str(p) for p in profile.loc[profile["status"].astype(str) == "missing", "process"]}
     return make_annotations(
-        edge_rates=edge_rates,
+        edge_rates=edge_rates(profile, topology_graph),
         edge_channels=edge_channels,
-        publishers={t: (int(pub_inflight[t]), int(pub_buffers[t])) for t in pub_inflight},
-        publisher_rates={t: finite(r) for t, r in pub_rate.items()},
+        publishers={t: (pub_inflight[t], pub_buffers[t]) for t in pub_inflight},
+        publisher_rates={t: finite_or_none(r) for t, r in pub_rate.items()},
         unit_errors={
-            u: (int(n), last_errors.get(u)) for u, n in errors.items() if u and int(n) > 0
+            str(u): (int(n), last_errors.get(str(u))) for u, n in errors.items() if u and int(n) > 0
         },
         missing_processes=missing,
     )
 
 
-class WidgetsMixin:
-    """``lab.graph()`` and ``lab.dashboard()``."""
+class WidgetFactory:
+    """``lab.graph()`` and ``lab.dashboard()``: widgets fed by the Lab's feeds."""
 
-    def _annotations(self: Lab) -> dict[str, Any]:
+    def __init__(
+        self,
+        session: Session,
+        topology: TopologyFeed,
+        poller: ProfilingPoller,
+        logs: LogStore,
+        views: Views,
+        settings: SettingsService,
+        unit_scope: Callable[[str], Any],
+        registry: WidgetRegistry,
+    ) -> None:
+        self._session = session
+        self._topology = topology
+        self._poller = poller
+        self._logs = logs
+        self._views = views
+        self._settings = settings
+        self._unit_scope = unit_scope
+        self._widgets = registry
+
+    def _annotations(self) -> Annotations:
         snap = self._topology.snapshot
-        profile = self.profile(include_gone=False)
+        profile = self._views.profile(include_gone=False)
         last = {}
         for unit in profile.loc[profile["errors"] > 0, "unit"].dropna().unique():
             rec = self._logs.last_error(unit)
             last[unit] = rec.message if rec else None
         return profile_annotations(profile, snap.graph if snap else {}, last)
 
-    def graph(self: Lab, *, height: int = 0, max_rate_hz: float = 2.0) -> GraphWidget:
+    def graph(self, *, height: int = 0, max_rate_hz: float = 2.0) -> GraphWidget:
         """A live drawing of the running graph (an anywidget).
 
         Units are grouped by collection, coloured by process; edges carry message rates
@@ -97,35 +113,35 @@ class WidgetsMixin:
         self._widgets.add(widget, replaces_cell_output=True)
         return widget
 
-    def _make_graph(self: Lab, height: int, max_rate_hz: float) -> GraphWidget:
-        from .widgets.graph import GraphWidget
+    def _make_graph(self, height: int, max_rate_hz: float) -> GraphWidget:
+        from ..widgets.graph import GraphWidget
 
-        self._check_open()
+        self._session.check_open()
         widget = GraphWidget(
             snapshot=self._topology.snapshot,
             annotations=self._annotations(),
             height=height,
             max_rate_hz=max_rate_hz,
         )
-        widget.follow(self._topology.listeners, self._poller.listeners, self._annotations)
+        widget.follow(self._topology, self._poller, self._annotations)
         return widget
 
-    def dashboard(self: Lab, *, height: int = 0) -> Any:
+    def dashboard(self, *, height: int = 0) -> Any:
         """Graph, the settings form of the selected unit and a live metrics table of it,
         in one widget. Click a unit in the graph to swap the form and the table."""
-        from .widgets.dashboard import Dashboard
+        from ..widgets.dashboard import Dashboard
 
         def metrics_for(unit: str) -> pd.DataFrame:
-            frame = self.profile(include_gone=False)
+            frame = self._views.profile(include_gone=False)
             return frame[frame["unit"] == unit]
 
         def subscribe(fn: Callable[[], None]) -> Callable[[], None]:
-            return subscribe_weak(self._poller.listeners, fn)
+            return subscribe_weak(self._poller, fn)
 
-        self._check_open()
+        self._session.check_open()
         dashboard = Dashboard(
             graph=self._make_graph(height, 2.0),
-            form_for=self.settings_form,
+            form_for=self._settings.settings_form,
             metrics_for=metrics_for,
             subscribe=subscribe,
             scope_for=self._unit_scope,

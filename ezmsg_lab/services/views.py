@@ -12,21 +12,55 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .errors import LabError
-from .feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceSettings
-from .model.clock import perf_to_epoch_s, since_to_epoch_s, to_utc
-from .model.metrics import publisher_channels
-from .model.topology import Topology, build_topology, events_frame
+from ..errors import LabError
+from ..feeds.traces import DEFAULT_BUDGET, DEFAULT_TTL_S, TraceSettings
+from ..model.clock import perf_to_epoch_s, since_to_epoch_s, to_utc
+from ..model.metrics import publisher_channels
+from ..model.topology import Topology, build_topology, events_frame
+from .graph_info import check_unit
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from ..feeds.profiling import ProfilingPoller
+    from ..feeds.topology import TopologyFeed
+    from ..feeds.traces import TraceFeed
+    from ..model.logs import LogStore
+    from ..model.metrics import MetricsStore
+    from ..model.settings_store import SettingsStore
+    from ..model.traces import TraceStore
+    from .graph_info import GraphInfo
+    from .session import Session
+    from .settings import SettingsService
 
 
-class LiveDataMixin:
-    """DataFrame views of a Lab (mixed into :class:`~ezmsg_lab.Lab`)."""
+class Views:
+    """DataFrame views of a Lab's stores (the Lab delegates its views here)."""
+
+    def __init__(
+        self,
+        session: Session,
+        topology: TopologyFeed,
+        graph: GraphInfo,
+        settings_store: SettingsStore,
+        settings: SettingsService,
+        poller: ProfilingPoller,
+        metrics: MetricsStore,
+        logs: LogStore,
+        traces: TraceStore,
+        trace_feed: TraceFeed,
+    ) -> None:
+        self._session = session
+        self._topology = topology
+        self._graph = graph
+        self._settings = settings_store
+        self._settings_service = settings
+        self._poller = poller
+        self._metrics = metrics
+        self._logs = logs
+        self._traces = traces
+        self._trace_feed = trace_feed
 
     # ------------------------------------------------------------------ topology
-    def topology(self: Lab) -> Topology:
+    def topology(self) -> Topology:
         """The running graph: ``.units``, ``.topics``, ``.edges``, ``.processes``,
         ``.collections`` DataFrames, kept current from ezmsg's topology events.
 
@@ -34,59 +68,56 @@ class LiveDataMixin:
         --------
         >>> lab.topology().units[["address", "pid", "host"]]  # doctest: +SKIP
         """
-        self._check_open()
+        self._session.check_open()
         snap = self._topology.snapshot
         if snap is None:
             raise LabError("No topology yet: the Lab has not read a snapshot.")
         return build_topology(snap, self._topology.refreshed_at or time.time())
 
-    def topology_events(self: Lab) -> pd.DataFrame:
+    def topology_events(self) -> pd.DataFrame:
         """ezmsg's topology events seen by this Lab: seq, time, event, changed_topics,
         source_session, source_process. ``lab.topology_gaps`` counts events ezmsg dropped
         (healed by re-reading the snapshot)."""
         return events_frame(list(self._topology.events))
 
     @property
-    def topology_gaps(self: Lab) -> int:
+    def topology_gaps(self) -> int:
         return self._topology.gaps
 
     # ------------------------------------------------------------------ settings
-    def settings(self: Lab, unit: str | None = None) -> pd.DataFrame:
+    def settings(self, unit: str | None = None) -> pd.DataFrame:
         """Every unit's settings, one row per unit and field: value, type, default,
         min, max, choices, description, dynamic (can be changed live). Enum values show
         as members (``Window.HANN``, as ``lab.set`` results do); choices are listed for
         Enum and Literal fields."""
-        dynamic = {}
-        snap = self._topology.snapshot
-        if snap is not None:
-            for session in snap.sessions.values():
-                if session.metadata is not None:
-                    for address, comp in session.metadata.components.items():
-                        dynamic[address] = bool(comp.dynamic_settings.enabled)
-        frame = self._settings.frame(dynamic, specs=self._settings_specs())
+        dynamic = {
+            address: bool(comp.dynamic_settings.enabled)
+            for address, comp in self._graph.components().items()
+        }
+        frame = self._settings.frame(dynamic, specs=self._settings_service.specs())
         if unit is not None:
-            self._check_unit(unit, frame["unit"].unique())
+            check_unit(unit, frame["unit"].unique())
             frame = frame[frame["unit"] == unit].reset_index(drop=True)
         return frame
 
-    def settings_history(self: Lab, unit: str | None = None, since: Any = None) -> pd.DataFrame:
+    def settings_history(self, unit: str | None = None, since: Any = None) -> pd.DataFrame:
         """Every settings change seen (initial values included): seq, time, unit, field,
         old, new, event, source_session, source_process."""
         return self._settings.history(
-            unit=unit, since_s=since_to_epoch_s(since), specs=self._settings_specs()
+            unit=unit, since_s=since_to_epoch_s(since), specs=self._settings_service.specs()
         )
 
     # ------------------------------------------------------------------ profiling
     @property
-    def poll_hz(self: Lab) -> float:
+    def poll_hz(self) -> float:
         """Profiling poll rate in Hz (0 < rate <= 20). Assign to change it."""
         return self._poller.rate_hz
 
     @poll_hz.setter
-    def poll_hz(self: Lab, hz: float) -> None:
+    def poll_hz(self, hz: float) -> None:
         self._poller.set_rate(hz)
 
-    def profile(self: Lab, include_gone: bool = True) -> pd.DataFrame:
+    def profile(self, include_gone: bool = True) -> pd.DataFrame:
         """Publishers and subscribers now: topic, endpoint, kind, unit, process, pid,
         host, rate_hz, messages_total, inflight, num_buffers, channel_kind, errors, status.
 
@@ -97,14 +128,14 @@ class LiveDataMixin:
         other clients polling ezmsg do not change them. ``status`` is ``ok``, ``missing``
         (the process did not answer: rate NaN, not zero) or ``gone`` (left the graph).
         """
-        self._check_open()
+        self._session.check_open()
         frame = self._metrics.profile(
             errors=dict(self._logs.error_counts), now_s=time.time(), include_gone=include_gone
         )
         snap = self._topology.snapshot
         return publisher_channels(frame, snap.graph) if snap is not None else frame
 
-    def clocks(self: Lab) -> pd.DataFrame:
+    def clocks(self) -> pd.DataFrame:
         """Each host's monotonic -> UTC mapping, as the Lab's round trips estimate it.
 
         Columns: host, offset_s (``utc = perf_counter + offset_s`` on that host),
@@ -114,7 +145,7 @@ class LiveDataMixin:
         with its own row, so a host whose monotonic clock is hours off still shows the
         right UTC times. Latencies between two hosts carry both uncertainties.
         """
-        self._check_open()
+        self._session.check_open()
         rows = [
             {
                 "host": host,
@@ -129,13 +160,13 @@ class LiveDataMixin:
         columns = ["host", "offset_s", "uncertainty_ms", "round_trips", "updated", "consistent"]
         return pd.DataFrame(rows, columns=columns)
 
-    def host_time(self: Lab, host: str, perf_ns: Any) -> Any:
+    def host_time(self, host: str, perf_ns: Any) -> Any:
         """UTC timestamp(s) for ``time.perf_counter_ns()`` values read on ``host``.
 
         For stamps a unit puts in its own messages: ``lab.host_time("host-c", ns)``.
         Raises :class:`LabError` for a host with no round trip yet (see :meth:`clocks`).
         """
-        self._check_open()
+        self._session.check_open()
         offset = self._poller.clocks.offset_ns(host)
         if offset is None:
             known = sorted(self._poller.clocks.estimates())
@@ -145,13 +176,13 @@ class LiveDataMixin:
             )
         return to_utc(perf_to_epoch_s(perf_ns, offset))
 
-    def metrics(self: Lab, since: Any = None, topics: Iterable[str] | None = None) -> pd.DataFrame:
+    def metrics(self, since: Any = None, topics: Iterable[str] | None = None) -> pd.DataFrame:
         """Profiling history in long format: time, topic, endpoint, kind, unit, status,
         metric (rate_hz, messages_total, inflight), value. ``since``: seconds ago, a
         duration string (``"30s"``) or a time."""
         return self._metrics.metrics(since_s=since_to_epoch_s(since), topics=topics)
 
-    def wait_for_profile(self: Lab, timeout: float = 10.0) -> pd.DataFrame:
+    def wait_for_profile(self, timeout: float = 10.0) -> pd.DataFrame:
         """Block until every publisher of every unit process has a rate; return profile()."""
         deadline = time.monotonic() + timeout
         while True:
@@ -176,7 +207,7 @@ class LiveDataMixin:
 
     # ------------------------------------------------------------------ traces
     def trace(
-        self: Lab,
+        self,
         topics: str | Iterable[str] | None = None,
         metrics: str | Iterable[str] | None = None,
         duration: float | None = None,
@@ -213,19 +244,20 @@ class LiveDataMixin:
         >>> lab.trace(duration=5, wait=True)  # doctest: +SKIP
         >>> lab.latency()                      # doctest: +SKIP
         """
-        self._check_open()
+        self._session.check_open()
         if wait and duration is None:
             raise ValueError("trace(wait=True) needs a duration= to wait for")
-        settings = self._run(
+        settings = self._session.run(
             self._trace_feed.start(topics, metrics, duration, budget, ttl),
             timeout,
             "trace()",
         )
         if wait:
+            assert duration is not None  # checked above
             self._wait_for_trace(float(duration))
         return settings
 
-    def _wait_for_trace(self: Lab, duration: float) -> None:
+    def _wait_for_trace(self, duration: float) -> None:
         from tqdm.auto import tqdm
 
         t0 = time.monotonic()
@@ -236,7 +268,7 @@ class LiveDataMixin:
                     self._trace_feed.active is settings
                     and settings is not None
                     and settings.status == "tracing"
-                    and not self._closed
+                    and not self._session.closed
                 ):
                     elapsed = min(duration, time.monotonic() - t0)
                     bar.n = round(elapsed, 1)
@@ -258,18 +290,18 @@ class LiveDataMixin:
             bar.set_postfix(samples=self._trace_feed.received, refresh=False)
             bar.refresh()
 
-    def untrace(self: Lab, *, timeout: float | None = None) -> None:
+    def untrace(self, *, timeout: float | None = None) -> None:
         """Stop tracing (samples already received are kept)."""
-        self._check_open()
-        self._run(self._trace_feed.stop(), timeout, "untrace()")
+        self._session.check_open()
+        self._session.run(self._trace_feed.stop(), timeout, "untrace()")
 
     @property
-    def tracing(self: Lab) -> TraceSettings | None:
+    def tracing(self) -> TraceSettings | None:
         """The active trace settings, or None."""
         return self._trace_feed.active
 
     def latency(
-        self: Lab,
+        self,
         since: Any = None,
         topics: Iterable[str] | None = None,
         metrics: Iterable[str] | None = None,
@@ -278,7 +310,7 @@ class LiveDataMixin:
         return self._traces.latency(since_to_epoch_s(since), topics, metrics)
 
     def trace_samples(
-        self: Lab,
+        self,
         since: Any = None,
         topics: Iterable[str] | None = None,
         metrics: Iterable[str] | None = None,
@@ -289,19 +321,9 @@ class LiveDataMixin:
 
     # ------------------------------------------------------------------ logs
     def logs(
-        self: Lab, unit: str | None = None, level: str | None = None, since: Any = None
+        self, unit: str | None = None, level: str | None = None, since: Any = None
     ) -> pd.DataFrame:
         """Log records and uncaught exceptions of the units this Lab launched: time,
         unit, pipeline, process, pid, level, logger, message, traceback, kind.
         ``level`` keeps that level and above."""
         return self._logs.frame(unit=unit, level=level, since_s=since_to_epoch_s(since))
-
-    # ------------------------------------------------------------------ helpers
-    def _check_unit(self: Lab, unit: str, known: Iterable[str]) -> None:
-        known = sorted(known)
-        if unit not in known:
-            import difflib
-
-            close = difflib.get_close_matches(unit, known, n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise LabError(f"No unit {unit!r} in this graph.{hint} Known: {known}")

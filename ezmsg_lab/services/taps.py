@@ -1,0 +1,187 @@
+"""Data taps: ``lab.tap(topic)`` and ``lab.taps`` (the Lab's taps service).
+
+The :class:`~ezmsg_lab.lab_taps.Tap` objects it opens hold the messages; this service
+checks the topic, starts each tap's feed on the control loop, keeps the open taps and
+stops their feeds when they close or the Lab does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..errors import LabError, TapError
+from ..feeds.taps import DEFAULT_MAX_QUEUE, TapFeed
+from ..lab_taps import DEFAULT_MAX_BYTES, Tap, _check_importable, _seconds
+from ..model.tap_buffer import TapBuffer
+
+if TYPE_CHECKING:
+    from ..feeds.topology import TopologyFeed
+    from ..runtime.connection import Connection
+    from .graph_info import GraphInfo
+    from .session import Session
+    from .widgets import WidgetRegistry
+
+
+class TapsService:
+    """Opens and keeps the Lab's taps (``lab.tap()``, ``lab.taps``)."""
+
+    def __init__(
+        self,
+        session: Session,
+        conn: Connection,
+        topology: TopologyFeed,
+        graph: GraphInfo,
+        widgets: WidgetRegistry,
+    ) -> None:
+        self._session = session
+        self._conn = conn
+        self._topology = topology
+        self._graph = graph
+        self.widgets = widgets  # scopes of the taps register here
+        self._open: dict[Tap, TapFeed] = {}  # open taps (in opening order) -> their feeds
+
+    def tap(
+        self,
+        topic: str,
+        window: Any = "10s",
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        timeout: float | None = None,
+    ) -> Tap:
+        """Hold the last ``window`` of messages published on ``topic``.
+
+        Parameters
+        ----------
+        topic : str
+            A publisher's topic, e.g. ``"DEMO/FILTER/OUTPUT_SIGNAL"`` (see
+            ``lab.topology().topics``).
+        window : float or str
+            Seconds of messages kept (``10``, ``"10s"``, ``"2min"``).
+        max_bytes : int
+            Memory cap of the buffer; the oldest messages go first.
+        max_queue : int
+            Unread messages ezmsg queues for the tap before dropping the oldest
+            (counted in ``tap.dropped``); keep it below the publisher's num_buffers.
+
+        Examples
+        --------
+        >>> tap = lab.tap("DEMO/FILTER/OUTPUT_SIGNAL", window="10s")  # doctest: +SKIP
+        >>> tap.data()  # an xarray.DataArray (time × ch)  # doctest: +SKIP
+        """
+        self._session.check_open()
+        if not isinstance(topic, str) or not topic:
+            raise TypeError(
+                f"topic must be a topic name such as 'DEMO/SOURCE/OUTPUT', not {topic!r}"
+            )
+        window_s = _seconds(window, "window")
+        if not (isinstance(max_bytes, int) and max_bytes > 0):
+            raise ValueError(f"max_bytes={max_bytes!r} must be a positive int")
+        if not (isinstance(max_queue, int) and max_queue >= 1):
+            raise ValueError(f"max_queue={max_queue!r} must be an int >= 1")
+        msg_type = self._graph.topic_msg_type(topic)
+        snap = self._topology.snapshot
+        if snap is not None and topic not in snap.graph and msg_type is None:
+            known = self._graph.output_topics()
+            raise TapError(
+                f"No topic {topic!r} in the graph. Publishers' topics: {known[:20]}"
+                f"{' ...' if len(known) > 20 else ''}"
+            )
+        _check_importable(topic, msg_type)
+        buffer = TapBuffer(window_s, max_bytes)
+        feed = TapFeed(self._conn, topic, buffer, max_queue)
+        self._session.run(feed.start(), timeout, f"tap({topic!r})")
+        tap = Tap(self, topic, buffer, feed)
+        with self._session.close_lock:
+            closed = self._session.closed
+            if not closed:
+                self._open[tap] = feed
+        if closed:
+            tap.close()
+            raise TapError("The Lab was closed while the tap opened; nothing is left open.")
+        return tap
+
+    @property
+    def taps(self) -> list[Tap]:
+        """The open taps."""
+        return list(self._open)
+
+    def taps_frame(self) -> pd.DataFrame:
+        """One row per open tap: topic, type, rate_hz, received, dropped, buffered,
+        nbytes, window_s."""
+        rows = []
+        for tap in self.taps:
+            info = tap.inspect()
+            rows.append(
+                {
+                    k: info.get(k)
+                    for k in (
+                        "topic",
+                        "type",
+                        "rate_hz",
+                        "received",
+                        "dropped",
+                        "buffered",
+                        "nbytes",
+                        "window_s",
+                    )
+                }
+            )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "topic",
+                "type",
+                "rate_hz",
+                "received",
+                "dropped",
+                "buffered",
+                "nbytes",
+                "window_s",
+            ],
+        )
+
+    def unit_scope(self, unit: str) -> Any:
+        """A scope of ``unit``'s first data output on a tap of its own (the dashboard's),
+        or None when the unit publishes nothing."""
+        outputs = sorted(
+            s.address
+            for s in self._graph.streams()
+            if "Output" in type(s).__name__
+            and s.address.startswith(unit + "/")
+            and "/" not in s.address[len(unit) + 1 :]
+        )
+        if not outputs:
+            return None
+        tap = self.tap(outputs[0], window="10s")
+        try:
+            return tap.scope(owns_tap=True)
+        except BaseException:
+            tap.close()
+            raise
+
+    def topic_msg_type(self, topic: str) -> str | None:
+        """The message type ezmsg's metadata gives for ``topic`` (None if unknown)."""
+        return self._graph.topic_msg_type(topic)
+
+    def close_tap(self, tap: Tap) -> None:
+        """Stop ``tap``'s feed (called by :meth:`Tap.close`)."""
+        with self._session.close_lock:
+            feed = self._open.pop(tap, None)
+        loop = self._session.loop
+        if feed is not None and loop is not None and loop.alive and not self._session.closed:
+            # A Lab closing or without its server: the feed then ends with the loop.
+            with contextlib.suppress(LabError):
+                loop.run(feed.stop(), 5.0, f"closing the tap on {tap.topic}")
+
+    async def close_all(self) -> None:
+        """On the control loop, as the Lab closes: stop every feed, close every tap."""
+        with self._session.close_lock:
+            open_taps = list(self._open.items())
+            self._open.clear()
+        for tap, feed in open_taps:
+            await feed.stop()
+            tap.close()
