@@ -219,91 +219,135 @@ def graph_state(snapshot: Any, *, previous: Mapping[str, Any] | None = None) -> 
     >>> sorted(state["units"])  # doctest: +SKIP
     ['DEMO/DETECTOR', 'DEMO/FILTER', 'DEMO/SINK', 'DEMO/SOURCE']
     """
+    comps = _components(snapshot)
+    hierarchy = _Hierarchy(comps)
     units: dict[str, UnitNode] = {}
     groups: dict[str, GroupNode] = {}
     topics: dict[str, TopicNode] = {}
     stream_owner: dict[str, str] = {}
-    parent_of: dict[str, str] = {}
-    comps = _components(snapshot)
-
-    for _sid, comp in comps:
-        for child in getattr(comp, "children", None) or ():
-            parent_of[str(child)] = str(comp.address)
-    collections = {str(c.address) for _, c in comps if is_collection(c)}
-
-    def parent(address: str) -> str | None:
-        if address in parent_of:
-            return parent_of[address]
-        guess = _parent_path(address)
-        while guess is not None and guess not in collections:
-            guess = _parent_path(guess)
-        return guess
-
-    def path(address: str) -> list[str]:
-        chain: list[str] = []
-        p = parent(address)
-        while p is not None and p not in chain:
-            chain.append(p)
-            p = parent(p)
-        return chain[::-1]
-
     for sid, comp in comps:
         address = str(comp.address)
         if hasattr(comp, "streams"):
-            dyn = getattr(comp, "dynamic_settings", None)
-            settings_topic = getattr(dyn, "input_topic", None) if dyn is not None else None
-            inputs: list[StreamInfo] = []
-            outputs: list[StreamInfo] = []
-            for meta in comp.streams.values():
-                (outputs if _is_output(meta) else inputs).append(_stream(meta, settings_topic))
-                stream_owner[str(meta.address)] = address
-            inputs.sort(key=lambda s: (s["settings"], s["name"]))
-            outputs.sort(key=lambda s: s["name"])
-            units[address] = {
-                "address": address,
-                "name": str(comp.name),
-                "collection": parent(address),
-                "path": path(address),
-                "component_type": str(comp.component_type),
-                "session": sid,
-                "process_id": None,
-                "pid": None,
-                "host": None,
-                "inputs": inputs,
-                "outputs": outputs,
-            }
+            units[address] = _unit_node(sid, comp, hierarchy, stream_owner)
         elif is_collection(comp):
-            groups[address] = {
-                "address": address,
-                "name": str(comp.name),
-                "parent": parent(address),
-                "path": path(address),
-                "component_type": str(comp.component_type),
-                "session": sid,
-                "children": sorted(str(c) for c in comp.children),
-            }
-            declared = [(m, "topic") for m in (getattr(comp, "topics", None) or {}).values()]
-            declared += [(m, "relay") for m in (getattr(comp, "relays", None) or {}).values()]
-            for meta, kind in declared:
-                t_addr = str(meta.address)
-                name = type(meta).__name__
-                direction = (
-                    "in"
-                    if name.startswith("Input")
-                    else "out"
-                    if name.startswith("Output")
-                    else None
-                )
-                topics[t_addr] = {
-                    "address": t_addr,
-                    "name": str(meta.name),
-                    "parent": address,
-                    "direction": direction,
-                    "kind": kind,
-                    "msg_type": str(meta.msg_type),
-                }
+            groups[address] = _group_node(sid, comp, hierarchy)
+            topics.update(_declared_topics(comp))
+    edges = _edges(_edge_pairs(snapshot), stream_owner, topics)
+    processes, hosts = _processes(snapshot, previous)
+    for proc in processes.values():
+        for unit in proc["units"]:
+            if unit in units:
+                units[unit]["process_id"] = proc["id"]
+                units[unit]["pid"] = proc["pid"]
+                units[unit]["host"] = proc["host"]
 
-    # Edges: the union of what the graph, the owners table and the sessions list.
+    state: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "units": units,
+        "groups": groups,
+        "topics": topics,
+        "edges": edges,
+        "processes": processes,
+        "hosts": hosts,
+    }
+    state["digest"] = state_digest(state)
+    return state  # type: ignore[return-value]
+
+
+class _Hierarchy:
+    """Where each component sits: its collection, and the chain of collections above."""
+
+    def __init__(self, comps: list[tuple[str, Any]]) -> None:
+        self._parent_of: dict[str, str] = {}
+        for _sid, comp in comps:
+            for child in getattr(comp, "children", None) or ():
+                self._parent_of[str(child)] = str(comp.address)
+        self._collections = {str(c.address) for _, c in comps if is_collection(c)}
+
+    def parent(self, address: str) -> str | None:
+        if address in self._parent_of:
+            return self._parent_of[address]
+        guess = _parent_path(address)
+        while guess is not None and guess not in self._collections:
+            guess = _parent_path(guess)
+        return guess
+
+    def path(self, address: str) -> list[str]:
+        chain: list[str] = []
+        p = self.parent(address)
+        while p is not None and p not in chain:
+            chain.append(p)
+            p = self.parent(p)
+        return chain[::-1]
+
+
+def _unit_node(
+    sid: str, comp: Any, hierarchy: _Hierarchy, stream_owner: dict[str, str]
+) -> UnitNode:
+    """A unit's node; records which unit owns each of its streams in ``stream_owner``."""
+    address = str(comp.address)
+    dyn = getattr(comp, "dynamic_settings", None)
+    settings_topic = getattr(dyn, "input_topic", None) if dyn is not None else None
+    inputs: list[StreamInfo] = []
+    outputs: list[StreamInfo] = []
+    for meta in comp.streams.values():
+        (outputs if _is_output(meta) else inputs).append(_stream(meta, settings_topic))
+        stream_owner[str(meta.address)] = address
+    inputs.sort(key=lambda s: (s["settings"], s["name"]))
+    outputs.sort(key=lambda s: s["name"])
+    return {
+        "address": address,
+        "name": str(comp.name),
+        "collection": hierarchy.parent(address),
+        "path": hierarchy.path(address),
+        "component_type": str(comp.component_type),
+        "session": sid,
+        "process_id": None,
+        "pid": None,
+        "host": None,
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def _group_node(sid: str, comp: Any, hierarchy: _Hierarchy) -> GroupNode:
+    address = str(comp.address)
+    return {
+        "address": address,
+        "name": str(comp.name),
+        "parent": hierarchy.parent(address),
+        "path": hierarchy.path(address),
+        "component_type": str(comp.component_type),
+        "session": sid,
+        "children": sorted(str(c) for c in comp.children),
+    }
+
+
+def _declared_topics(comp: Any) -> dict[str, TopicNode]:
+    """A collection's own topics and relays, as topic nodes."""
+    out: dict[str, TopicNode] = {}
+    declared = [(m, "topic") for m in (getattr(comp, "topics", None) or {}).values()]
+    declared += [(m, "relay") for m in (getattr(comp, "relays", None) or {}).values()]
+    for meta, kind in declared:
+        t_addr = str(meta.address)
+        name = type(meta).__name__
+        direction = (
+            "in" if name.startswith("Input") else "out" if name.startswith("Output") else None
+        )
+        out[t_addr] = {
+            "address": t_addr,
+            "name": str(meta.name),
+            "parent": str(comp.address),
+            "direction": direction,
+            "kind": kind,
+            "msg_type": str(meta.msg_type),
+        }
+    return out
+
+
+def _edge_pairs(snapshot: Any) -> dict[tuple[str, str], set[str]]:
+    """Every edge with the sessions that own it: the union of what the graph, the owners
+    table and the sessions list."""
     pairs: dict[tuple[str, str], set[str]] = {}
     for src, dsts in snapshot.graph.items():
         for dst in dsts:
@@ -313,6 +357,16 @@ def graph_state(snapshot: Any, *, previous: Mapping[str, Any] | None = None) -> 
     for sid, session in snapshot.sessions.items():
         for edge in session.edges:
             pairs.setdefault((str(edge[0]), str(edge[1])), set()).add(str(sid))
+    return pairs
+
+
+def _edges(
+    pairs: dict[tuple[str, str], set[str]],
+    stream_owner: dict[str, str],
+    topics: dict[str, TopicNode],
+) -> dict[str, EdgeRecord]:
+    """Edge records between nodes; a topic no unit or collection owns becomes a free
+    topic node (added to ``topics``)."""
 
     def node_of(topic: str) -> str:
         if topic in stream_owner:
@@ -341,26 +395,7 @@ def graph_state(snapshot: Any, *, previous: Mapping[str, Any] | None = None) -> 
             "owners": owner_list,
             "session": owner_list[0] if owner_list else None,
         }
-
-    processes, hosts = _processes(snapshot, previous)
-    for proc in processes.values():
-        for unit in proc["units"]:
-            if unit in units:
-                units[unit]["process_id"] = proc["id"]
-                units[unit]["pid"] = proc["pid"]
-                units[unit]["host"] = proc["host"]
-
-    state: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "units": units,
-        "groups": groups,
-        "topics": topics,
-        "edges": edges,
-        "processes": processes,
-        "hosts": hosts,
-    }
-    state["digest"] = state_digest(state)
-    return state  # type: ignore[return-value]
+    return edges
 
 
 def _assign(keys: list[str], previous: Mapping[str, int]) -> dict[str, int]:

@@ -19,7 +19,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -122,6 +122,17 @@ def unit_of_topic(topic: str, units: Iterable[str]) -> str | None:
     return owner if owner in set(units) else None
 
 
+class _Row(NamedTuple):
+    """One history row's values (besides its time and series)."""
+
+    total: int
+    rate: float
+    inflight: int
+    num_buffers: int
+    status: str
+    channel: str
+
+
 class MetricsStore:
     """Per-endpoint counters and rates, with history in a columnar ring buffer.
 
@@ -201,58 +212,75 @@ class MetricsStore:
         t_ns = int(poll_s * 1e9)
         answered: set[str] = set()
         rows: dict[str, list[Any]] = {c: [] for c in self.history.columns}
-
         for s in samples:
             answered.add(s.process_id)
-            key = (s.process_id, s.endpoint_id)
-            series = self._current.get(key)
-            meta = expected.get(s.process_id) or self.processes.get(s.process_id)
-            if series is None or s.total < series.last_total or series.ended:
-                generation = 0 if series is None else series.generation + 1
-                series = Series(
-                    index=self._next_index,
-                    process_id=s.process_id,
-                    endpoint_id=s.endpoint_id,
-                    topic=s.topic,
-                    kind=s.kind,
-                    unit=unit_of_topic(s.topic, meta.units) if meta else None,
-                    generation=generation,
-                )
-                self._next_index += 1
-                self.series[series.index] = series
-                if key in self._current:
-                    self._retired[self._current[key].index] = t_ns
-                self._current[key] = series
-                self._by_process.setdefault(s.process_id, {})[s.endpoint_id] = series
-                rate = math.nan
-            else:
-                dt = (s.ts_ns - series.last_ts_ns) / 1e9
-                rate = (s.total - series.last_total) / dt if dt > 0 else math.nan
-            series.last_ts_ns = s.ts_ns
-            series.last_total = s.total
-            row_t_ns = t_ns if s.epoch_ns is None else int(s.epoch_ns)
-            series.latest = {
-                "t_ns": row_t_ns,
-                "total": s.total,
-                "rate": rate,
-                "inflight": s.inflight,
-                "num_buffers": s.num_buffers,
-                "channel": s.channel,
-                "status": "ok",
-            }
-            self._append_row(
-                rows,
-                row_t_ns,
-                series.index,
-                s.total,
-                rate,
-                s.inflight,
-                s.num_buffers,
-                "ok",
-                s.channel,
-            )
+            self._ingest_sample(s, t_ns, rows, expected)
+        self._mark_silent(expected, answered, poll_s, t_ns, rows)
+        self._mark_departed(expected, poll_s, t_ns)
+        for process_id, meta in expected.items():
+            self.processes[process_id] = meta
+            self._gone_at.pop(process_id, None)
+        self.history.extend(**{name: np.asarray(vals) for name, vals in rows.items()})
+        self._forget_gone(poll_s)
 
-        # Processes in the topology that did not answer: missing, not zero traffic.
+    def _ingest_sample(
+        self,
+        s: EndpointSample,
+        t_ns: int,
+        rows: dict[str, list[Any]],
+        expected: Mapping[str, ProcessMeta],
+    ) -> None:
+        """One endpoint's counters: its rate since the last poll, or a new series when the
+        endpoint is new, restarted (its total went back) or had ended."""
+        key = (s.process_id, s.endpoint_id)
+        series = self._current.get(key)
+        meta = expected.get(s.process_id) or self.processes.get(s.process_id)
+        if series is None or s.total < series.last_total or series.ended:
+            generation = 0 if series is None else series.generation + 1
+            series = Series(
+                index=self._next_index,
+                process_id=s.process_id,
+                endpoint_id=s.endpoint_id,
+                topic=s.topic,
+                kind=s.kind,
+                unit=unit_of_topic(s.topic, meta.units) if meta else None,
+                generation=generation,
+            )
+            self._next_index += 1
+            self.series[series.index] = series
+            if key in self._current:
+                self._retired[self._current[key].index] = t_ns
+            self._current[key] = series
+            self._by_process.setdefault(s.process_id, {})[s.endpoint_id] = series
+            rate = math.nan
+        else:
+            dt = (s.ts_ns - series.last_ts_ns) / 1e9
+            rate = (s.total - series.last_total) / dt if dt > 0 else math.nan
+        series.last_ts_ns = s.ts_ns
+        series.last_total = s.total
+        row_t_ns = t_ns if s.epoch_ns is None else int(s.epoch_ns)
+        series.latest = {
+            "t_ns": row_t_ns,
+            "total": s.total,
+            "rate": rate,
+            "inflight": s.inflight,
+            "num_buffers": s.num_buffers,
+            "channel": s.channel,
+            "status": "ok",
+        }
+        row = _Row(s.total, rate, s.inflight, s.num_buffers, "ok", s.channel)
+        self._append_row(rows, row_t_ns, series.index, row)
+
+    def _mark_silent(
+        self,
+        expected: Mapping[str, ProcessMeta],
+        answered: set[str],
+        poll_s: float,
+        t_ns: int,
+        rows: dict[str, list[Any]],
+    ) -> None:
+        """Processes in the topology that did not answer: missing (not zero traffic), and
+        gone once silent for ``gone_after_s`` (a host off the network, still listed)."""
         for process_id in expected:
             if process_id in answered:
                 self._process_status[process_id] = "ok"
@@ -260,7 +288,6 @@ class MetricsStore:
                 continue
             since = self._missing_since.setdefault(process_id, poll_s)
             if self.gone_after_s is not None and poll_s - since >= self.gone_after_s:
-                # Silent too long (a host off the network): gone, though still listed.
                 self._process_status[process_id] = "gone"
                 for series in self._series_of(process_id):
                     if not series.ended:
@@ -280,39 +307,26 @@ class MetricsStore:
                     "rate": math.nan,
                     "status": "missing",
                 }
-                self._append_row(
-                    rows,
-                    t_ns,
-                    series.index,
-                    series.last_total,
-                    math.nan,
-                    0,
-                    0,
-                    "missing",
-                    "UNKNOWN",
-                )
+                row = _Row(series.last_total, math.nan, 0, 0, "missing", "UNKNOWN")
+                self._append_row(rows, t_ns, series.index, row)
 
-        # Processes that left the topology: their endpoints are gone.
+    def _mark_departed(self, expected: Mapping[str, ProcessMeta], poll_s: float, t_ns: int) -> None:
+        """Processes that left the topology: their endpoints are gone."""
         for process_id in list(self._process_status):
-            if process_id not in expected:
-                self._missing_since.pop(process_id, None)
-                if self._process_status[process_id] != "gone":
-                    self._gone_at[process_id] = poll_s
-                self._process_status[process_id] = "gone"
-                for series in self._series_of(process_id):
-                    if series.latest.get("status") != "gone":
-                        series.latest = {
-                            **series.latest,
-                            "t_ns": t_ns,
-                            "rate": math.nan,
-                            "status": "gone",
-                        }
-        for process_id, meta in expected.items():
-            self.processes[process_id] = meta
-            self._gone_at.pop(process_id, None)
-
-        self.history.extend(**{name: np.asarray(vals) for name, vals in rows.items()})
-        self._forget_gone(poll_s)
+            if process_id in expected:
+                continue
+            self._missing_since.pop(process_id, None)
+            if self._process_status[process_id] != "gone":
+                self._gone_at[process_id] = poll_s
+            self._process_status[process_id] = "gone"
+            for series in self._series_of(process_id):
+                if series.latest.get("status") != "gone":
+                    series.latest = {
+                        **series.latest,
+                        "t_ns": t_ns,
+                        "rate": math.nan,
+                        "status": "gone",
+                    }
 
     def _forget_gone(self, poll_s: float) -> None:
         """Forget processes gone for longer than GONE_KEEP_S (or beyond GONE_KEEP_MAX)."""
@@ -337,25 +351,15 @@ class MetricsStore:
                     self.series.pop(index, None)
 
     @staticmethod
-    def _append_row(
-        rows: dict[str, list[Any]],
-        t_ns: int,
-        series: int,
-        total: int,
-        rate: float,
-        inflight: int,
-        num_buffers: int,
-        status: str,
-        channel: str,
-    ) -> None:
+    def _append_row(rows: dict[str, list[Any]], t_ns: int, series: int, row: _Row) -> None:
         rows["t_ns"].append(t_ns)
         rows["series"].append(series)
-        rows["total"].append(total)
-        rows["rate"].append(rate)
-        rows["inflight"].append(inflight)
-        rows["num_buffers"].append(num_buffers)
-        rows["status"].append(STATUSES.index(status))
-        rows["channel"].append(_CHANNEL_CODE.get(channel, 0))
+        rows["total"].append(row.total)
+        rows["rate"].append(row.rate)
+        rows["inflight"].append(row.inflight)
+        rows["num_buffers"].append(row.num_buffers)
+        rows["status"].append(STATUSES.index(row.status))
+        rows["channel"].append(_CHANNEL_CODE.get(row.channel, 0))
 
     def _series_of(self, process_id: str) -> list[Series]:
         return list(self._by_process.get(process_id, {}).values())

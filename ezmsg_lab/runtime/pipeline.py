@@ -285,6 +285,21 @@ def choose_start_method(requested: str | None, blocker: _SpawnBlocker | None) ->
     return default_start_method()
 
 
+@dataclass(frozen=True)
+class PipelineHooks:
+    """What a Pipeline tells its Lab, and asks it.
+
+    ``on_event(pipeline, event)`` for each record from a unit process (errors, logs),
+    ``on_drops(pipeline, count)`` when records were dropped, and
+    ``is_registered(units)``: whether the GraphServer lists those units yet (the start
+    waits for it; None: do not wait).
+    """
+
+    on_event: Callable[[Pipeline, UnitEvent], None] | None = None
+    on_drops: Callable[[Pipeline, int], None] | None = None
+    is_registered: Callable[[list[str]], bool] | None = None
+
+
 class Pipeline:
     """A pipeline the Lab launched. Returned by :meth:`Lab.launch`.
 
@@ -317,9 +332,7 @@ class Pipeline:
         mode: str = "processes",
         connections: Iterable[tuple[Any, Any]] | None = None,
         process_components: Iterable[Any] | None = None,
-        on_event: Callable[[Pipeline, UnitEvent], None] | None = None,
-        on_drops: Callable[[Pipeline, int], None] | None = None,
-        is_registered: Callable[[list[str]], bool] | None = None,
+        hooks: PipelineHooks | None = None,
         unit_stderr: bool = False,
         start_method: str | None = None,
     ) -> None:
@@ -335,9 +348,10 @@ class Pipeline:
         self._process_components = (
             list(process_components) if process_components is not None else None
         )
-        self._on_event = on_event
-        self._on_drops = on_drops
-        self._is_registered = is_registered
+        hooks = hooks or PipelineHooks()
+        self._on_event = hooks.on_event
+        self._on_drops = hooks.on_drops
+        self._is_registered = hooks.is_registered
         self._unit_stderr = bool(unit_stderr)
         from ezmsg.core.unit import Unit
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LabClosedError, LabError
 from ..model.logs import LogRecord, LogStore
-from ..runtime.pipeline import Pipeline, check_start_method
+from ..runtime.pipeline import Pipeline, PipelineHooks, check_start_method
 from .session import check_timeout
 
 if TYPE_CHECKING:
@@ -123,9 +123,11 @@ class PipelinesService:
             mode=mode,
             connections=connections,
             process_components=process_components,
-            on_event=self._on_unit_event,
-            on_drops=self._on_unit_drops,
-            is_registered=self._units_registered,
+            hooks=PipelineHooks(
+                on_event=self._on_unit_event,
+                on_drops=self._on_unit_drops,
+                is_registered=self._units_registered,
+            ),
             unit_stderr=unit_stderr,
             start_method=check_start_method(start_method) or self.start_method,
         )
