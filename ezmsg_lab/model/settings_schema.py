@@ -202,28 +202,46 @@ def _unalias(tp: Any) -> Any:
     return tp
 
 
-def _spec_for(
-    tp: Any,
-    name: str,
-    path: str,
-    *,
-    bounds: Bounds | None = None,
-    seen: frozenset[type] = frozenset(),
-) -> FieldSpec:
-    """The spec of one annotation (without field-level defaults and description)."""
+@dataclasses.dataclass(frozen=True)
+class _Annotation:
+    """One annotation being specced: its type (aliases and ``Annotated`` unwrapped), where
+    it sits, the bounds it carries and the dataclasses already open above it."""
+
+    tp: Any
+    name: str
+    path: str
+    bounds: Bounds | None
+    seen: frozenset[type]
+    base: dict[str, Any]  # the FieldSpec arguments every kind shares
+
+    @property
+    def origin(self) -> Any:
+        return typing.get_origin(self.tp)
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return typing.get_args(self.tp)
+
+    def child(self, tp: Any, name: str, path: str, *, bounds: Bounds | None = None) -> FieldSpec:
+        return _spec_for(tp, name, path, bounds=bounds, seen=self.seen)
+
+
+def _annotation(
+    tp: Any, name: str, path: str, bounds: Bounds | None, seen: frozenset[type]
+) -> _Annotation:
     if not _is_array_like(tp):  # npt.ArrayLike is itself an alias with numpy >= 2.5
         tp = _unalias(tp)
-    disp = _type_display(tp)
-    base = {"name": name, "path": path, "type_display": disp, "py_type": tp}
-    extras: tuple[Any, ...] = ()
+    base = {"name": name, "path": path, "type_display": _type_display(tp), "py_type": tp}
     if typing.get_origin(tp) is typing.Annotated:
         tp, *rest = typing.get_args(tp)
         tp = tp if _is_array_like(tp) else _unalias(tp)
-        extras = tuple(rest)
-        bounds = _bounds_from({}, extras) or bounds
+        bounds = _bounds_from({}, tuple(rest)) or bounds
         base["py_type"] = tp
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    return _Annotation(tp, name, path, bounds, seen, base)
 
+
+def _scalar_spec(a: _Annotation) -> FieldSpec | None:
+    tp, base = a.tp, a.base
     if tp is Any or tp is object:
         return FieldSpec(
             **base,
@@ -236,67 +254,106 @@ def _spec_for(
     if tp is bool:
         return FieldSpec(**base, kind="bool")
     if tp is int:
-        return FieldSpec(**base, kind="int", bounds=bounds)
+        return FieldSpec(**base, kind="int", bounds=a.bounds)
     if tp is float:
-        return FieldSpec(**base, kind="float", bounds=bounds)
+        return FieldSpec(**base, kind="float", bounds=a.bounds)
     if tp is str:
         return FieldSpec(**base, kind="str")
-    if origin is Literal:
-        choices = tuple(Choice(str(a), a) for a in args)
-        return FieldSpec(**base, kind="literal", choices=choices)
+    return None
+
+
+def _choice_spec(a: _Annotation) -> FieldSpec | None:
+    tp = a.tp
+    if a.origin is Literal:
+        return FieldSpec(**a.base, kind="literal", choices=tuple(Choice(str(x), x) for x in a.args))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        choices = tuple(Choice(m.name, m) for m in tp)
-        return FieldSpec(**base, kind="enum", choices=choices)
-    if origin in (typing.Union, types.UnionType):
-        nullable = _NONE_TYPE in args
-        members = [a for a in args if a is not _NONE_TYPE]
-        kids = tuple(_spec_for(a, name, path, bounds=bounds, seen=seen) for a in members)
-        array_like = set(typing.get_args(npt.ArrayLike))
-        if array_like and array_like.issubset(members):
-            # ``npt.ArrayLike | None`` flattens into one big Union: fold it back
-            rest = [a for a in members if a not in array_like]
-            kids = (_spec_for(npt.ArrayLike, name, path, seen=seen),) + tuple(
-                _spec_for(a, name, path, bounds=bounds, seen=seen) for a in rest
-            )
-            base["type_display"] = "ArrayLike" + (" | None" if nullable else "")
-        if len(kids) == 1:
-            return FieldSpec(**base, kind="optional", nullable=True, children=kids, bounds=bounds)
-        return FieldSpec(**base, kind="union", nullable=nullable, children=kids, bounds=bounds)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if tp in seen:
-            return FieldSpec(**base, kind="dataclass", editable=False, reason="recursive dataclass")
-        kids = _fields_of(tp, prefix=path + ".", seen=seen | {tp})
-        return FieldSpec(**base, kind="dataclass", children=kids)
-    if tp is np.ndarray or origin is np.ndarray:
-        dtype = None
-        if len(args) == 2 and typing.get_args(args[1]):
-            try:
-                dtype = np.dtype(typing.get_args(args[1])[0])
-            except TypeError:  # np.dtype[Any] and friends: any dtype
-                dtype = None
-        return FieldSpec(**base, kind="array", dtype=dtype)
-    if tp is tuple or origin is tuple:
-        if not args:
-            return FieldSpec(**base, kind="tuple", variadic=True, children=(_any_spec(name, path),))
-        variadic = len(args) == 2 and args[1] is Ellipsis
-        elems = args[:1] if variadic else args
-        kids = tuple(
-            _spec_for(a, f"{name}[{i}]", f"{path}[{i}]", bounds=bounds, seen=seen)
-            for i, a in enumerate(elems)
+        return FieldSpec(**a.base, kind="enum", choices=tuple(Choice(m.name, m) for m in tp))
+    return None
+
+
+def _union_spec(a: _Annotation) -> FieldSpec | None:
+    if a.origin not in (typing.Union, types.UnionType):
+        return None
+    base, args = dict(a.base), a.args
+    nullable = _NONE_TYPE in args
+    members = [x for x in args if x is not _NONE_TYPE]
+    kids = tuple(a.child(x, a.name, a.path, bounds=a.bounds) for x in members)
+    array_like = set(typing.get_args(npt.ArrayLike))
+    if array_like and array_like.issubset(members):
+        # ``npt.ArrayLike | None`` flattens into one big Union: fold it back
+        rest = [x for x in members if x not in array_like]
+        kids = (a.child(npt.ArrayLike, a.name, a.path),) + tuple(
+            a.child(x, a.name, a.path, bounds=a.bounds) for x in rest
         )
-        return FieldSpec(**base, kind="tuple", variadic=variadic, children=kids)
-    if tp in (list, set, frozenset) or origin in (list, set, frozenset, collections.abc.Sequence):
-        elem = args[0] if args else Any
-        kid = _spec_for(elem, f"{name}[]", f"{path}[]", bounds=bounds, seen=seen)
-        return FieldSpec(**base, kind="list", children=(kid,))
-    if tp is dict or origin in (dict, Mapping, collections.abc.Mapping):
-        k, v = args if len(args) == 2 else (Any, Any)
-        kids = (
-            _spec_for(k, f"{name}.key", f"{path}.key", seen=seen),
-            _spec_for(v, f"{name}.value", f"{path}.value", seen=seen),
-        )
-        return FieldSpec(**base, kind="dict", children=kids)
-    if tp is Callable or origin is Callable or (tp is typing.Callable):
+        base["type_display"] = "ArrayLike" + (" | None" if nullable else "")
+    if len(kids) == 1:
+        return FieldSpec(**base, kind="optional", nullable=True, children=kids, bounds=a.bounds)
+    return FieldSpec(**base, kind="union", nullable=nullable, children=kids, bounds=a.bounds)
+
+
+def _dataclass_spec(a: _Annotation) -> FieldSpec | None:
+    tp = a.tp
+    if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+        return None
+    if tp in a.seen:
+        return FieldSpec(**a.base, kind="dataclass", editable=False, reason="recursive dataclass")
+    kids = _fields_of(tp, prefix=a.path + ".", seen=a.seen | {tp})
+    return FieldSpec(**a.base, kind="dataclass", children=kids)
+
+
+def _ndarray_spec(a: _Annotation) -> FieldSpec | None:
+    if not (a.tp is np.ndarray or a.origin is np.ndarray):
+        return None
+    args = a.args
+    dtype = None
+    if len(args) == 2 and typing.get_args(args[1]):
+        try:
+            dtype = np.dtype(typing.get_args(args[1])[0])
+        except TypeError:  # np.dtype[Any] and friends: any dtype
+            dtype = None
+    return FieldSpec(**a.base, kind="array", dtype=dtype)
+
+
+def _tuple_spec(a: _Annotation) -> FieldSpec | None:
+    if not (a.tp is tuple or a.origin is tuple):
+        return None
+    name, path, args = a.name, a.path, a.args
+    if not args:
+        return FieldSpec(**a.base, kind="tuple", variadic=True, children=(_any_spec(name, path),))
+    variadic = len(args) == 2 and args[1] is Ellipsis
+    elems = args[:1] if variadic else args
+    kids = tuple(
+        a.child(x, f"{name}[{i}]", f"{path}[{i}]", bounds=a.bounds) for i, x in enumerate(elems)
+    )
+    return FieldSpec(**a.base, kind="tuple", variadic=variadic, children=kids)
+
+
+def _list_spec(a: _Annotation) -> FieldSpec | None:
+    if not (
+        a.tp in (list, set, frozenset)
+        or a.origin in (list, set, frozenset, collections.abc.Sequence)
+    ):
+        return None
+    elem = a.args[0] if a.args else Any
+    kid = a.child(elem, f"{a.name}[]", f"{a.path}[]", bounds=a.bounds)
+    return FieldSpec(**a.base, kind="list", children=(kid,))
+
+
+def _dict_spec(a: _Annotation) -> FieldSpec | None:
+    if not (a.tp is dict or a.origin in (dict, Mapping, collections.abc.Mapping)):
+        return None
+    k, v = a.args if len(a.args) == 2 else (Any, Any)
+    kids = (
+        a.child(k, f"{a.name}.key", f"{a.path}.key"),
+        a.child(v, f"{a.name}.value", f"{a.path}.value"),
+    )
+    return FieldSpec(**a.base, kind="dict", children=kids)
+
+
+def _opaque_spec(a: _Annotation) -> FieldSpec:
+    """A field no widget edits: a callable, an arbitrary class, an unsupported annotation."""
+    tp, base = a.tp, a.base
+    if tp is Callable or a.origin is Callable or (tp is typing.Callable):
         return FieldSpec(
             **base,
             kind="callable",
@@ -310,7 +367,39 @@ def _spec_for(
             editable=False,
             reason=f"no widget for {tp.__qualname__}; set it from a cell with an instance",
         )
+    disp = base["type_display"]
     return FieldSpec(**base, kind="any", editable=False, reason=f"unsupported annotation {disp}")
+
+
+# Tried in this order; each returns None for an annotation that is not its kind, and
+# _opaque_spec takes what none of them does.
+_SPEC_BUILDERS: tuple[Callable[[_Annotation], FieldSpec | None], ...] = (
+    _scalar_spec,
+    _choice_spec,
+    _union_spec,
+    _dataclass_spec,
+    _ndarray_spec,
+    _tuple_spec,
+    _list_spec,
+    _dict_spec,
+)
+
+
+def _spec_for(
+    tp: Any,
+    name: str,
+    path: str,
+    *,
+    bounds: Bounds | None = None,
+    seen: frozenset[type] = frozenset(),
+) -> FieldSpec:
+    """The spec of one annotation (without field-level defaults and description)."""
+    a = _annotation(tp, name, path, bounds, seen)
+    for build in _SPEC_BUILDERS:
+        spec = build(a)
+        if spec is not None:
+            return spec
+    return _opaque_spec(a)
 
 
 def _any_spec(name: str, path: str) -> FieldSpec:

@@ -45,7 +45,7 @@ import difflib
 import enum
 import math
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -378,56 +378,40 @@ def _to_dataclass(spec: FieldSpec, v: Any, current: Any) -> Any:
         ) from None
 
 
-def _coerce(spec: FieldSpec, v: Any, current: Any) -> Any:
-    k = spec.kind
-    if v is None:
-        if spec.nullable or (k == "any" and spec.py_type is not None):
-            return None
-        raise _Refusal(spec.path, v, "None is not allowed", f"Give a {spec.type_display}.")
-    if k == "float":
-        return _to_float(spec, v)
-    if k == "int":
-        return _to_int(spec, v)
-    if k == "bool":
-        return _to_bool(spec, v)
-    if k == "str":
-        if isinstance(v, str):
-            return str(v)
-        raise _Refusal(spec.path, v, f"expects a str, got {type(v).__name__}", 'Quote it: "...".')
-    if k == "literal":
-        return _to_choice(spec, v)
-    if k == "enum":
-        return _to_enum(spec, v)
-    if k == "optional":
-        return _coerce(spec.children[0], v, current)
-    if k == "union":
-        for member in [m for m in spec.children if _exact(m, v)] + list(spec.children):
-            try:
-                return _coerce(member, v, current)
-            except _Refusal:
-                continue
-        raise _Refusal(
-            spec.path,
-            v,
-            f"matches no member of {spec.type_display}",
-            "Give a value of one of those types.",
-        )
-    if k == "dataclass":
-        return _to_dataclass(spec, v, current)
-    if k == "tuple":
-        return _to_tuple(spec, v, current)
-    if k == "list":
-        return _to_list(spec, v)
-    if k == "dict":
-        return _to_dict(spec, v)
-    if k == "array":
-        return _to_array(spec, v, current)
-    if k == "callable":
-        if callable(v):
-            return v
-        raise _Refusal(spec.path, v, "not callable", "Pass a function.")
-    # "any": Any/object accept everything; a plain class needs an instance of it;
-    # an annotation we could not resolve gets nothing unchecked.
+def _to_str(spec: FieldSpec, v: Any, current: Any) -> str:
+    if isinstance(v, str):
+        return str(v)
+    raise _Refusal(spec.path, v, f"expects a str, got {type(v).__name__}", 'Quote it: "...".')
+
+
+def _to_optional(spec: FieldSpec, v: Any, current: Any) -> Any:
+    return _coerce(spec.children[0], v, current)
+
+
+def _to_union(spec: FieldSpec, v: Any, current: Any) -> Any:
+    """The first member that takes ``v``: members ``v`` already matches exactly go first."""
+    for member in [m for m in spec.children if _exact(m, v)] + list(spec.children):
+        try:
+            return _coerce(member, v, current)
+        except _Refusal:
+            continue
+    raise _Refusal(
+        spec.path,
+        v,
+        f"matches no member of {spec.type_display}",
+        "Give a value of one of those types.",
+    )
+
+
+def _to_callable(spec: FieldSpec, v: Any, current: Any) -> Any:
+    if callable(v):
+        return v
+    raise _Refusal(spec.path, v, "not callable", "Pass a function.")
+
+
+def _to_any(spec: FieldSpec, v: Any, current: Any) -> Any:
+    """``any``: Any/object accept everything; a plain class needs an instance of it;
+    an annotation we could not resolve gets nothing unchecked."""
     t = spec.py_type
     if t is None:
         raise _Refusal(
@@ -441,6 +425,36 @@ def _coerce(spec: FieldSpec, v: Any, current: Any) -> Any:
             spec.path, v, f"expects a {t.__qualname__}", f"Give a {t.__qualname__} instance."
         )
     return v
+
+
+_Coercer = Callable[[FieldSpec, Any, Any], Any]
+
+# One coercer per field kind, each called as (spec, value, current); a kind not listed
+# (``any``) goes to _to_any.
+_COERCERS: dict[str, _Coercer] = {
+    "float": lambda spec, v, current: _to_float(spec, v),
+    "int": lambda spec, v, current: _to_int(spec, v),
+    "bool": lambda spec, v, current: _to_bool(spec, v),
+    "str": _to_str,
+    "literal": lambda spec, v, current: _to_choice(spec, v),
+    "enum": lambda spec, v, current: _to_enum(spec, v),
+    "optional": _to_optional,
+    "union": _to_union,
+    "dataclass": _to_dataclass,
+    "tuple": _to_tuple,
+    "list": lambda spec, v, current: _to_list(spec, v),
+    "dict": lambda spec, v, current: _to_dict(spec, v),
+    "array": _to_array,
+    "callable": _to_callable,
+}
+
+
+def _coerce(spec: FieldSpec, v: Any, current: Any) -> Any:
+    if v is None:
+        if spec.nullable or (spec.kind == "any" and spec.py_type is not None):
+            return None
+        raise _Refusal(spec.path, v, "None is not allowed", f"Give a {spec.type_display}.")
+    return _COERCERS.get(spec.kind, _to_any)(spec, v, current)
 
 
 def coerce_field(spec: FieldSpec, value: Any, *, unit: str = "", current: Any = None) -> Any:
