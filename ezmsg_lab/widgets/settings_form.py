@@ -351,10 +351,16 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
             old, self._value = self._value, value
             for path, ed in self.editors.items():
                 new = _get(value, path)
-                if not ed.dirty and not self._shows_unit_value(ed, old):
+                if (
+                    not ed.dirty
+                    and not self._shows_unit_value(ed, old)
+                    and not self._shows_unit_value(ed, value)
+                ):
                     # Changed by someone since the form last showed the unit's value, and
                     # its change callback has not run yet (it waits for this lock on
-                    # another thread): an edit in flight, not a value to overwrite.
+                    # another thread): an edit in flight, not a value to overwrite. A
+                    # control that already shows the new value is the form's own edit,
+                    # now confirmed by the unit.
                     ed.dirty = True
                 if ed.dirty:
                     ed.set_note(f"changed elsewhere to {new!r} while you edit")

@@ -195,6 +195,28 @@ def test_set_on_a_remote_unit_applies_with_the_workaround_and_says_what_to_do_wi
     assert lab.settings("B/TICK").set_index("field").loc["rate_hz", "value"] == 200.0
 
 
+def test_a_form_tunes_a_unit_on_a_remote_host(hosts, lab):
+    """A form on host C's unit: a user's edit reaches the unit there, and a change made
+    elsewhere shows in the form."""
+    form = lab.settings_form("C/SCALE", debounce_s=0.02)
+    try:
+        assert form.read_only_reason is None
+        form.control("gain").value = 3.0  # as a user drags the slider
+        assert wait_until(lambda: json.loads(hosts.sink_file.read_text())[-1][2] == 3.0, 10)
+        assert wait_until(lambda: form.last_result is not None, 10)
+        assert form.errors == {} and form.last_result.applied == {"gain": 3.0}
+        lab.set("C/SCALE", gain=1.5, watch=False)  # elsewhere: the form follows
+        assert wait_until(lambda: form.control("gain").value == 1.5, 10), (
+            form.control("gain").value,
+            form.status.value,
+            lab.settings("C/SCALE"),
+        )
+    finally:
+        form.close()
+        lab.revert("C/SCALE")
+    assert wait_until(lambda: json.loads(hosts.sink_file.read_text())[-1][2] == 1.0, 10)
+
+
 def test_graph_colours_hosts_and_shows_tcp_between_them(lab):
     widget = lab.graph()
     try:

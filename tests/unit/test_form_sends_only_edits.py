@@ -192,3 +192,19 @@ def test_no_slider_jumps_orders_of_magnitude(lo, width, frac, kind):
     # A full drag moves the value by at most about twice its own size.
     assert r.hi - r.lo <= 4 * scale + 2 * r.step + 1e-9 * abs(value)
     assert (r.hi - r.lo) / r.step <= 4000 or kind == "int"
+
+
+def test_the_forms_own_edit_confirmed_is_not_an_edit_in_flight_and_later_changes_show():
+    """Found on a remote host's unit: after a user's edit was confirmed, the form took its
+    own control for an edit in flight ("changed elsewhere ... while you edit") and never
+    showed a later change made from code."""
+    value = demo.FilterSettings(cutoff_hz=40.0, taps=41)
+    form, rec = form_for(demo.FilterSettings, value, policy="live", debounce_s=0)
+    ed = form.editors["taps"]
+    form.control("taps").value = 61  # the user's edit
+    form.flush()
+    assert rec.calls[-1] == {"taps": 61}
+    form.apply_external(demo.FilterSettings(cutoff_hz=40.0, taps=61))  # the unit confirms
+    assert not ed.dirty and ed.note.value == ""
+    form.apply_external(demo.FilterSettings(cutoff_hz=40.0, taps=21))  # lab.set elsewhere
+    assert form.control("taps").value == 21 and ed.note.value == ""
