@@ -312,15 +312,18 @@ class SettingsControl:
         timeout: float,
         what: str,
         owner_pid: int | None = None,
+        bind_all: bool = False,
     ) -> tuple[Any, Any, int]:
         """Publish a whole settings object on the unit's settings topic; wait for its event.
 
         ``owner_pid`` is the pid of the unit's process: the message goes out once that
-        process's channel is connected (a broadcast before is lost).
+        process's channel is connected (a broadcast before is lost). ``bind_all``: the
+        unit runs on another host, so the Lab's publisher listens on every interface
+        (ezmsg binds 127.0.0.1 by default, which another host cannot reach).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        pub = await self._publisher(topic, timeout)
+        pub = await self._publisher(topic, timeout, bind_all)
 
         async def send() -> None:
             await self._wait_connected(pub, topic, owner_pid, max(0.05, deadline - loop.time()))
@@ -330,7 +333,7 @@ class SettingsControl:
             address, object_matcher(obj), send, max(0.05, deadline - loop.time()), what
         )
 
-    async def _publisher(self, topic: str, timeout: float) -> Any:
+    async def _publisher(self, topic: str, timeout: float, bind_all: bool = False) -> Any:
         pub = self._pubs.get(topic)
         if pub is not None:
             return pub
@@ -338,9 +341,10 @@ class SettingsControl:
         async with lock:
             pub = self._pubs.get(topic)
             if pub is None:
+                host = "0.0.0.0" if bind_all else None
                 pub = await self._conn.call(
                     lambda ctx: ctx.publisher(
-                        topic, num_buffers=_PUB_BUFFERS, buf_size=_PUB_BUF_SIZE
+                        topic, num_buffers=_PUB_BUFFERS, buf_size=_PUB_BUF_SIZE, host=host
                     )
                 )
                 self._pubs[topic] = pub

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import LabError
 from ..feeds.topology import TopologyFeed
+from ..model.clock import HOSTNAME
 from ..model.snapshot import component_map, components
 
 
@@ -37,6 +38,16 @@ class GraphInfo:
             if address in proc.units:
                 return int(proc.pid) if proc.pid is not None else None
         return None
+
+    def runs_elsewhere(self, address: str) -> bool:
+        """Whether the process that runs a unit is on another host than this kernel's (by
+        the hostname ezmsg reports; False when unknown)."""
+        snap = self._topology.snapshot
+        for proc in snap.processes.values() if snap is not None else ():
+            if address in proc.units:
+                host = getattr(proc, "host", None)
+                return bool(host) and host != HOSTNAME
+        return False
 
     def streams(self) -> list[Any]:
         """Every stream's metadata in the graph (units' streams, collections' topics)."""

@@ -25,7 +25,7 @@ import pickle
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import LabError, LabTimeoutError
@@ -570,19 +570,8 @@ class SettingsService:
             before = self._watcher.counters(address) if counters else None
             what = change_call(address, requested)
             remaining = max(0.05, total - (time.perf_counter() - t0))
-            inner = remaining * 0.95  # the control loop's own bound must not fire first
             sent_at = time.time()
-            if len(requested) == 1:
-                ((path, v),) = requested.items()
-                coro = self._control.send_field(address, path, v, inner, what)
-                method = "update_setting"
-            else:
-                if topic is None:
-                    topic = address + _SETTINGS_TOPIC_SUFFIX
-                coro = self._control.send_object(
-                    address, topic, new, inner, what, owner_pid=self._graph.owner_pid(address)
-                )
-                method = "publish"
+            coro, method = self._send_coro(address, topic, new, requested, remaining, what)
             snap_value, applied_obj, seq = self._session.run(coro, remaining, what)
             confirmed_at = time.time()
             applied = {p: path_get(applied_obj, p) for p in requested}
@@ -605,6 +594,36 @@ class SettingsService:
             return result, before
         finally:
             queue.release()
+
+    def _send_coro(
+        self,
+        address: str,
+        topic: str | None,
+        new: Any,
+        requested: dict[str, Any],
+        remaining: float,
+        what: str,
+    ) -> tuple[Coroutine[Any, Any, tuple[Any, Any, int]], str]:
+        """The coroutine that sends a validated change, and how (ezmsg's field update for
+        one field, else the whole object on the unit's settings topic)."""
+        inner = remaining * 0.95  # the control loop's own bound must not fire first
+        # A unit on another host: ezmsg's field update patches through a publisher in
+        # the unit's process that listens on 127.0.0.1 only (it fails there), so the
+        # whole object goes out from a Lab publisher other hosts can reach.
+        remote = self._graph.runs_elsewhere(address)
+        if len(requested) == 1 and not remote:
+            ((path, v),) = requested.items()
+            return self._control.send_field(address, path, v, inner, what), "update_setting"
+        coro = self._control.send_object(
+            address,
+            topic if topic is not None else address + _SETTINGS_TOPIC_SUFFIX,
+            new,
+            inner,
+            what,
+            owner_pid=self._graph.owner_pid(address),
+            bind_all=remote,
+        )
+        return coro, "publish"
 
     def _settings_send_fields(
         self,

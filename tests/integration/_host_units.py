@@ -21,13 +21,6 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import ezmsg.core as ez
-import ezmsg.core.netprotocol
-
-if os.environ.get("EZLAB_BIND_ALL"):
-    # The README's workaround ("A graph across machines"), at import so that unit
-    # processes started by spawn or forkserver apply it too: ezmsg's publishers (its
-    # settings publisher among them) bind all interfaces, not 127.0.0.1.
-    ezmsg.core.netprotocol.DEFAULT_HOST = "0.0.0.0"
 
 TICK_HZ = 200.0
 STALL_S = 0.05

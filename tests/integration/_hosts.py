@@ -203,9 +203,7 @@ def make_hosts(workdir: Path) -> Iterator[Hosts]:
         if not wait_until(lambda: _listening(hosts["a"], PORT), 20):
             raise RuntimeError(f"ezmsg serve did not start on host A: {_log(workdir, 'a')}")
         _spawn(hosts["b"], _unit_argv("b"), env, workdir / "b.log")
-        # Host C's script applies the README's workaround for lab.set on remote units
-        # (ezmsg's settings publisher binds 127.0.0.1); host B's does not.
-        _spawn(hosts["c"], _unit_argv("c"), {**env, "EZLAB_BIND_ALL": "1"}, workdir / "c.log")
+        _spawn(hosts["c"], _unit_argv("c"), env, workdir / "c.log")
         yield Hosts(f"10.231.{x}.0/24", hosts, workdir, server, sink_file)
     finally:
         for host in reversed(list(hosts.values())):

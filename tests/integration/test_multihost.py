@@ -168,13 +168,14 @@ def test_cross_host_latency_is_never_negative_beyond_the_uncertainty(hosts, lab)
     assert np.median(latency_ms) < 1000  # not hours: the clocks are mapped per host
 
 
-def test_set_on_a_remote_unit_applies_with_the_workaround_and_says_what_to_do_without(hosts, lab):
-    """ezmsg's ``update_setting`` patches in the unit's process, through a publisher that
-    binds 127.0.0.1 while the GraphServer advertises the host's address, so on a remote
-    host ezmsg refuses (3.9.0 and 3.10.0b5). Host C runs the README's workaround (its
-    script binds all interfaces) and is tuned; host B does not, and the Lab's error says
-    what to do. Invalid values are refused before anything is sent."""
-    from ezmsg_lab.errors import LabError, SettingsRefusedError
+def test_set_on_a_unit_on_a_remote_host_is_validated_applied_and_confirmed(hosts, lab):
+    """ezmsg's ``update_setting`` patches in the unit's process through a publisher that
+    binds 127.0.0.1 while the GraphServer advertises the host's address, so on another
+    host ezmsg refuses it (3.9.0 and 3.10.0b5). For a remote unit whose class the kernel
+    imports, the Lab sends the whole object from a publisher other hosts can reach:
+    applied, confirmed, seen by the unit on host C. Invalid values are refused before
+    anything is sent."""
+    from ezmsg_lab.errors import LabError
 
     with pytest.raises(LabError, match="gain"):
         lab.set("C/SCALE", gain=50.0)  # out of bounds: refused before anything is sent
@@ -188,10 +189,13 @@ def test_set_on_a_remote_unit_applies_with_the_workaround_and_says_what_to_do_wi
         lab.undo()
     assert wait_until(lambda: json.loads(hosts.sink_file.read_text())[-1][2] == 1.0, 10)
 
-    with pytest.raises(SettingsRefusedError, match="DEFAULT_HOST") as info:
-        lab.set("B/TICK", rate_hz=150.0)
-    assert info.value.code == "HANDLER_ERROR"
-    assert "Connect call failed" in str(info.value)
+    # Host B's source too: one field of another host's unit.
+    result = lab.set("B/TICK", rate_hz=150.0)
+    try:
+        assert result.applied == {"rate_hz": 150.0} and result.method == "publish"
+        assert lab.settings("B/TICK").set_index("field").loc["rate_hz", "value"] == 150.0
+    finally:
+        lab.undo()
     assert lab.settings("B/TICK").set_index("field").loc["rate_hz", "value"] == 200.0
 
 

@@ -257,3 +257,17 @@ def test_a_confirmation_that_never_comes_says_what_the_events_showed(users_modul
     message = str(info.value)
     assert "1 settings event(s) for the unit arrived, none with the value sent" in message
     assert "'gain': 9.0" in message and "responsive" not in message
+
+
+def test_a_remote_units_loopback_settings_publisher_is_explained_with_the_fix():
+    """ezmsg 3.9/3.10's text when a unit on another host cannot reach its own settings
+    publisher (measured on the multi-host test hosts)."""
+    exc = RuntimeError(
+        "Process request failed (HANDLER_ERROR): Failed to patch settings field: "
+        "Multiple exceptions: [Errno 111] Connect call failed ('10.231.7.3', 25981)"
+    )
+    err = refusal("C/SCALE", "lab.set('C/SCALE', gain=2.5)", exc)
+    assert err.code == "HANDLER_ERROR" and "Nothing changed" in str(err)
+    assert 'ezmsg.core.netprotocol.DEFAULT_HOST = "0.0.0.0"' in str(err)
+    other = refusal("U", "x", RuntimeError("Process request failed (HANDLER_ERROR): boom"))
+    assert "DEFAULT_HOST" not in str(other)
