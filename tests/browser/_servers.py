@@ -27,6 +27,10 @@ LAB_OVERRIDES = {
         "checkForUpdates": False,
     },
     "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+    # Every cell stays rendered: with windowing, a cell far outside the viewport is hidden
+    # until scrolled to, and a test that scrolls to each widget output waited forever
+    # on one (seen once, under load, in topology.ipynb).
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
 }
 
 
