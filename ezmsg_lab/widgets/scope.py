@@ -82,6 +82,7 @@ class ScopeWidget(anywidget.AnyWidget):
     """
 
     _esm = Path(__file__).parent / "static" / "scope.js"
+    _css = Path(__file__).parent / "static" / "scope.css"
 
     frame = traitlets.Bytes(b"").tag(sync=True)
     header = traitlets.Dict().tag(sync=True)

@@ -11,19 +11,6 @@
 // This file only draws. Controls set `paused`, `autoscale`, `y_range` and `selected`,
 // which the kernel reads; while paused the frame on screen is kept, whatever arrives.
 
-const CSS = `
-.ezs-root { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
-  border: 1px solid #d0d7de; border-radius: 8px; padding: 6px; background: #fff; display: inline-block; }
-.ezs-bar { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin-bottom: 4px; }
-.ezs-title { font-weight: 600; margin-right: 8px; }
-.ezs-bar input[type=number] { width: 70px; }
-.ezs-status { color: #57606a; margin-left: auto; font-variant-numeric: tabular-nums; }
-.ezs-channels { display: flex; gap: 6px; flex-wrap: wrap; margin-top: 4px; }
-.ezs-channels label { display: inline-flex; gap: 2px; align-items: center; }
-.ezs-error { color: #cf222e; white-space: pre-wrap; display: none; }
-canvas.ezs-canvas { display: block; background: #fbfbfc; }
-`;
-
 const COLORS = ["#0969da", "#1a7f37", "#8250df", "#bf3989", "#9a6700", "#cf222e", "#17becf", "#5f7c8a"];
 
 function floats(value) {
@@ -73,7 +60,6 @@ function fmt(x) {
 
 function render({ model, el: host }) {
   const root = el("div", { className: "ezs-root" }, host);
-  el("style", { textContent: CSS }, root);
   const bar = el("div", { className: "ezs-bar" }, root);
   const title = el("span", { className: "ezs-title" }, bar);
   const pause = el("button", { className: "ezs-pause", type: "button" }, bar);
