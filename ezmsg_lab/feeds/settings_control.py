@@ -37,7 +37,7 @@ import pandas as pd
 from ..errors import LabTimeoutError, SettingsRefusedError
 from ..model.logs import LogStore
 from ..model.metrics import MetricsStore
-from ..model.paths import get_path as path_get
+from ..model.paths import get_path
 from ..model.settings_changes import (
     ERROR_GRACE_S,
     UNWATCHED,
@@ -63,7 +63,6 @@ __all__ = [
     "SettingsRefusedError",
     "field_matcher",
     "object_matcher",
-    "path_get",
     "structured_matcher",
     "unpickled",
 ]
@@ -157,7 +156,7 @@ def field_matcher(path: str, value: Any) -> Matcher:
 
     def match(_snap: Any, obj: Callable[[], Any]) -> bool:
         o = obj()
-        return o is not None and _equal(path_get(o, path), value)
+        return o is not None and _equal(get_path(o, path), value)
 
     return match
 
@@ -176,7 +175,7 @@ def structured_matcher(path: str, value: Any) -> Matcher:
     """Match a snapshot whose structured value holds ``value`` at ``path``, compared as
     ezmsg's structured form (an enum as its value): no class needed."""
     want = as_structured(value)
-    return lambda snap, _obj: _equal(path_get(structured(snap), path), want)
+    return lambda snap, _obj: _equal(get_path(structured(snap), path), want)
 
 
 class _Waiter:

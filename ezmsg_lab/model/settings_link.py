@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import LabError
-from .paths import get_path as _get
+from .paths import get_path
 from .settings_changes import Health, SetResult, effect_message, settings_equal
 from .settings_store import SettingsStore, structured
 
@@ -122,7 +122,7 @@ class FormLink:
         form.apply_external(obj)
         for path in form.dirty_paths:
             # The confirmation of this form's own earlier send is not a change "elsewhere".
-            if path in form.requested and settings_equal(_get(obj, path), form.requested[path]):
+            if path in form.requested and settings_equal(get_path(obj, path), form.requested[path]):
                 form.editors[path].set_note(None)
 
     # ------------------------------------------------------------------ sending

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LabError
-from .paths import get_path as _get
+from .paths import get_path
 from .settings_spec import INIT_FALSE_REASON, FieldSpec, SettingsSpec
 
 __all__ = ["SettingsValidationError", "build_update", "coerce_field", "validate_updates"]
@@ -500,14 +500,14 @@ def validate_updates(
         if parent and parent in updates:
             refuse(path, value, f"{parent} is also set", f"Set {parent} or {path}, not both.")
             continue
-        if parent and current is not None and _get(current, parent) is None:
+        if parent and current is not None and get_path(current, parent) is None:
             refuse(path, value, f"{parent} is None", f"Set {parent} as a whole first.")
             continue
         if fs.reason == INIT_FALSE_REASON:
             refuse(path, value, fs.reason, "It cannot be set.")
             continue
         try:
-            cur = _get(current, path) if current is not None else None
+            cur = get_path(current, path) if current is not None else None
             out[path] = _coerce(fs, value, cur)
         except _Refusal as r:
             refuse(r.path, r.value, r.rule, r.hint)

@@ -35,10 +35,10 @@ from ..feeds.settings_control import (
     Counters,
     SettingsControl,
     SettingsRefusedError,
-    path_get,
     structured_matcher,
     unpickled,
 )
+from ..model.paths import get_path
 from ..model.settings_changes import (
     Health,
     SetResult,
@@ -554,7 +554,7 @@ class SettingsService:
                 # metadata and the structured value, sent field by field.
                 now = structured(value)
                 requested = validate_updates(spec, now, updates, unit=address)
-                previous = {p: path_get(now, p) for p in requested}
+                previous = {p: get_path(now, p) for p in requested}
                 before = self._watcher.counters(address) if counters else None
                 result = self._settings_send_fields(
                     address, spec, requested, previous, t0=t0, total=total
@@ -565,8 +565,8 @@ class SettingsService:
                         del self._undo[:-MAX_UNDO]
                 return result, before
             new = build_update(spec, current, updates, unit=address)
-            requested = {p: path_get(new, p) for p in updates}
-            previous = {p: path_get(current, p) for p in updates}
+            requested = {p: get_path(new, p) for p in updates}
+            previous = {p: get_path(current, p) for p in updates}
             before = self._watcher.counters(address) if counters else None
             what = change_call(address, requested)
             remaining = max(0.05, total - (time.perf_counter() - t0))
@@ -574,7 +574,7 @@ class SettingsService:
             coro, method = self._send_coro(address, topic, new, requested, remaining, what)
             snap_value, applied_obj, seq = self._session.run(coro, remaining, what)
             confirmed_at = time.time()
-            applied = {p: path_get(applied_obj, p) for p in requested}
+            applied = {p: get_path(applied_obj, p) for p in requested}
             result = SetResult(
                 unit=address,
                 requested=requested,
@@ -664,7 +664,7 @@ class SettingsService:
             for path, v in requested.items():
                 what = change_call(address, {path: v})
                 snap_value, _, seq = send(path, v, what)
-                applied[path] = path_get(structured(snap_value), path)
+                applied[path] = get_path(structured(snap_value), path)
                 done.append(path)
         except BaseException as exc:
             if done:

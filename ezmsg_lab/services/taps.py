@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from .widgets import WidgetRegistry
 
 
+# The columns of TapsService.taps_frame(), one row per open tap.
+TAP_COLUMNS = ("topic", "type", "rate_hz", "received", "dropped", "buffered", "nbytes", "window_s")
+
+
 class TapsService:
     """Opens and keeps the Lab's taps (``lab.tap()``, ``lab.taps``)."""
 
@@ -112,37 +116,9 @@ class TapsService:
     def taps_frame(self) -> pd.DataFrame:
         """One row per open tap: topic, type, rate_hz, received, dropped, buffered,
         nbytes, window_s."""
-        rows = []
-        for tap in self.taps:
-            info = tap.inspect()
-            rows.append(
-                {
-                    k: info.get(k)
-                    for k in (
-                        "topic",
-                        "type",
-                        "rate_hz",
-                        "received",
-                        "dropped",
-                        "buffered",
-                        "nbytes",
-                        "window_s",
-                    )
-                }
-            )
-        return pd.DataFrame(
-            rows,
-            columns=[
-                "topic",
-                "type",
-                "rate_hz",
-                "received",
-                "dropped",
-                "buffered",
-                "nbytes",
-                "window_s",
-            ],
-        )
+        infos = [tap.inspect() for tap in self.taps]
+        rows = [{k: info.get(k) for k in TAP_COLUMNS} for info in infos]
+        return pd.DataFrame(rows, columns=list(TAP_COLUMNS))
 
     def unit_scope(self, unit: str) -> Any:
         """A scope of ``unit``'s first data output on a tap of its own (the dashboard's),

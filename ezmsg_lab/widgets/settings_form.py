@@ -36,7 +36,7 @@ from typing import Any, Literal
 import ipywidgets as W
 import numpy as np
 
-from ..model.paths import get_path as _get
+from ..model.paths import get_path
 from ..model.settings_changes import settings_equal
 from ..model.settings_schema import FieldSpec, SettingsSpec
 from ..model.settings_validate import SettingsValidationError, coerce_field
@@ -189,7 +189,7 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
     # ------------------------------------------------------------------------ building
     def _build(self, spec: FieldSpec, *, continuous: bool) -> W.Widget:
         """A row or group for ``spec``; never raises (failures become read-only rows)."""
-        current = _get(self._value, spec.path)
+        current = get_path(self._value, spec.path)
         try:
             if spec.kind == "dataclass" and spec.children and spec.editable:
                 rows = [self._build(c, continuous=continuous) for c in spec.children]
@@ -255,7 +255,7 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
     def _shows_unit_value(self, ed: Editor, value: Any = _UNSET) -> bool:
         """Whether the editor holds the unit's current value (or ``value``, a settings
         value), within its tolerance."""
-        unit_value = _get(self._value if value is _UNSET else value, ed.path)
+        unit_value = get_path(self._value if value is _UNSET else value, ed.path)
         try:
             raw = ed.read()
         except ValueError:
@@ -272,7 +272,7 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
     def _check(self, ed: Editor) -> tuple[bool, Any]:
         try:
             value = coerce_field(
-                ed.spec, ed.read(), unit=self.unit, current=_get(self._value, ed.path)
+                ed.spec, ed.read(), unit=self.unit, current=get_path(self._value, ed.path)
             )
         except SettingsValidationError as err:
             ed.set_error(f"{err.rule}. {err.hint}".strip())
@@ -338,7 +338,7 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
                 ed.dirty = False
                 ed.set_error(None)
                 ed.set_note(None)
-                ed.write(_get(self._value, ed.path))
+                ed.write(get_path(self._value, ed.path))
             self._status("")
 
     def apply_external(self, value: Any) -> None:
@@ -350,7 +350,7 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
         with self._lock, self._quiet():
             old, self._value = self._value, value
             for path, ed in self.editors.items():
-                new = _get(value, path)
+                new = get_path(value, path)
                 if (
                     not ed.dirty
                     and not self._shows_unit_value(ed, old)
@@ -377,7 +377,7 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
         if isinstance(requested, Mapping):
             items = {p: v for p, v in requested.items()}
         else:
-            items = {p: _get(requested, p) for p in self.editors}
+            items = {p: get_path(requested, p) for p in self.editors}
         differ = []
         for path, ed in self.editors.items():
             keys = [k for k in items if k == path or path.startswith(k + ".")]
@@ -386,9 +386,9 @@ class SettingsForm(W.VBox):  # type: ignore[misc]  # ipywidgets is untyped: its 
             want = (
                 items[keys[0]]
                 if keys[0] == path
-                else _get(items[keys[0]], path[len(keys[0]) + 1 :])
+                else get_path(items[keys[0]], path[len(keys[0]) + 1 :])
             )
-            got = _get(applied, path)
+            got = get_path(applied, path)
             if _same(want, got):
                 ed.set_note(None)
             else:

@@ -34,6 +34,17 @@ LAB_OVERRIDES = {
 }
 
 
+# A Jupyter server for a test: local, no token, no browser of its own.
+SERVER_ARGS = (
+    "--no-browser",
+    "--ip=127.0.0.1",
+    "--allow-root",
+    "--ServerApp.token=",
+    "--ServerApp.password=",
+    "--ServerApp.disable_check_xsrf=True",
+)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,12 +123,7 @@ def jupyterlab(root: Path) -> Iterator[str]:
     args = [
         "jupyter",
         "lab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        "--allow-root",
-        "--ServerApp.token=",
-        "--ServerApp.password=",
-        "--ServerApp.disable_check_xsrf=True",
+        *SERVER_ARGS,
         "--LabApp.expose_app_in_browser=True",
         f"--ServerApp.root_dir={root}",
     ]

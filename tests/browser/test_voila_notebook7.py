@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ._servers import ROOT, serve, shot
+from ._servers import ROOT, SERVER_ARGS, serve, shot
 
 TIMEOUT_MS = 90_000
 UNITS = ("DEMO/SOURCE", "DEMO/FILTER", "DEMO/DETECTOR", "DEMO/SINK")
@@ -55,12 +55,7 @@ def test_notebook7_renders_the_dashboard_and_a_click_round_trips(
     args = [
         "jupyter",
         "notebook",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        "--allow-root",
-        "--ServerApp.token=",
-        "--ServerApp.password=",
-        "--ServerApp.disable_check_xsrf=True",
+        *SERVER_ARGS,
         "--JupyterNotebookApp.expose_app_in_browser=True",
         f"--ServerApp.root_dir={notebook_dir}",
     ]

@@ -132,6 +132,17 @@ def test_latest_inspect_repr_and_lab_taps(demo_lab):
         assert list(frame.columns) == ["received", "times", "values", "label", "seq"]
         assert str(frame["received"].dtype) == "datetime64[ns, UTC]"
         assert {t.topic for t in demo_lab.taps} >= {SOURCE, "DEMO/DETECTOR/OUTPUT_EVENTS"}
+        table = demo_lab.taps_frame().set_index("topic")
+        assert list(table.columns) == [
+            "type",
+            "rate_hz",
+            "received",
+            "dropped",
+            "buffered",
+            "nbytes",
+            "window_s",
+        ]
+        assert table.loc[SOURCE, "type"] == "Chunk" and table.loc[SOURCE, "received"] >= 20
         # one time base: both taps' receive times are the Lab's clock, seconds apart
         newest_a = a.data()["received"].values[-1]
         newest_b = frame["received"].iloc[-1].tz_localize(None).to_datetime64()
