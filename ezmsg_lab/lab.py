@@ -42,7 +42,7 @@ from .services.graph_info import GraphInfo
 from .services.pipelines import DEFAULT_START_TIMEOUT_S, PipelinesService
 from .services.session import Session, check_timeout
 from .services.settings import SetResult, SettingsService
-from .services.taps import TapsService
+from .services.taps import DEFAULT_MAX_RATE_HZ, TapsService
 from .services.views import Views
 from .services.widgets import WidgetFactory, WidgetRegistry
 
@@ -208,7 +208,7 @@ class Lab:
             self._trace_feed,
         )
         self._tap_service = TapsService(
-            session, self._conn, self._topology, self._graph, self._widgets
+            session, self._conn, self._topology, self._graph, self._widgets, self._pipeline_service
         )
         self._widget_factory = WidgetFactory(
             session,
@@ -549,10 +549,18 @@ class Lab:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_rate_hz: float | None = DEFAULT_MAX_RATE_HZ,
+        via: str = "auto",
         timeout: float | None = None,
     ) -> Tap:
         return self._tap_service.tap(
-            topic, window, max_bytes=max_bytes, max_queue=max_queue, timeout=timeout
+            topic,
+            window,
+            max_bytes=max_bytes,
+            max_queue=max_queue,
+            max_rate_hz=max_rate_hz,
+            via=via,
+            timeout=timeout,
         )
 
     @property

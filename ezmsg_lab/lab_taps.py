@@ -1,7 +1,9 @@
 """Data taps: hold the messages of a topic in the notebook (``lab.tap(topic)``).
 
-A :class:`Tap` is a leaky subscription on the Lab's control loop (observing never
-throttles the pipeline) feeding a ring buffer bounded by a time window and a memory cap.
+A :class:`Tap` feeds a ring buffer bounded by a time window and a memory cap, and
+observing never throttles the pipeline. Its messages come sampled from the unit process
+that publishes them when the Lab launched it (nothing subscribes to the topic, so ezmsg's
+local path stays local), else from a leaky subscription on the Lab's control loop.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from .errors import TapError
-from .feeds.taps import TapFeed
+from .feeds.taps import SampledTapFeed, TapFeed
 from .model.tap_buffer import TapBuffer
 from .model.tap_convert import describe, to_data
 
@@ -52,12 +54,15 @@ class Tap:
     ----------
     topic : str
     received, dropped : int
-        Messages the tap received, and messages ezmsg dropped before the tap could read
-        them (the subscription is leaky: a busy kernel loses messages, never slows the
-        pipeline, and every loss is counted here).
+        Messages the tap received, and messages it did not get: over its
+        ``max_rate_hz`` or behind a busy kernel (a sampled tap), or dropped by ezmsg's
+        leaky queue (a subscriber). A loss never slows the pipeline and every one is
+        counted here.
     """
 
-    def __init__(self, lab: TapOwner, topic: str, buffer: TapBuffer, feed: TapFeed) -> None:
+    def __init__(
+        self, lab: TapOwner, topic: str, buffer: TapBuffer, feed: TapFeed | SampledTapFeed
+    ) -> None:
         self._lab = lab
         self.topic = topic
         self._buffer = buffer
@@ -145,7 +150,11 @@ class Tap:
         """What the topic carries: type, module, dims, shape, dtype, axes, attrs, a
         short repr, the rate, and the tap's counts."""
         item = self._buffer.latest()
-        info: dict[str, Any] = {"topic": self.topic, "msg_type": self._msg_type()}
+        info: dict[str, Any] = {
+            "topic": self.topic,
+            "msg_type": self._msg_type(),
+            "via": self._feed.via,
+        }
         if item is None:
             info["status"] = (
                 "closed" if self._closed else "no message yet: is the topic publishing?"

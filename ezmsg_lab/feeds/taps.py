@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Any
 
 from ..model.tap_buffer import TapBuffer
 from ..runtime import compat
+from ..runtime._tap_agent import RateGate, TapSample
 from ..runtime.connection import Connection
+from ..runtime.tap_link import TapLink, TapWant
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class TapFeed:
         self._sub: Any = None
         self._task: asyncio.Task[None] | None = None
         self.drops_counted = False
+        self.via = "subscriber (leaky)"
 
     async def start(self) -> None:
         self._sub = await self._conn.call(
@@ -76,3 +80,67 @@ class TapFeed:
                 await asyncio.wait_for(sub.wait_closed(), 2.0)
             with contextlib.suppress(Exception):
                 compat.forget_client(self._conn.context, sub)
+
+
+class SampledTapFeed:
+    """Receive one topic's messages from the unit process that publishes it (a pipeline
+    the Lab launched), at most ``rate`` a second, through a :class:`TapLink`.
+
+    The tapped topic gets no subscriber, so its publisher keeps ezmsg's local path (see
+    ``runtime/_tap_agent``). Messages not forwarded are counted as dropped from the gaps
+    in the publisher's running count.
+    """
+
+    def __init__(self, links: list[TapLink], topic: str, buffer: TapBuffer, rate: float) -> None:
+        self._links = links
+        self.topic = topic
+        self.buffer = buffer
+        self.rate = rate
+        self._wants: list[tuple[TapLink, TapWant]] = []
+        self._last_seq = 0
+        # Half a second of burst: the samples' arrival is jittered by the pipe.
+        self._gate = RateGate(rate, burst_s=0.5)
+        self.drops_counted = True
+        self.via = "sampled in the unit process" + (
+            "" if math.isinf(rate) else f" (at most {rate:g} msg/s)"
+        )
+
+    def _on_sample(self, sample: TapSample) -> None:
+        # Called on the link's reader thread. The unit process forwards at the highest
+        # rate any tap on the topic asked for; this tap keeps at most its own.
+        # The first sample sets the baseline (another tap may have started the count);
+        # a seq at or below the last one is a new unit process (a relaunch) counting
+        # from 1 again.
+        if self._last_seq and sample.seq > self._last_seq + 1:
+            self.buffer.count_dropped(sample.seq - self._last_seq - 1)
+        self._last_seq = sample.seq
+        if self._gate.admit():
+            self.buffer.add(sample.message, time.time())
+        else:
+            self.buffer.count_dropped()
+
+    def add_link(self, link: TapLink) -> None:
+        """Sample the topic in ``link``'s unit processes too (a pipeline launched later)."""
+        if any(known is link for known, _ in self._wants):
+            return
+        self._wants.append(
+            (link, link.want(self.topic, self.rate, self._on_sample, self.buffer.count_error))
+        )
+
+    async def start(self, wait_s: float = 1.0) -> bool:
+        """Ask the unit processes to sample the topic; True once one of them does
+        (within ``wait_s``); False (and nothing left asked) when none publishes it."""
+        for link in self._links:
+            self.add_link(link)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if any(link.wait_installed(self.topic, 0) for link in self._links):
+                return True
+            await asyncio.sleep(0.01)
+        await self.stop()
+        return False
+
+    async def stop(self) -> None:
+        wants, self._wants = self._wants, []
+        for link, want in wants:
+            link.unwant(want)

@@ -12,7 +12,9 @@ none of which changes how units run:
   leaving it stuck on a GraphServer that no longer exists (a :class:`Lifeline`: it works
   under every start method, where the process's parent may be a fork server);
 - it starts with the start method the Lab chose for its pipeline, whatever
-  multiprocessing's global default is.
+  multiprocessing's global default is;
+- a tap agent samples the publishers the Lab taps, over the pipeline's tap pipe
+  (``_tap_agent``), so a tapped topic keeps ezmsg's local path.
 
 This module is imported in unit processes (also under the spawn start method): keep it
 free of heavy imports.
@@ -38,6 +40,7 @@ from ezmsg.core.backendprocess import DefaultBackendProcess
 
 from . import compat
 from ._channel import EventSender
+from ._tap_agent import TapAgent
 
 # Seconds between checks that the launching process is still alive, and how long a unit
 # process may take to stop cleanly after its parent died before it exits hard.
@@ -220,9 +223,11 @@ class LabBackendProcess(DefaultBackendProcess):  # type: ignore[misc]  # ezmsg i
         lifeline: Lifeline | None = None,
         start_method: str | None = None,
         quiet_stderr: bool = True,
+        tap_conn: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._lab_tap_conn = tap_conn  # this process's end of its pipeline's TapLink
         # In-kernel: ``events`` is the Lab's LocalChannel. Unit process: ``events_conn`` is
         # the write end of this process's pipe, wrapped in an EventSender once running.
         self._lab_events = events
@@ -268,6 +273,10 @@ class LabBackendProcess(DefaultBackendProcess):  # type: ignore[misc]  # ezmsg i
             ez_logger.propagate = False
         for name in ("", "ezmsg"):
             logging.getLogger(name).addHandler(handler)
+        agent = None
+        if self._lab_tap_conn is not None:
+            agent = TapAgent(self._lab_tap_conn, lambda: list(getattr(self, "pubs", {}).values()))
+            agent.start()
         if self._lab_lifeline is not None:
             threading.Thread(
                 target=self._orphan_watchdog, name="ezmsg-lab-orphan-watchdog", daemon=True
@@ -278,6 +287,8 @@ class LabBackendProcess(DefaultBackendProcess):  # type: ignore[misc]  # ezmsg i
             self._report_fatal(exc)
             raise
         finally:
+            if agent is not None:
+                agent.close()
             for name in ("", "ezmsg"):
                 logging.getLogger(name).removeHandler(handler)
             if isinstance(self._lab_events, EventSender):

@@ -36,6 +36,7 @@ from . import compat
 from ._backend import KernelLifeline, LabBackendProcess, UnitEvent, _unit_of_traceback
 from ._channel import ChannelCounts, LocalChannel, PipeChannel
 from .server import Address
+from .tap_link import TapLink
 
 logger = logging.getLogger(__name__)
 
@@ -362,6 +363,7 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
         self._channel: PipeChannel | LocalChannel | None = None
+        self._tap_link: TapLink | None = None  # sampled taps' pipes (unit processes only)
         self._counts = ChannelCounts()
         # Only fatal reports are kept here (start errors name the unit from them); every
         # record goes to the Lab's bounded log store.
@@ -433,6 +435,11 @@ class Pipeline:
                 )
             )
         return out
+
+    @property
+    def tap_link(self) -> TapLink | None:
+        """The pipes sampled taps use (unit processes of a running pipeline only)."""
+        return self._tap_link if self.running else None
 
     @property
     def pids(self) -> list[int]:
@@ -533,6 +540,7 @@ class Pipeline:
                     _prepare_forkserver()
                 self._lifeline = KernelLifeline()
                 self._channel = PipeChannel(self.name, self._receive, self._dropped)
+                self._tap_link = TapLink(self.name)
             else:
                 self._channel = LocalChannel(self.name, self._receive, self._dropped)
             self._channel.start()
@@ -621,11 +629,20 @@ class Pipeline:
             swap = {id(theirs): ours for theirs, ours in replaced}
             args = tuple(swap.get(id(a), a) for a in args)
             writer, counter = channel.new_writer()
+            link = self._tap_link
+            tap_conn = link.new_conn() if link is not None else None
+
+            def started(_p: Any) -> None:
+                channel.close_writer_copy(writer)
+                if link is not None and tap_conn is not None:
+                    link.close_child_copy(tap_conn)
+
             return LabBackendProcess(
                 *args,
                 events_conn=writer,
                 drop_counter=counter,
-                on_started=lambda _p: channel.close_writer_copy(writer),
+                tap_conn=tap_conn,
+                on_started=started,
                 lifeline=lifeline,
                 start_method=start_method,
                 quiet_stderr=quiet_stderr,
@@ -862,6 +879,9 @@ class Pipeline:
         the Lab lived; a notebook then ran out of descriptors after about 100 launches.
         """
         self._final_processes = self.processes
+        link, self._tap_link = self._tap_link, None
+        if link is not None:
+            link.close()
         channel = self._channel
         if channel is not None:
             channel.finish(min(_FINISH_READING_S, max(0.1, deadline - time.monotonic())))

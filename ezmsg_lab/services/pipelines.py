@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LabClosedError, LabError
+from ..model.listeners import Listeners, Unsubscribe
 from ..model.logs import LogRecord, LogStore
 from ..runtime.pipeline import Pipeline, PipelineHooks, check_start_method
 from .session import check_timeout
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ..feeds.topology import TopologyFeed
     from ..runtime.connection import Connection
     from ..runtime.server import Address, EmbeddedServer
+    from ..runtime.tap_link import TapLink
     from .session import Session
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,15 @@ class PipelinesService:
         self._pipelines: list[Pipeline] = []
         self._starting: set[str] = set()  # names of pipelines being launched
         self._unit_error_callbacks: list[Any] = [self._print_unit_error]
+        self._launched: Listeners[[Pipeline]] = Listeners("pipeline launch")
+
+    def subscribe(self, fn: Callable[[Pipeline], Any]) -> Unsubscribe:
+        """Call ``fn(pipeline)`` after each pipeline this Lab launches has started."""
+        return self._launched.subscribe(fn)
+
+    def tap_links(self) -> list[TapLink]:
+        """The tap pipes of the running pipelines whose units run in processes."""
+        return [link for p in self._pipelines if (link := p.tap_link) is not None]
 
     @property
     def pipelines(self) -> list[Pipeline]:
@@ -175,6 +186,7 @@ class PipelinesService:
             logger.warning(
                 "pipeline %s started but its units are not yet registered", pipeline.name
             )
+        self._launched.emit(pipeline)
         return pipeline
 
     def _forget(self, pipeline: Pipeline) -> None:

@@ -13,17 +13,26 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import LabError, TapError
-from ..feeds.taps import DEFAULT_MAX_QUEUE, TapFeed
+from ..feeds.taps import DEFAULT_MAX_QUEUE, SampledTapFeed, TapFeed
 from ..lab_taps import DEFAULT_MAX_BYTES, Tap, _check_importable, _seconds
 from ..model.tap_buffer import TapBuffer
+from ..runtime.tap_link import rate_of
 
 if TYPE_CHECKING:
     from ..feeds.topology import TopologyFeed
     from ..runtime.connection import Connection
+    from ..runtime.pipeline import Pipeline
     from .graph_info import GraphInfo
+    from .pipelines import PipelinesService
     from .session import Session
     from .widgets import WidgetRegistry
 
+
+# Messages a second a sampled tap forwards by default: every message of a typical
+# chunked signal (30 kHz in chunks of 15 samples), and a bounded cost for a free-running
+# one (each forwarded message is pickled once in the unit process).
+DEFAULT_MAX_RATE_HZ = 2000.0
+VIA = ("auto", "sampled", "subscriber")
 
 # The columns of TapsService.taps_frame(), one row per open tap.
 TAP_COLUMNS = ("topic", "type", "rate_hz", "received", "dropped", "buffered", "nbytes", "window_s")
@@ -39,13 +48,19 @@ class TapsService:
         topology: TopologyFeed,
         graph: GraphInfo,
         widgets: WidgetRegistry,
+        pipelines: PipelinesService,
     ) -> None:
         self._session = session
+        self._pipelines = pipelines
         self._conn = conn
         self._topology = topology
         self._graph = graph
         self.widgets = widgets  # scopes of the taps register here
-        self._open: dict[Tap, TapFeed] = {}  # open taps (in opening order) -> their feeds
+        # open taps (in opening order) -> their feeds
+        self._open: dict[Tap, TapFeed | SampledTapFeed] = {}
+        # A pipeline launched (or relaunched) later: its unit processes sample the topics
+        # of the sampled taps that are open.
+        pipelines.subscribe(self._on_launch)
 
     def tap(
         self,
@@ -54,6 +69,8 @@ class TapsService:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_rate_hz: float | None = DEFAULT_MAX_RATE_HZ,
+        via: str = "auto",
         timeout: float | None = None,
     ) -> Tap:
         """Hold the last ``window`` of messages published on ``topic``.
@@ -70,6 +87,28 @@ class TapsService:
         max_queue : int
             Unread messages ezmsg queues for the tap before dropping the oldest
             (counted in ``tap.dropped``); keep it below the publisher's num_buffers.
+            Used where the tap subscribes (see Notes).
+        max_rate_hz : float or None
+            Where the topic's publisher runs in a unit process this Lab launched: the
+            most messages a second it forwards to the tap (None: every one it can).
+            Messages over the rate are counted in ``tap.dropped``.
+        via : {"auto", "sampled", "subscriber"}
+            How the messages reach the tap (see Notes). ``"auto"`` samples where it can
+            and subscribes elsewhere; ``"sampled"`` raises :class:`TapError` where it
+            cannot.
+
+        Notes
+        -----
+        How the messages reach the tap (``tap.inspect()["via"]``):
+
+        - **sampled** (the publisher runs in a unit process this Lab launched): the unit
+          process hands the tap the messages its publisher sends, up to
+          ``max_rate_hz``, over the Lab's own pipe. Nothing subscribes to the topic, so
+          the pipeline's path is unchanged (ezmsg's local delivery stays local).
+        - **subscriber** (attached graphs, in-kernel pipelines): a leaky ezmsg
+          subscriber. It never blocks the publisher, but ezmsg then serializes every
+          message of the topic for the kernel: on a fast topic whose subscribers share
+          the publisher's process, that costs the pipeline throughput.
 
         Examples
         --------
@@ -95,9 +134,14 @@ class TapsService:
                 f"{' ...' if len(known) > 20 else ''}"
             )
         _check_importable(topic, msg_type)
+        if max_rate_hz is not None and not (
+            isinstance(max_rate_hz, (int, float)) and max_rate_hz > 0
+        ):
+            raise ValueError(f"max_rate_hz={max_rate_hz!r} must be a positive number or None")
+        if via not in VIA:
+            raise ValueError(f"via={via!r} must be one of {', '.join(map(repr, VIA))}")
         buffer = TapBuffer(window_s, max_bytes)
-        feed = TapFeed(self._conn, topic, buffer, max_queue)
-        self._session.run(feed.start(), timeout, f"tap({topic!r})")
+        feed = self._start_feed(topic, buffer, max_queue, max_rate_hz, via, timeout)
         tap = Tap(self, topic, buffer, feed)
         with self._session.close_lock:
             closed = self._session.closed
@@ -107,6 +151,39 @@ class TapsService:
             tap.close()
             raise TapError("The Lab was closed while the tap opened; nothing is left open.")
         return tap
+
+    def _start_feed(
+        self,
+        topic: str,
+        buffer: TapBuffer,
+        max_queue: int,
+        max_rate_hz: float | None,
+        via: str,
+        timeout: float | None,
+    ) -> TapFeed | SampledTapFeed:
+        links = self._pipelines.tap_links() if via != "subscriber" else []
+        if links:
+            sampled = SampledTapFeed(links, topic, buffer, rate_of(max_rate_hz))
+            if self._session.run(sampled.start(), timeout, f"tap({topic!r})"):
+                return sampled
+        if via == "sampled":
+            raise TapError(
+                f"No unit process this Lab launched publishes {topic!r}, so its messages "
+                "cannot be sampled there (an attached graph, an in-kernel pipeline, or a "
+                "topic that is not a publisher's). Use via='auto' to subscribe instead."
+            )
+        feed = TapFeed(self._conn, topic, buffer, max_queue)
+        self._session.run(feed.start(), timeout, f"tap({topic!r})")
+        return feed
+
+    def _on_launch(self, pipeline: Pipeline) -> None:
+        link = pipeline.tap_link
+        if link is None:
+            return
+        with self._session.close_lock:
+            feeds = [f for f in self._open.values() if isinstance(f, SampledTapFeed)]
+        for feed in feeds:
+            feed.add_link(link)
 
     @property
     def taps(self) -> list[Tap]:

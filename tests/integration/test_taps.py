@@ -88,8 +88,9 @@ def test_data_is_xarray_with_time_and_channel_and_the_spectrum_peaks_at_the_tone
 
 
 def test_drops_are_counted_never_silently_lost(demo_lab):
-    tap = demo_lab.tap(SOURCE, window="60s", max_queue=2)
+    tap = demo_lab.tap(SOURCE, window="60s", max_queue=2, via="subscriber")
     try:
+        assert tap.inspect()["via"] == "subscriber (leaky)"
         assert wait_until(lambda: tap.received >= 5, 10), tap
         # A busy control loop (a long callback) cannot read: ezmsg's leaky queue drops.
         demo_lab._loop.call_soon(time.sleep, 0.6)
@@ -166,6 +167,79 @@ def test_bad_input_says_what_to_do(demo_lab):
     assert all(t.topic != "DEMO/NOPE" for t in demo_lab.taps)
 
 
+def test_a_launched_pipelines_tap_is_sampled_without_subscribing_to_its_topic(demo_lab):
+    def downstream() -> list[str]:
+        return sorted(demo_lab.snapshot().graph.get(SOURCE, []))
+
+    before = downstream()
+    tap = demo_lab.tap(SOURCE, window="30s")
+    try:
+        assert tap.inspect()["via"].startswith("sampled in the unit process")
+        assert wait_until(lambda: tap.received >= 50, 10), tap
+        # No subscriber joined the topic: ezmsg's path for it is what it was.
+        assert downstream() == before
+        link = demo_lab.pipelines[0].tap_link
+        assert link is not None and SOURCE in link.installed_topics()
+    finally:
+        tap.close()
+    # The last tap on the topic closed: the unit process stops sampling it.
+    assert wait_until(lambda: SOURCE not in link.installed_topics(), 5)
+
+
+def test_a_sampled_tap_at_a_lower_rate_counts_every_message_it_skips(demo_lab):
+    # The source publishes 100 messages a second; the tap keeps at most 20 a second.
+    tap = demo_lab.tap(SOURCE, window="60s", max_rate_hz=20)
+    try:
+        assert tap.inspect()["via"] == "sampled in the unit process (at most 20 msg/s)"
+        assert wait_until(lambda: tap.received >= 40 and tap.dropped >= 40, 15), tap
+        for msg in tap.messages():
+            np.testing.assert_array_equal(msg.samples, expected(msg))
+
+        def exact() -> bool:
+            # Counts and messages read with no sample arriving in between.
+            d0, s, d1 = tap.dropped, seqs(tap), tap.dropped
+            assert (np.diff(s) > 0).all(), "out of order or duplicated"
+            return d0 == d1 and int((np.diff(s) - 1).sum()) == d0
+
+        assert wait_until(exact, 5)
+        elapsed = time.time() - tap.opened_at
+        assert tap.received <= 20 * elapsed + 8  # the rate and its burst
+    finally:
+        tap.close()
+
+
+def test_two_taps_on_one_topic_each_keep_their_own_rate(demo_lab):
+    fast = demo_lab.tap(SOURCE, window="60s")
+    slow = demo_lab.tap(SOURCE, window="60s", max_rate_hz=10)
+    try:
+        assert wait_until(lambda: fast.received >= 150, 15), fast
+        assert slow.received < fast.received / 3, (slow, fast)
+        assert slow.dropped > 0 and fast.dropped == 0
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_a_sampled_tap_follows_a_relaunched_pipeline():
+    with Lab() as lab:
+        settings = DemoSettings(source=SignalSourceSettings(fs=FS, chunk_size=CHUNK))
+        pipeline = lab.launch(DemoPipeline(settings), name="DEMO")
+        tap = lab.tap(SOURCE, window="30s")
+        assert tap.inspect()["via"].startswith("sampled")
+        assert wait_until(lambda: tap.received >= 20, 10), tap
+        pipeline.stop()
+        n = tap.received
+        lab.launch(DemoPipeline(settings), name="DEMO")
+        assert wait_until(lambda: tap.received >= n + 20, 15), tap
+        s = seqs(tap)
+        # Two runs, each in order with no duplicates: the new source counts from 0 again.
+        restarts = np.flatnonzero(np.diff(s) <= 0)
+        assert len(restarts) == 1, s
+        first, second = s[: restarts[0] + 1], s[restarts[0] + 1 :]
+        assert (np.diff(first) > 0).all() and (np.diff(second) > 0).all()
+        assert tap.dropped == int((np.diff(first) - 1).sum() + (np.diff(second) - 1).sum())
+
+
 def test_closing_the_lab_closes_its_taps():
     with Lab() as lab:
         lab.launch(DemoPipeline(), name="DEMO")
@@ -229,7 +303,10 @@ COUNTER_SCRIPT = textwrap.dedent(
 def test_attached_pipeline_counter_is_exact_and_unknown_classes_are_named(tmp_path):
     with script_graph(tmp_path, COUNTER_SCRIPT) as graph, Lab.attach(graph.address) as lab:
         assert wait_until(lambda: lab._graph.topic_msg_type("COUNTER/OUTPUT") is not None, 10)
+        with pytest.raises(TapError, match="cannot be sampled"):
+            lab.tap("COUNTER/OUTPUT", via="sampled")
         tap = lab.tap("COUNTER/OUTPUT", window="30s")
+        assert tap.inspect()["via"] == "subscriber (leaky)"  # not launched by this Lab
         assert wait_until(lambda: tap.received >= 100, 15), tap
         x = tap.data()
         values = x.sel(ch=0).values if "ch" in x.coords else x.values[:, 0]

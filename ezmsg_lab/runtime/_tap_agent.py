@@ -1,0 +1,229 @@
+"""Unit-process side of a sampled tap: the messages a tapped publisher sends, handed to
+the Lab without subscribing to its topic.
+
+Why: once a subscriber in another process (the kernel's tap) joins a topic, ezmsg's
+publisher serializes every message and notifies that process of each one, whether the
+tap keeps it or not. On a fast topic whose subscribers share its process (the local
+path, no serialization) that alone cost a free-running pipeline more than half its
+throughput. In a unit process the Lab launched, a tap instead replaces the tapped
+publisher's ``broadcast`` (on that one object, for as long as the tap is open) by a
+sampler that notes each message, passes it on unchanged, and forwards at most
+``rate`` messages a second to the Lab over this process's tap pipe. The pipeline's own
+path is untouched: the sampler adds one function call and a clock read per message.
+
+Every message the sampler does not forward (over the rate, or the pipe's queue full) is
+counted: each forwarded message carries the publisher's running message count, and the
+Lab counts the gaps as dropped.
+
+This module is imported in unit processes (also under the spawn start method): keep it
+free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pickle
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+# Messages waiting for the sender thread before new ones are dropped (and counted), and
+# the bytes of their arrays: the queue holds references to messages the unit already
+# sent, which stay alive until they are pickled.
+QUEUE_CAPACITY = 256
+QUEUE_MAX_BYTES = 64 << 20
+# How often the agent looks for publishers it was asked to sample that appeared since
+# (a control message may arrive before the process has made its publishers).
+_RESCAN_S = 0.2
+
+
+@dataclass
+class TapControl:
+    """Lab -> unit process: the topics to sample now, each with its rate (messages/s,
+    ``math.inf`` for every message). Topics absent from ``rates`` are not sampled."""
+
+    rates: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TapInstalled:
+    """Unit process -> Lab: the topics this process samples now."""
+
+    pid: int
+    topics: list[str]
+
+
+@dataclass
+class TapSample:
+    """Unit process -> Lab: one message of a sampled topic."""
+
+    topic: str
+    seq: int  # the publisher's messages counted since sampling began, this one included
+    time: float  # time.time() when the unit published it
+    message: Any
+
+
+def _array_bytes(msg: Any) -> int:
+    """The bytes of a message's array (an AxisArray's ``data``, an ndarray, bytes)."""
+    data = getattr(msg, "data", msg)
+    nbytes = getattr(data, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    return len(data) if isinstance(data, (bytes, bytearray)) else 0
+
+
+class RateGate:
+    """A token bucket: :meth:`admit` is true for at most ``rate`` calls a second.
+
+    A burst of ``burst_s`` seconds (at least 8 calls) rides out a paced source's jitter.
+    """
+
+    def __init__(self, rate: float, burst_s: float = 0.1) -> None:
+        self._burst_s = burst_s
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float) -> None:
+        self.rate = rate
+        self._burst = math.inf if math.isinf(rate) else max(8.0, rate * self._burst_s)
+        self._tokens = self._burst
+        self._last = time.monotonic()
+
+    def admit(self) -> bool:
+        if self.rate == math.inf:
+            return True
+        now = time.monotonic()
+        tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if tokens < 1.0:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True
+
+
+class _Sampler:
+    """Stands in for one publisher's ``broadcast``: forward at most ``rate``/s, pass on all."""
+
+    def __init__(self, pub: Any, topic: str, rate: float, offer: Callable[[Any], bool]) -> None:
+        self._broadcast = type(pub).broadcast.__get__(pub)  # the publisher's own method
+        self.topic = topic
+        self._offer = offer
+        self.seq = 0
+        self.gate = RateGate(rate)
+
+    def __call__(self, obj: Any) -> Any:
+        self.seq += 1
+        if self.gate.admit():
+            self._offer(TapSample(self.topic, self.seq, time.time(), obj))
+        return self._broadcast(obj)
+
+
+class TapAgent:
+    """Runs in a unit process: reads :class:`TapControl` from the Lab, installs and
+    removes samplers, and sends samples and replies from one sender thread."""
+
+    def __init__(self, conn: Connection, publishers: Callable[[], list[Any]]) -> None:
+        self._conn = conn
+        self._publishers = publishers
+        self._rates: dict[str, float] = {}
+        self._samplers: dict[str, tuple[Any, _Sampler]] = {}  # topic -> (publisher, sampler)
+        self._outbox: deque[tuple[Any, int]] = deque()  # (item, its array bytes)
+        self._queued_bytes = 0
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._control_loop, name="ezmsg-lab-tap-control", daemon=True),
+            threading.Thread(target=self._send_loop, name="ezmsg-lab-tap-sender", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        """Remove every sampler and stop both threads (bounded)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._apply({})
+        for thread in self._threads:
+            thread.join(1.0)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+
+    # -- from the publishing task (the unit's loop thread)
+    def _offer(self, item: TapSample) -> bool:
+        size = _array_bytes(item.message)
+        with self._cond:
+            if len(self._outbox) >= QUEUE_CAPACITY or self._queued_bytes + size > QUEUE_MAX_BYTES:
+                return False  # the Lab counts the gap in seq as dropped
+            self._outbox.append((item, size))
+            self._queued_bytes += size
+            self._cond.notify()
+        return True
+
+    # -- control thread
+    def _control_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ready = self._conn.poll(_RESCAN_S)
+                msg = self._conn.recv() if ready else None
+            except (EOFError, OSError):
+                break  # the Lab is gone: stop sampling
+            if isinstance(msg, TapControl):
+                self._rates = dict(msg.rates)
+                self._apply(self._rates, reply=True)
+            elif self._rates and set(self._rates) - set(self._samplers):
+                self._apply(self._rates)  # publishers made since the last control
+        self._apply({})
+
+    def _apply(self, rates: dict[str, float], reply: bool = False) -> None:
+        changed = reply
+        for topic in list(self._samplers):
+            if topic not in rates:
+                pub, _ = self._samplers.pop(topic)
+                with contextlib.suppress(AttributeError):
+                    del pub.broadcast  # back to the class's own method
+                changed = True
+        if rates:
+            try:
+                pubs = {getattr(p, "topic", None): p for p in self._publishers()}
+            except RuntimeError:  # the dict changed while the unit made a publisher
+                pubs = {}
+            for topic, rate in rates.items():
+                if topic in self._samplers:
+                    self._samplers[topic][1].gate.set_rate(rate)
+                elif topic in pubs:
+                    sampler = _Sampler(pubs[topic], topic, rate, self._offer)
+                    pubs[topic].broadcast = sampler
+                    self._samplers[topic] = (pubs[topic], sampler)
+                    changed = True
+        if changed and not self._stop.is_set():
+            with self._cond:
+                self._outbox.appendleft((TapInstalled(os.getpid(), sorted(self._samplers)), 0))
+                self._cond.notify()
+
+    # -- sender thread
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._outbox and not self._stop.is_set():
+                    self._cond.wait()
+                if self._stop.is_set():
+                    return
+                item, size = self._outbox.popleft()
+                self._queued_bytes -= size
+            try:
+                data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                continue  # a message that cannot be pickled: its seq gap counts it
+            try:
+                self._conn.send_bytes(data)
+            except (OSError, ValueError):
+                return  # the Lab closed its end
