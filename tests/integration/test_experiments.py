@@ -60,9 +60,7 @@ def test_sweep_measures_the_known_slope_and_restores(busy_lab):
     seen = []
     unsubscribe = lab.experiments.subscribe(lambda kind, frame: seen.append((kind, len(frame))))
     try:
-        df = lab.sweep(
-            "BUSY/BUSY", {"busy_ms": [0, 1, 2, 3]}, settle=0.3, measure=1.0, trace=True
-        )
+        df = lab.sweep("BUSY/BUSY", {"busy_ms": [0, 1, 2, 3]}, settle=0.3, measure=1.0, trace=True)
     finally:
         unsubscribe()
     assert list(df.columns) == [

@@ -79,7 +79,11 @@ def test_window_latency_and_the_tidy_frame() -> None:
 
 def test_metric_specs() -> None:
     spec = MetricSpec.parse("p95:DEMO/FILTER/INPUT_SIGNAL")
-    assert (spec.metric, spec.topic, spec.source) == ("p95_ms", "DEMO/FILTER/INPUT_SIGNAL", "user_span_ns")
+    assert (spec.metric, spec.topic, spec.source) == (
+        "p95_ms",
+        "DEMO/FILTER/INPUT_SIGNAL",
+        "user_span_ns",
+    )
     assert MetricSpec.parse("rate:X/Y").source == "profiling"
     assert MetricSpec.parse("p50[publish_delta_ns]:X/Y").source == "publish_delta_ns"
     assert str(MetricSpec.parse("p50[publish_delta_ns]:X/Y")) == "p50[publish_delta_ns]:X/Y"
@@ -202,7 +206,9 @@ def test_compare_verdicts() -> None:
     assert res.verdict == "b slower" and res.ci[0] > 1
     assert set(res.frame["arm"]) == {"a", "b"} and res.frame["pair"].nunique() == 6
     assert "b slower" in repr(res) and "<table>" in res._repr_html_()
-    few = run_compare(FakeBench(), "P/U", {"x": 0}, {"x": 3}, COND, repeats=3, metric="p95:" + TOPIC)
+    few = run_compare(
+        FakeBench(), "P/U", {"x": 0}, {"x": 3}, COND, repeats=3, metric="p95:" + TOPIC
+    )
     assert few.verdict == "no verdict" and math.isnan(few.ci[0])
     same = run_compare(FakeBench(), "P/U", {"x": 1}, {"x": 1}, COND, repeats=6, metric=None)
     assert same.verdict == "no verdict"
@@ -213,7 +219,14 @@ def test_compare_verdicts() -> None:
 def test_optimize_with_optuna() -> None:
     bench = FakeBench()
     res = run_optimize(
-        bench, "P/U", {"x": (0.0, 10.0)}, f"p50:{TOPIC}", COND, n_trials=8, direction="minimize", seed=0
+        bench,
+        "P/U",
+        {"x": (0.0, 10.0)},
+        f"p50:{TOPIC}",
+        COND,
+        n_trials=8,
+        direction="minimize",
+        seed=0,
     )
     assert list(res.trials.columns) == ["trial", "x", "value", "state"]
     assert len(res.trials) == 8 and (res.trials["state"] == "COMPLETE").all()
@@ -222,7 +235,9 @@ def test_optimize_with_optuna() -> None:
     assert bench.x == 0.0 and bench.log[-1] == "restored"
     # Both ends of the range were checked before the search.
     with pytest.raises(LabError, match="refused"):
-        run_optimize(bench, "P/U", {"x": (-1.0, 1.0)}, f"p50:{TOPIC}", COND, n_trials=2, direction="minimize")
+        run_optimize(
+            bench, "P/U", {"x": (-1.0, 1.0)}, f"p50:{TOPIC}", COND, n_trials=2, direction="minimize"
+        )
     assert parse_space({"n": (1, 9)})[0].integer
     assert parse_space({"w": ["A", "B"]})[0].choices == ("A", "B")
     for bad in ({}, {"x": (2, 1)}, {"x": []}, {"x": "abc"}):
@@ -242,7 +257,12 @@ def test_expectations_name_the_figures_and_counts() -> None:
         judge_rate(rows, TOPIC, 100, 0.1, 2.0)
     err = info.value
     assert isinstance(err, AssertionError) and isinstance(err, LabError)
-    assert "48 Hz" in str(err) and "100 Hz" in str(err) and "96 messages" in str(err) and "2 s" in str(err)
+    assert (
+        "48 Hz" in str(err)
+        and "100 Hz" in str(err)
+        and "96 messages" in str(err)
+        and "2 s" in str(err)
+    )
     assert judge_latency(rows, TOPIC, {"p95_ms": 10}, "user_span_ns", 2.0)["p95_ms"] == 6.0
     with pytest.raises(ExpectationError, match=r"p95_ms 6 ms > 5 ms.*120 trace samples"):
         judge_latency(rows, TOPIC, {"p95_ms": 5, "p50_ms": 10}, "user_span_ns", 2.0)
