@@ -3,11 +3,11 @@ expectations against a real demo pipeline, run by pytest in a subprocess."""
 
 from __future__ import annotations
 
-import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import tomllib
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
