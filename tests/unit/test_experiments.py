@@ -268,3 +268,22 @@ def test_expectations_name_the_figures_and_counts() -> None:
         judge_latency(rows, TOPIC, {"p95_ms": 5, "p50_ms": 10}, "user_span_ns", 2.0)
     with pytest.raises(ExpectationError, match="no rate measured"):
         judge_rate(rows, "OTHER/TOPIC", 50, 0.1, 2.0)
+
+
+def test_plots_sweep_draws_the_median_and_the_spread() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ezmsg_lab import plots
+
+    df = run_sweep(FakeBench(), "P/U", {"x": [0, 2, 4]}, COND, repeats=3, order="random")
+    ax = plots.sweep(df, metric="p50_ms", topic=TOPIC)
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [0, 2, 4]
+    assert list(line.get_ydata()) == [2.0, 4.0, 6.0]
+    assert len(ax.collections) == 1  # the band
+    assert ax.get_xlabel() == "x"
+    with pytest.raises(ValueError, match="no rows"):
+        plots.sweep(df, metric="p50_ms", topic="NOPE")
+    with pytest.raises(ValueError, match="spread"):
+        plots.sweep(df, spread="iqr")
