@@ -814,5 +814,13 @@ class AsyncLab:
         """Like :meth:`Lab.launch`, without blocking the kernel's event loop."""
         return await asyncio.to_thread(self._lab.launch, components, name, **kwargs)
 
+    async def sweep(self, address: str, spec: Any, **kwargs: Any) -> pd.DataFrame:
+        """Like :meth:`Lab.sweep`, without blocking the kernel's event loop."""
+        return await asyncio.to_thread(self._lab.sweep, address, spec, **kwargs)
+
+    async def compare(self, address: str, a: Any, b: Any, **kwargs: Any) -> CompareResult:
+        """Like :meth:`Lab.compare`, without blocking the kernel's event loop."""
+        return await asyncio.to_thread(self._lab.compare, address, a, b, **kwargs)
+
     async def close(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self._lab.close, timeout)

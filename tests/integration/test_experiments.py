@@ -236,3 +236,25 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_the_async_twin_sweeps_without_blocking_the_event_loop(busy_lab):
+    import asyncio
+
+    async def main():
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.05)
+
+        ticker = asyncio.create_task(tick())
+        df = await busy_lab.aio.sweep("BUSY/BUSY", {"busy_ms": [1]}, settle=0, measure=0.4)
+        ticker.cancel()
+        return df, ticks
+
+    df, ticks = asyncio.run(main())
+    assert list(df["busy_ms"].unique()) == [1] and ticks >= 5
+    assert busy_ms(busy_lab) == 0.0
