@@ -13,6 +13,9 @@ from .errors import (
     SettingsRefusedError,
     TapError,
 )
+from .experiments.compare import CompareResult
+from .experiments.expect import ExpectationError
+from .experiments.optimize import OptimizeResult
 from .lab import AsyncLab, Lab
 from .lab_taps import Tap
 from .model.settings_changes import SetResult
@@ -27,11 +30,14 @@ __version__ = "0.1.0"
 __all__ = [
     "Address",
     "AsyncLab",
+    "CompareResult",
+    "ExpectationError",
     "Lab",
     "LabClosedError",
     "LabConnectionError",
     "LabError",
     "LabTimeoutError",
+    "OptimizeResult",
     "Pipeline",
     "PipelineError",
     "PipelineStartError",

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
+from .experiments.compare import CompareResult
+from .experiments.optimize import OptimizeResult
 from .feeds.profiling import DEFAULT_RATE_HZ, ProfilingPoller
 from .feeds.settings import SettingsFeed
 from .feeds.taps import DEFAULT_MAX_QUEUE
@@ -38,6 +40,7 @@ from .runtime.server import (
     parse_address,
     warn_remote_attach,
 )
+from .services.experiments import ExperimentsService
 from .services.graph_info import GraphInfo
 from .services.pipelines import DEFAULT_START_TIMEOUT_S, PipelinesService
 from .services.session import Session, check_timeout
@@ -206,6 +209,9 @@ class Lab:
             self._logs,
             self._traces,
             self._trace_feed,
+        )
+        self._experiments = ExperimentsService(
+            session, self._settings_service, self._pipeline_service, self._views, self._metrics
         )
         self._tap_service = TapsService(
             session, self._conn, self._topology, self._graph, self._widgets, self._pipeline_service
@@ -540,6 +546,119 @@ class Lab:
     def settings_panel(self, policy: str = "live", **options: Any) -> SettingsPanel:
         return self._settings_service.settings_panel(policy, **options)
 
+    # ------------------------------------------------------------------ experiments
+    @_doc_of(ExperimentsService.sweep)
+    def sweep(
+        self,
+        address: str,
+        spec: Mapping[str, Iterable[Any]],
+        *,
+        settle: float = 1.0,
+        measure: float = 2.0,
+        repeats: int = 1,
+        order: str = "random",
+        topics: Iterable[str] | None = None,
+        relaunch: bool = False,
+        trace: bool | None = None,
+    ) -> pd.DataFrame:
+        return self._experiments.sweep(
+            address,
+            spec,
+            settle=settle,
+            measure=measure,
+            repeats=repeats,
+            order=order,
+            topics=topics,
+            relaunch=relaunch,
+            trace=trace,
+        )
+
+    @_doc_of(ExperimentsService.compare)
+    def compare(
+        self,
+        address: str,
+        a: Mapping[str, Any],
+        b: Mapping[str, Any],
+        *,
+        repeats: int = 8,
+        settle: float = 1.0,
+        measure: float = 2.0,
+        metric: str | None = None,
+        relaunch: bool = False,
+        trace: bool | None = None,
+    ) -> CompareResult:
+        return self._experiments.compare(
+            address,
+            a,
+            b,
+            repeats=repeats,
+            settle=settle,
+            measure=measure,
+            metric=metric,
+            relaunch=relaunch,
+            trace=trace,
+        )
+
+    @_doc_of(ExperimentsService.optimize)
+    def optimize(
+        self,
+        address: str,
+        space: Mapping[str, Any],
+        objective: str | Callable[[pd.DataFrame], float],
+        *,
+        n_trials: int = 20,
+        direction: str = "minimize",
+        settle: float = 1.0,
+        measure: float = 2.0,
+        relaunch: bool = False,
+        trace: bool | None = None,
+    ) -> OptimizeResult:
+        return self._experiments.optimize(
+            address,
+            space,
+            objective,
+            n_trials=n_trials,
+            direction=direction,
+            settle=settle,
+            measure=measure,
+            relaunch=relaunch,
+            trace=trace,
+        )
+
+    @_doc_of(ExperimentsService.expect_rate)
+    def expect_rate(self, topic: str, hz: float, *, tol: float = 0.1, window: float = 2.0) -> float:
+        return self._experiments.expect_rate(topic, hz, tol=tol, window=window)
+
+    @_doc_of(ExperimentsService.expect_latency)
+    def expect_latency(
+        self,
+        topic: str,
+        *,
+        p95_ms: float | None = None,
+        p50_ms: float | None = None,
+        p99_ms: float | None = None,
+        mean_ms: float | None = None,
+        min_ms: float | None = None,
+        metric: str = "user_span_ns",
+        window: float = 2.0,
+    ) -> dict[str, float]:
+        return self._experiments.expect_latency(
+            topic,
+            p95_ms=p95_ms,
+            p50_ms=p50_ms,
+            p99_ms=p99_ms,
+            mean_ms=mean_ms,
+            min_ms=min_ms,
+            metric=metric,
+            window=window,
+        )
+
+    @property
+    def experiments(self) -> ExperimentsService:
+        """The experiments service: ``lab.experiments.subscribe(fn)`` calls
+        ``fn(kind, frame)`` after each finished sweep, comparison or search."""
+        return self._experiments
+
     # ------------------------------------------------------------------ taps (TapsService)
     @_doc_of(TapsService.tap)
     def tap(
@@ -702,6 +821,14 @@ class AsyncLab:
     async def launch(self, components: Any, name: str | None = None, **kwargs: Any) -> Pipeline:
         """Like :meth:`Lab.launch`, without blocking the kernel's event loop."""
         return await asyncio.to_thread(self._lab.launch, components, name, **kwargs)
+
+    async def sweep(self, address: str, spec: Any, **kwargs: Any) -> pd.DataFrame:
+        """Like :meth:`Lab.sweep`, without blocking the kernel's event loop."""
+        return await asyncio.to_thread(self._lab.sweep, address, spec, **kwargs)
+
+    async def compare(self, address: str, a: Any, b: Any, **kwargs: Any) -> CompareResult:
+        """Like :meth:`Lab.compare`, without blocking the kernel's event loop."""
+        return await asyncio.to_thread(self._lab.compare, address, a, b, **kwargs)
 
     async def close(self, timeout: float = 10.0) -> None:
         await asyncio.to_thread(self._lab.close, timeout)

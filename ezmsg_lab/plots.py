@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["latency_hist", "latency_summary", "rates"]
+__all__ = ["latency_hist", "latency_summary", "rates", "sweep"]
 
 
 def _axes(ax: Any, **kwargs: Any) -> Any:
@@ -123,6 +123,67 @@ def latency_summary(latency: pd.DataFrame, *, metric: str = "user_span_ns", ax: 
     ax.set_xlabel("ms")
     ax.set_title(f"{metric.removesuffix('_ns')} percentiles")
     ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def sweep(
+    df: pd.DataFrame,
+    *,
+    metric: str = "rate_hz",
+    topic: str | None = None,
+    source: str | None = None,
+    x: str | None = None,
+    spread: str = "p5-p95",
+    ax: Any = None,
+) -> Any:
+    """A metric against the swept value (from :meth:`Lab.sweep`): the median across
+    repeats as a line, their spread as a band (``spread="p5-p95"`` or ``"min-max"``).
+
+    ``topic`` picks one topic (default: every topic, a line each); ``source`` one trace
+    metric for latency figures (default ``user_span_ns``); ``x`` the swept field (default:
+    the first one the sweep recorded). Several swept fields: one line per combination of
+    the others.
+    """
+    _require(df, ["topic", "metric", "source", "value", "repeat"], "lab.sweep()")
+    fields = list(df.attrs.get("fields") or [])
+    x = x or (fields[0] if fields else None)
+    if x is None or x not in df.columns:
+        raise ValueError(f"x={x!r}: name the swept field (a column of the sweep frame)")
+    if spread not in ("p5-p95", "min-max"):
+        raise ValueError(f"spread={spread!r} must be 'p5-p95' or 'min-max'")
+    d = df[df["metric"] == metric]
+    if metric != "rate_hz":
+        d = d[d["source"] == (source or "user_span_ns")]
+    if topic is not None:
+        d = d[d["topic"] == topic]
+    if d.empty:
+        raise ValueError(
+            f"no rows with metric={metric!r}"
+            + (f" and topic={topic!r}" if topic else "")
+            + f"; metrics here: {sorted(df['metric'].unique())}, topics: "
+            + f"{sorted(df['topic'].unique())}"
+        )
+    lo_q, hi_q = (0.05, 0.95) if spread == "p5-p95" else (0.0, 1.0)
+    others = [f for f in fields if f != x and f in d.columns]
+    ax = _axes(ax, figsize=(6, 3.5))
+    for key, g in d.groupby(["topic", *others], sort=True, observed=True):
+        stats = g.groupby(x, sort=True)["value"].agg(
+            median="median", lo=lambda v: v.quantile(lo_q), hi=lambda v: v.quantile(hi_q)
+        )
+        label = (
+            key[0]
+            if not others
+            else f"{key[0]} " + ", ".join(f"{f}={v}" for f, v in zip(others, key[1:], strict=True))
+        )
+        xs = stats.index.to_numpy()
+        (line,) = ax.plot(xs, stats["median"], marker="o", linewidth=1.4, label=label)
+        ax.fill_between(xs, stats["lo"], stats["hi"], color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(x)
+    unit = "messages / s" if metric == "rate_hz" else "ms"
+    ax.set_ylabel(f"{metric} ({unit})")
+    ax.set_title(f"{metric} vs {x} (median, {spread} across repeats)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
     return ax
 
 

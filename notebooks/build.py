@@ -673,6 +673,146 @@ tap.closed, lab.taps
     ]
 
 
+@notebook("experiment")
+def _experiment():
+    return [
+        md(
+            """
+# Tuning experiments
+
+Sweep a setting, compare two settings A/B, and turn what you learnt into an expectation a
+test can assert. Every run sets the point through `lab.set`'s validated path, waits for it
+to settle and measures a window: rates from the Lab's own profiling counters, latencies
+from ezmsg's traces. The original settings come back afterwards, also after an error or an
+interrupt.
+"""
+        ),
+        code(
+            """
+from ezmsg_lab import ExpectationError, Lab, plots
+from ezmsg_lab.demo import DemoPipeline
+
+lab = Lab()
+demo = lab.launch(DemoPipeline(), name="DEMO")  # 100 chunks/s through a FIR filter
+lab.wait_for_profile()
+lab.settings("DEMO/FILTER")[["field", "value", "min", "max"]]
+"""
+        ),
+        md(
+            """
+## A sweep
+
+The filter's length (`taps`) at three values, each measured twice in a random order per
+round; `trace=True` traces during the sweep, so each window also has latency figures.
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+df = lab.sweep(
+    "DEMO/FILTER", {"taps": [15, 63, 255]}, settle=0.5, measure=1.0, repeats=2, trace=True
+)
+"""
+        ),
+        md(
+            """
+One tidy row per point × repeat × topic × metric, each with `n`, the messages or trace
+samples it rests on:
+"""
+        ),
+        code(
+            """
+list(df.columns), sorted(df["taps"].unique().tolist()), sorted(df["metric"].unique())
+"""
+        ),
+        code(
+            """
+span = df[(df["topic"] == "DEMO/FILTER/INPUT_SIGNAL") & (df["source"] == "user_span_ns")]
+span.groupby("taps")["repeat"].nunique().to_dict()
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+span[span["metric"] == "p50_ms"][["taps", "repeat", "value", "n"]]
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+plots.sweep(df, metric="p50_ms", topic="DEMO/FILTER/INPUT_SIGNAL");
+"""
+        ),
+        md("The filter is back at its launch settings:"),
+        code(
+            """
+s = lab.settings("DEMO/FILTER")
+int(s.loc[s["field"] == "taps", "value"].iloc[0])
+"""
+        ),
+        md(
+            """
+## A/B
+
+`lab.compare` runs A and B alternately (A B A B ...) and takes the ratio B/A pair by pair,
+which cancels slow drift. It gives a verdict only when a distribution-free interval of the
+median ratio excludes 1 (at 95 %, that takes at least 6 pairs); otherwise it says so.
+"""
+        ),
+        code(
+            """
+# NBVAL_IGNORE_OUTPUT
+ab = lab.compare(
+    "DEMO/FILTER", a={"taps": 31}, b={"taps": 255}, repeats=6, settle=0.3, measure=0.8,
+    trace=True,
+)
+ab
+"""
+        ),
+        code(
+            """
+ab.metric, len(ab.ratios), ab.verdict in ("b slower", "b faster", "no verdict"), list(ab.frame.columns[:2])
+"""
+        ),
+        md(
+            """
+## Expectations
+
+What the experiments showed, as assertions: `lab.expect_rate` and `lab.expect_latency`
+measure a fresh window and raise an `ExpectationError` (an `AssertionError`) naming the
+figures, the window and the counts they rest on. With the pytest plugin (installed with
+ezmsg-lab), a test gets a `lab` fixture and asserts the same in CI.
+"""
+        ),
+        code(
+            """
+rate = lab.expect_rate("DEMO/SOURCE/OUTPUT_SIGNAL", 100, tol=0.2, window=1.0)
+80 <= rate <= 120
+"""
+        ),
+        code(
+            """
+try:
+    lab.expect_latency("DEMO/FILTER/INPUT_SIGNAL", p95_ms=0.000001, window=1.0)
+except ExpectationError as err:
+    print(type(err).__name__, isinstance(err, AssertionError), "trace samples" in str(err))
+"""
+        ),
+        md(
+            """
+## Record
+
+*Reserved: recording these runs (and replaying them) will be added here.*
+"""
+        ),
+        code(
+            """
+lab.close()
+"""
+        ),
+    ]
+
+
 def build(name: str, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {

@@ -1,5 +1,6 @@
 """Importable, spawn-safe demo pipelines used by the notebooks, tests and benchmarks."""
 
+from .busy import Busy, BusyPipeline, BusyPipelineSettings, BusySettings, Tally
 from .throughput import ThroughputPipeline, ThroughputSettings
 from .units import (
     Chunk,
@@ -23,6 +24,11 @@ from .units import (
 )
 
 __all__ = [
+    "Busy",
+    "BusyPipeline",
+    "BusyPipelineSettings",
+    "BusySettings",
+    "Tally",
     "Chunk",
     "DemoPipeline",
     "DemoSettings",

@@ -13,6 +13,7 @@ from ..errors import LabClosedError, LabError
 from ..model.listeners import Listeners, Unsubscribe
 from ..model.logs import LogRecord, LogStore
 from ..runtime.pipeline import Pipeline, PipelineHooks, check_start_method
+from ..runtime.rebuild import Recipe, build, make_recipe
 from .session import check_timeout
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class PipelinesService:
         self._starting: set[str] = set()  # names of pipelines being launched
         self._unit_error_callbacks: list[Any] = [self._print_unit_error]
         self._launched: Listeners[[Pipeline]] = Listeners("pipeline launch")
+        # A pristine copy of each running pipeline's launch (for relaunch sweeps).
+        self._recipes: dict[Pipeline, Recipe | None] = {}
 
     def subscribe(self, fn: Callable[[Pipeline], Any]) -> Unsubscribe:
         """Call ``fn(pipeline)`` after each pipeline this Lab launches has started."""
@@ -142,6 +145,16 @@ class PipelinesService:
             unit_stderr=unit_stderr,
             start_method=check_start_method(start_method) or self.start_method,
         )
+        recipe = make_recipe(
+            components,
+            name,
+            connections,
+            process_components,
+            mode=mode,
+            start_timeout=start_timeout,
+            unit_stderr=unit_stderr,
+            start_method=start_method,
+        )
         # Registered before it starts, under the close lock: a close() from another thread
         # then either refuses this launch or stops this pipeline, never misses it.
         with self._session.close_lock:
@@ -154,6 +167,7 @@ class PipelinesService:
                 )
             self._starting.add(pipeline.name)
             self._pipelines.append(pipeline)
+            self._recipes[pipeline] = recipe
             self._trim_stopped()
         if self._server is not None:
             self._server.prune()  # what ezmsg's server kept of earlier pipelines
@@ -192,14 +206,58 @@ class PipelinesService:
     def _forget(self, pipeline: Pipeline) -> None:
         """Drop a pipeline that failed to start (call with the close lock held)."""
         self._starting.discard(pipeline.name)
+        self._recipes.pop(pipeline, None)
         if pipeline in self._pipelines:
             self._pipelines.remove(pipeline)
 
     def _trim_stopped(self) -> None:
         """Keep at most KEEP_STOPPED stopped pipelines' summaries (the oldest go first)."""
         stopped = [p for p in self._pipelines if p.stopped_at is not None]
+        for old in stopped:
+            self._recipes.pop(old, None)  # only running pipelines are relaunched
         for old in stopped[: max(0, len(stopped) - KEEP_STOPPED)]:
             self._pipelines.remove(old)
+
+    # ------------------------------------------------------------------ relaunching
+    def relaunchable(self, address: str) -> tuple[Pipeline, Recipe]:
+        """The running pipeline (launched by this Lab) that has a component at
+        ``address``, and the copy of its launch; raises :class:`LabError` otherwise."""
+        running = [p for p in self._pipelines if p.running]
+        for pipeline in running:
+            recipe = self._recipes.get(pipeline)
+            if recipe is not None and address in recipe.addresses():
+                return pipeline, recipe
+        uncopied = [p.name for p in running if self._recipes.get(p) is None]
+        why = (
+            f" (pipelines {uncopied} could not be copied at launch, so they cannot be rebuilt)"
+            if uncopied
+            else ""
+        )
+        raise LabError(
+            f"relaunch=True needs {address!r} to be part of a running pipeline this Lab "
+            f"launched{why}; running: {[p.name for p in running]}. A graph the Lab attached "
+            "to cannot be rebuilt from here."
+        )
+
+    def check_rebuild(self, address: str, points: list[dict[str, Any]]) -> None:
+        """Build (without launching) each point's copy of ``address``'s pipeline: raises
+        for an unknown field, a refused value or a value configure() overwrites."""
+        _, recipe = self.relaunchable(address)
+        for point in points:
+            build(recipe, {address: point})
+
+    def relaunch(self, address: str, point: dict[str, Any] | None) -> Pipeline:
+        """Stop the pipeline that has ``address`` and launch a fresh copy of it, with
+        ``point`` applied to that component (None: as first launched). The copy of the
+        first launch stays the one later relaunches start from."""
+        pipeline, recipe = self.relaunchable(address)
+        comps, conns, procs = build(recipe, {address: point} if point else {})
+        pipeline.stop()
+        new = self.launch(
+            comps, recipe.root, connections=conns, process_components=procs, **recipe.options
+        )
+        self._recipes[new] = recipe
+        return new
 
     def _units_registered(self, units: list[str]) -> bool:
         snap = self._topology.snapshot

@@ -25,7 +25,7 @@ import pickle
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import LabError, LabTimeoutError
@@ -367,6 +367,42 @@ class SettingsService:
             yield result
         finally:
             self._settings_restore(result, timeout)
+
+    def check(self, address: str, updates: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a change without sending it: ``{field path: coerced value}``.
+
+        Raises what :meth:`set` raises before sending (unknown unit or field, a refused
+        value, a unit that takes no live settings); changes nothing.
+        """
+        self._settings_target(address)
+        value = self._store.current[address]
+        spec, current = self.parse(address, value)
+        if spec is None:
+            raise SettingsRefusedError(
+                f"{address}: ezmsg gives no settings schema for it, so the Lab cannot check "
+                "a change; nothing was sent.",
+                unit=address,
+                code="NO_SCHEMA",
+            )
+        if current is None:
+            return validate_updates(spec, structured(value), dict(updates), unit=address)
+        new = build_update(spec, current, dict(updates), unit=address)
+        return {p: get_path(new, p) for p in updates}
+
+    def values(self, address: str, paths: Iterable[str]) -> dict[str, Any]:
+        """The unit's current value of each field path (as :meth:`set` takes them)."""
+        self._settings_target(address)
+        value = self._store.current[address]
+        _, current = self.parse(address, value)
+        source = current if current is not None else structured(value)
+        return {p: get_path(source, p) for p in paths}
+
+    def apply(
+        self, address: str, updates: Mapping[str, Any], *, timeout: float | None = None
+    ) -> SetResult:
+        """:meth:`set` without watching the unit and without an entry in the undo
+        history (for experiments, which put their changes back themselves)."""
+        return self._settings_apply(address, dict(updates), timeout=timeout, record=False)[0]
 
     @property
     def settings_changes(self) -> list[SetResult]:

@@ -109,6 +109,9 @@ BELOW = {
     "runtime": {"errors", "model", "runtime"},
     "feeds": {"errors", "model", "runtime", "feeds"},
     "widgets": {"errors", "model", "widgets"},
+    # The experiment drivers and their statistics run on a Bench the experiments
+    # service provides: no ezmsg, no feeds, no services.
+    "experiments": {"errors", "model", "experiments"},
 }
 
 
