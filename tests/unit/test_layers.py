@@ -109,6 +109,9 @@ BELOW = {
     "runtime": {"errors", "model", "runtime"},
     "feeds": {"errors", "model", "runtime", "feeds"},
     "widgets": {"errors", "model", "widgets"},
+    # Recordings are pure format code: no ezmsg, no control loop (the graph widget only
+    # for drawing a stored topology).
+    "recording": {"errors", "model", "widgets", "recording"},
 }
 
 
