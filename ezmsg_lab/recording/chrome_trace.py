@@ -85,9 +85,9 @@ def chrome_trace(samples: pd.DataFrame, edges: pd.DataFrame | None = None) -> di
         process = str(process)
         if process not in procs:
             procs[process] = len(procs) + 1
-            label = f"{host or '?'} · pid {pid if pid is not pd.NA else '?'}"
+            label = f"{'?' if _missing(host) else host} · pid {'?' if _missing(pid) else pid}"
             meta.append(_meta("process_name", procs[process], 0, label))
-        task = None if task is None or task is pd.NA else str(task)
+        task = None if _missing(task) else str(task)
         stream = str(topic) if task is None else f"{topic}:{task}"
         track = (process, stream)
         if track not in tracks:
@@ -96,7 +96,7 @@ def chrome_trace(samples: pd.DataFrame, edges: pd.DataFrame | None = None) -> di
         ts = (int(start) - t0) / 1000.0
         dur = 0.0 if m == "publish_delta_ns" else max(0.0, int(val) / 1000.0)
         args: dict[str, Any] = {"topic": str(topic), "value_ms": int(val) / 1e6}
-        has_seq = q is not None and q is not pd.NA
+        has_seq = not _missing(q)
         if has_seq:
             args["seq"] = int(q)
         events.append(
@@ -124,6 +124,10 @@ def chrome_trace(samples: pd.DataFrame, edges: pd.DataFrame | None = None) -> di
         "displayTimeUnit": "ms",
         "otherData": {"epoch_ns_at_zero": t0, "samples": len(samples), "flows": len(flows) // 2},
     }
+
+
+def _missing(value: Any) -> bool:
+    return value is None or bool(pd.isna(value))
 
 
 def _meta(kind: str, pid: int, tid: int, name: str) -> dict[str, Any]:
