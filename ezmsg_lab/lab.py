@@ -596,9 +596,12 @@ class Lab:
         into: str,
         *,
         pace: str = "recorded",
+        count: int | None = None,
         timeout: float | None = None,
     ) -> int:
-        return self._recording_service.replay(recording, topic, into, pace=pace, timeout=timeout)
+        return self._recording_service.replay(
+            recording, topic, into, pace=pace, count=count, timeout=timeout
+        )
 
     @_doc_of(RecordingService.export_trace)
     def export_trace(self, path: str | Path) -> Path:

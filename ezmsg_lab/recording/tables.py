@@ -113,7 +113,8 @@ def from_parquet_bytes(data: bytes, member: str) -> pd.DataFrame:
     for name in json_cols:
         if name in frame.columns:
             try:
-                frame[name] = [json.loads(v) if isinstance(v, str) else None for v in frame[name]]
+                values = [json.loads(v) if isinstance(v, str) else None for v in frame[name]]
+                frame[name] = pd.Series(values, index=frame.index, dtype=object)
             except (TypeError, ValueError) as exc:
                 raise RecordingError(
                     f"Column {name!r} of {member!r} is not JSON text ({exc}); the file is "

@@ -156,6 +156,7 @@ class RecordingService:
         into: str,
         *,
         pace: str = "recorded",
+        count: int | None = None,
         timeout: float | None = None,
     ) -> int:
         """Feed the recorded messages of ``topic`` into the input stream ``into``.
@@ -174,6 +175,8 @@ class RecordingService:
             A unit's input stream, e.g. ``"DEMO/FILTER/INPUT_SIGNAL"``.
         pace : {"recorded", "fast"}
             The recorded spacing between messages, or as fast as the unit takes them.
+        count : int, optional
+            Only the first ``count`` messages.
         timeout : float, optional
             Defaults to the recording's span plus the Lab's timeout.
 
@@ -185,7 +188,9 @@ class RecordingService:
         if pace not in PACES:
             raise ValueError(f"pace={pace!r} must be one of {PACES}")
         rec = recording if isinstance(recording, Recording) else load(recording)
-        items = rec.tap_items(topic)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ValueError(f"count={count!r} must be a positive int or None")
+        items = rec.tap_items(topic)[:count]
         if not items:
             raise RecordingError(f"The recording holds no message of {topic!r}; nothing to replay.")
         if not all(isinstance(it.message, StoredAxisArray) for it in items):
