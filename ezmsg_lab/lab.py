@@ -50,7 +50,6 @@ from .services.widgets import WidgetFactory, WidgetRegistry
 
 if TYPE_CHECKING:
     import contextlib
-
     from pathlib import Path
 
     from .model.topology import Topology

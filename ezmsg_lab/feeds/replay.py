@@ -49,7 +49,9 @@ def to_axisarray(stored: Any, cls: Any = None) -> Any:
         if hasattr(axis, "gain"):
             axes[name] = LinearAxis(unit=axis.unit, gain=axis.gain, offset=axis.offset)
         else:
-            axes[name] = CoordinateAxis(data=np.array(axis.data), dims=list(axis.dims), unit=axis.unit)
+            axes[name] = CoordinateAxis(
+                data=np.array(axis.data), dims=list(axis.dims), unit=axis.unit
+            )
     return (cls or AxisArray)(
         data=np.array(stored.data),
         dims=list(stored.dims),

@@ -78,7 +78,9 @@ class ContainerWriter:
             for name, data in members:
                 self._put(zf, name, data)
 
-    def write_chunk(self, seq: int, members: list[tuple[str, bytes]], index: dict[str, Any]) -> None:
+    def write_chunk(
+        self, seq: int, members: list[tuple[str, bytes]], index: dict[str, Any]
+    ) -> None:
         """One chunk: its members, then its ``done.json`` (which makes it count)."""
         named = [(chunk_member(seq, name), data) for name, data in members]
         done = {**index, "seq": seq, "members": [name for name, _ in members]}

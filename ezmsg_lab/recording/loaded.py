@@ -94,9 +94,7 @@ class Recording:
 
     # ------------------------------------------------------------------ reading
     def _members(self, name: str) -> list[str]:
-        return [
-            f"c{chunk['seq']:06d}/{name}" for chunk in self._chunks if name in chunk["members"]
-        ]
+        return [f"c{chunk['seq']:06d}/{name}" for chunk in self._chunks if name in chunk["members"]]
 
     def _appended(self, name: str) -> pd.DataFrame | None:
         frames = [from_parquet_bytes(self._c.read(m), m) for m in self._members(f"{name}.parquet")]
@@ -188,8 +186,17 @@ class Recording:
         frame = self._appended("settings_history")
         if frame is None:
             return pd.DataFrame(
-                columns=["seq", "time", "unit", "field", "old", "new", "event",
-                         "source_session", "source_process"]
+                columns=[
+                    "seq",
+                    "time",
+                    "unit",
+                    "field",
+                    "old",
+                    "new",
+                    "event",
+                    "source_session",
+                    "source_process",
+                ]
             )
         return _after(_only(frame, "unit", unit), self._since(since))
 
@@ -272,12 +279,19 @@ class Recording:
         raw = self._appended("logs")
         store = LogStore(capacity=max(1, 0 if raw is None else len(raw)))
         if raw is not None:
-            for row in raw.itertuples(index=False):
+            for row in raw.to_dict("records"):
                 store.add(
                     LogRecord(
-                        float(row.time), row.unit, row.pipeline, row.process,
-                        None if pd.isna(row.pid) else int(row.pid), row.level, row.logger,
-                        row.message, row.traceback, row.kind,
+                        float(row["time"]),
+                        row["unit"],
+                        row["pipeline"],
+                        row["process"],
+                        None if pd.isna(row["pid"]) else int(row["pid"]),
+                        row["level"],
+                        row["logger"],
+                        row["message"],
+                        row["traceback"],
+                        row["kind"],
                     )
                 )
         return store.frame(unit=unit, level=level, since_s=self._since(since))
@@ -314,7 +328,14 @@ class Recording:
             items = [it for it in items if it.received >= start]
         if items and isinstance(items[-1].message, StoredMessage):
             rows = [
-                {"received": it.received, **(it.message.fields if isinstance(it.message.fields, dict) else {"value": it.message.fields})}
+                {
+                    "received": it.received,
+                    **(
+                        it.message.fields
+                        if isinstance(it.message.fields, dict)
+                        else {"value": it.message.fields}
+                    ),
+                }
                 for it in items
             ]
             frame = pd.DataFrame(rows)
@@ -330,7 +351,9 @@ class Recording:
         for chunk in self._chunks:
             for name, k in chunk.get("results", {}).items():
                 member = f"c{chunk['seq']:06d}/{name}.parquet"
-                found.setdefault(str(k), []).append(from_parquet_bytes(self._c.read(member), member))
+                found.setdefault(str(k), []).append(
+                    from_parquet_bytes(self._c.read(member), member)
+                )
         joined = {k: pd.concat(v, ignore_index=True) for k, v in found.items()}
         if kind is None:
             return joined

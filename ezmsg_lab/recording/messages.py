@@ -115,9 +115,7 @@ def encode_items(items: list[TapItem]) -> tuple[pd.DataFrame, list[np.ndarray]]:
         nonlocal pieces, offset
         if pieces and current is not None:
             axis = current[4]
-            runs.append(
-                np.concatenate(pieces, axis=axis) if axis is not None else np.stack(pieces)
-            )
+            runs.append(np.concatenate(pieces, axis=axis) if axis is not None else np.stack(pieces))
         pieces, offset = [], 0
 
     for it in items:
@@ -147,9 +145,7 @@ def encode_items(items: list[TapItem]) -> tuple[pd.DataFrame, list[np.ndarray]]:
             if key[0] == "axisarray"
             else {}
         )
-        row.update(
-            kind=key[0], run=len(runs), start=offset, stop=offset + n, detail=plain(detail)
-        )
+        row.update(kind=key[0], run=len(runs), start=offset, stop=offset + n, detail=plain(detail))
         offset += n
         rows.append(row)
     close_run()
@@ -175,30 +171,30 @@ def _coordinate(spec: dict[str, Any]) -> StoredCoordinateAxis:
     return StoredCoordinateAxis(values, list(spec.get("dims", [])), str(spec.get("unit", "")))
 
 
-def decode_items(
-    table: pd.DataFrame, runs: list[np.ndarray], member: str
-) -> list[TapItem]:
+def decode_items(table: pd.DataFrame, runs: list[np.ndarray], member: str) -> list[TapItem]:
     """The messages of one chunk (see :func:`encode_items`), as :class:`TapItem`."""
     items: list[TapItem] = []
-    for row in table.itertuples(index=False):
-        detail = row.detail if isinstance(row.detail, dict) else {}
-        kind = row.kind
+    for row in table.to_dict("records"):
+        detail: dict[str, Any] = row["detail"] if isinstance(row["detail"], dict) else {}
+        kind = row["kind"]
         if kind == "other":
-            msg: Any = StoredMessage(str(row.msg_type), row.detail)
-            items.append(TapItem(float(row.received), msg, 0))
+            msg: Any = StoredMessage(str(row["msg_type"]), row["detail"])
+            items.append(TapItem(float(row["received"]), msg, 0))
             continue
-        run = int(row.run)
+        run = int(row["run"])
         if not 0 <= run < len(runs):
             raise RecordingError(f"{member!r} points to array run {run}, which is missing.")
         arr = runs[run]
         if kind == "ndarray":
-            msg = arr[int(row.start)]
+            msg = arr[int(row["start"])]
         elif kind == "axisarray":
             dims = [str(d) for d in detail.get("dims", [])]
             axes: dict[str, Any] = {}
             for name, spec in (detail.get("axes") or {}).items():
                 axes[name] = (
-                    StoredLinearAxis(float(spec["gain"]), float(spec["offset"]), spec.get("unit", ""))
+                    StoredLinearAxis(
+                        float(spec["gain"]), float(spec["offset"]), spec.get("unit", "")
+                    )
                     if spec.get("kind") == "linear"
                     else _coordinate(spec)
                 )
@@ -207,15 +203,19 @@ def decode_items(
             if tdim is not None:
                 axis = dims.index(tdim)
                 index = [slice(None)] * arr.ndim
-                index[axis] = slice(int(row.start), int(row.stop))
+                index[axis] = slice(int(row["start"]), int(row["stop"]))
                 data = arr[tuple(index)]
             else:
-                data = arr[int(row.start)]
+                data = arr[int(row["start"])]
             msg = StoredAxisArray(
-                data, dims, axes, dict(detail.get("attrs") or {}), str(detail.get("key", "")),
-                str(row.msg_type),
+                data,
+                dims,
+                axes,
+                dict(detail.get("attrs") or {}),
+                str(detail.get("key", "")),
+                str(row["msg_type"]),
             )
         else:
             raise RecordingError(f"{member!r} has a message of unknown kind {kind!r}.")
-        items.append(TapItem(float(row.received), msg, int(getattr(msg, "nbytes", 0))))
+        items.append(TapItem(float(row["received"]), msg, int(getattr(msg, "nbytes", 0))))
     return items

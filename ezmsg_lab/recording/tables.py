@@ -101,7 +101,7 @@ def from_parquet_bytes(data: bytes, member: str) -> pd.DataFrame:
         table = pq.read_table(pa.BufferReader(data))
         meta = table.schema.metadata or {}
         json_cols = json.loads(meta.get(JSON_COLUMNS_KEY, b"[]"))
-        frame = table.to_pandas()
+        frame: pd.DataFrame = table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError, OSError) as exc:
         raise RecordingError(
             f"The recording's member {member!r} is not a readable Parquet table "
@@ -117,7 +117,6 @@ def from_parquet_bytes(data: bytes, member: str) -> pd.DataFrame:
                 frame[name] = pd.Series(values, index=frame.index, dtype=object)
             except (TypeError, ValueError) as exc:
                 raise RecordingError(
-                    f"Column {name!r} of {member!r} is not JSON text ({exc}); the file is "
-                    "damaged."
+                    f"Column {name!r} of {member!r} is not JSON text ({exc}); the file is damaged."
                 ) from None
     return frame

@@ -37,7 +37,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 1.0
 LOG_COLUMNS = (
-    "time", "unit", "pipeline", "process", "pid", "level", "logger", "message", "traceback", "kind",
+    "time",
+    "unit",
+    "pipeline",
+    "process",
+    "pid",
+    "level",
+    "logger",
+    "message",
+    "traceback",
+    "kind",
 )
 
 
@@ -242,9 +251,7 @@ class Recorder:
         stamp = str(topo.time.value).encode()
         if self._changed("topology", stamp):
             for name in ("units", "collections", "topics", "edges", "processes"):
-                members.append(
-                    (f"topology_{name}.parquet", to_parquet_bytes(getattr(topo, name)))
-                )
+                members.append((f"topology_{name}.parquet", to_parquet_bytes(getattr(topo, name))))
             state = graph_state(topo.raw) if topo.raw is not None else None
             doc = {"time_s": topo.time.value / 1e9, "graph_state": state}
             members.append(("topology.json", _json(doc)))
@@ -305,8 +312,9 @@ class Recorder:
         records, nxt = self._src.logs.since(self._marks.logs)
         self._marks.logs = nxt
         if records:
-            frame = pd.DataFrame([[getattr(r, c) for c in LOG_COLUMNS] for r in records],
-                                 columns=list(LOG_COLUMNS))
+            frame = pd.DataFrame(
+                [[getattr(r, c) for c in LOG_COLUMNS] for r in records], columns=list(LOG_COLUMNS)
+            )
             frame["pid"] = frame["pid"].astype("Int64")
             members.append(("logs.parquet", to_parquet_bytes(frame)))
 
@@ -319,7 +327,10 @@ class Recorder:
                 self._marks.lost[tap.topic] = self._marks.lost.get(tap.topic, 0) + lost
                 logger.warning(
                     "recording %s: %d message(s) of %s left the tap's window before they "
-                    "were written; give the tap a longer window", self.path, lost, tap.topic
+                    "were written; give the tap a longer window",
+                    self.path,
+                    lost,
+                    tap.topic,
                 )
             if not items:
                 continue

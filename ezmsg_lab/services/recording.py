@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import RecordingError
 from ..feeds.replay import message_class, replay, to_axisarray
@@ -83,7 +83,11 @@ class RecordingService:
         """
         self._session.check_open()
         path = Path(path)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0.05 <= interval <= 60:
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not 0.05 <= interval <= 60
+        ):
             raise ValueError(f"interval={interval!r} must be 0.05..60 seconds")
         if path.exists() and not overwrite:
             raise RecordingError(
@@ -102,9 +106,7 @@ class RecordingService:
             topics = [t.topic for _, t, _ in chosen]
             if len(set(topics)) != len(topics):
                 raise ValueError(f"taps={topics} names a topic twice")
-            recorder = Recorder(
-                path, self._sources, chosen, float(interval), on_stop=self._forget
-            )
+            recorder = Recorder(path, self._sources, chosen, float(interval), on_stop=self._forget)
         except BaseException:
             for _, tap, owned in chosen:
                 if owned:
@@ -188,7 +190,9 @@ class RecordingService:
         if pace not in PACES:
             raise ValueError(f"pace={pace!r} must be one of {PACES}")
         rec = recording if isinstance(recording, Recording) else load(recording)
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
             raise ValueError(f"count={count!r} must be a positive int or None")
         items = rec.tap_items(topic)[:count]
         if not items:
@@ -202,7 +206,11 @@ class RecordingService:
         messages = [to_axisarray(it.message, cls) for it in items]
         t0 = items[0].received
         offsets = [it.received - t0 if pace == "recorded" else 0.0 for it in items]
-        wait = self._session.timeout_for(timeout) if timeout is not None else offsets[-1] + self._session.timeout
+        wait = (
+            self._session.timeout_for(timeout)
+            if timeout is not None
+            else offsets[-1] + self._session.timeout
+        )
         owner = self._graph.owner_pid(into.rsplit("/", 1)[0])
         return self._session.run(
             replay(self._conn, messages, offsets, into, owner, min(wait, self._session.timeout)),
@@ -211,9 +219,7 @@ class RecordingService:
         )
 
     def _check_input(self, into: str) -> None:
-        inputs = sorted(
-            s.address for s in self._graph.streams() if "Input" in type(s).__name__
-        )
+        inputs = sorted(s.address for s in self._graph.streams() if "Input" in type(s).__name__)
         if into not in inputs:
             raise RecordingError(
                 f"{into!r} is not an input stream of the graph; inputs: "

@@ -178,8 +178,11 @@ def test_a_recording_killed_mid_run_keeps_what_was_flushed(tmp_path):
     path = tmp_path / "cut.ezrec"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(path)], env=env, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [sys.executable, str(script), str(path)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     seen = 0
 

@@ -136,9 +136,16 @@ def _write_recording(path: Path, chunks: int = 3) -> TraceStore:
         table, runs = encode_items(items)
         logs = pd.DataFrame(
             {
-                "time": [float(c)], "unit": ["G/B"], "pipeline": ["G"], "process": ["p1"],
-                "pid": pd.array([7], dtype="Int64"), "level": ["ERROR"], "logger": ["x"],
-                "message": [f"boom {c}"], "traceback": [None], "kind": ["error"],
+                "time": [float(c)],
+                "unit": ["G/B"],
+                "pipeline": ["G"],
+                "process": ["p1"],
+                "pid": pd.array([7], dtype="Int64"),
+                "level": ["ERROR"],
+                "logger": ["x"],
+                "message": [f"boom {c}"],
+                "traceback": [None],
+                "kind": ["error"],
             }
         )
         members = [
@@ -149,7 +156,11 @@ def _write_recording(path: Path, chunks: int = 3) -> TraceStore:
             ("logs.parquet", to_parquet_bytes(logs)),
             ("result0.parquet", to_parquet_bytes(pd.DataFrame({"chunk": [c]}))),
         ]
-        index = {"time_s": 1e9 + c, "taps": {"tap0": {"runs": len(runs)}}, "results": {"result0": "sweep"}}
+        index = {
+            "time_s": 1e9 + c,
+            "taps": {"tap0": {"runs": len(runs)}},
+            "results": {"result0": "sweep"},
+        }
         writer.write_chunk(c, members, index)
     writer.finish({"stopped_s": 1e9 + chunks + 1, "environment": {"hosts": ["h"]}})
     return store
@@ -273,8 +284,14 @@ TRACE_SCHEMA = {
                     "tid": {"type": "integer"},
                 },
                 "allOf": [
-                    {"if": {"properties": {"ph": {"const": "X"}}}, "then": {"required": ["ts", "dur"]}},
-                    {"if": {"properties": {"ph": {"enum": ["s", "f"]}}}, "then": {"required": ["ts", "id"]}},
+                    {
+                        "if": {"properties": {"ph": {"const": "X"}}},
+                        "then": {"required": ["ts", "dur"]},
+                    },
+                    {
+                        "if": {"properties": {"ph": {"enum": ["s", "f"]}}},
+                        "then": {"required": ["ts", "id"]},
+                    },
                 ],
             },
         },
@@ -285,8 +302,14 @@ TRACE_SCHEMA = {
 
 def test_chrome_trace_has_tracks_spans_and_flows():
     store = TraceStore()
-    pub = [Sample(1e9 + i * 1e6, "G/A/OUT:1", "G/A/OUT", "publish_delta_ns", 1e6, None, i) for i in range(5)]
-    sub = [Sample(1e9 + i * 1e6 + 5e5, "G/B/IN:2", "G/B/IN", "lease_time_ns", 2e5, None, i) for i in range(5)]
+    pub = [
+        Sample(1e9 + i * 1e6, "G/A/OUT:1", "G/A/OUT", "publish_delta_ns", 1e6, None, i)
+        for i in range(5)
+    ]
+    sub = [
+        Sample(1e9 + i * 1e6 + 5e5, "G/B/IN:2", "G/B/IN", "lease_time_ns", 2e5, None, i)
+        for i in range(5)
+    ]
     store.ingest("p1", pub, 0)
     store.ingest("p2", sub, 0)
     edges = pd.DataFrame({"from": ["G/A/OUT"], "to": ["G/B/IN"]})
