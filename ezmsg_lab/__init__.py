@@ -9,6 +9,7 @@ from .errors import (
     LabTimeoutError,
     PipelineError,
     PipelineStartError,
+    RecordingError,
     SettingsEffectError,
     SettingsRefusedError,
     TapError,
@@ -20,8 +21,10 @@ from .lab import AsyncLab, Lab
 from .lab_taps import Tap
 from .model.settings_changes import SetResult
 from .model.settings_validate import SettingsValidationError
+from .recording import Recording, load
 from .runtime.pipeline import Pipeline, ProcessInfo
 from .runtime.server import Address
+from .services.recorder import Recorder
 
 # The one place the version is written: pyproject.toml reads it from here (hatch's
 # [tool.hatch.version]), and the installed metadata comes from that.
@@ -45,10 +48,14 @@ __all__ = [
     "SettingsEffectError",
     "SettingsRefusedError",
     "ProcessInfo",
+    "Recorder",
+    "Recording",
+    "RecordingError",
     "SettingsValidationError",
     "Tap",
     "TapError",
     "__version__",
+    "load",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

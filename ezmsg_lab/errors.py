@@ -12,6 +12,7 @@ __all__ = [
     "LabTimeoutError",
     "PipelineError",
     "PipelineStartError",
+    "RecordingError",
     "SettingsEffectError",
     "SettingsRefusedError",
 ]
@@ -104,3 +105,9 @@ class SettingsEffectError(LabError):
 class TapError(LabError):
     """A tap could not be opened: unknown topic, or a message class this kernel cannot
     import."""
+
+
+class RecordingError(LabError):
+    """A recording could not be written, read or replayed: not a recording, written by a
+    newer ezmsg-lab, damaged, or holding something a recording never holds (a pickle, an
+    object array). Loading never unpickles or imports anything from the file."""

@@ -43,6 +43,8 @@ from .runtime.server import (
 from .services.experiments import ExperimentsService
 from .services.graph_info import GraphInfo
 from .services.pipelines import DEFAULT_START_TIMEOUT_S, PipelinesService
+from .services.recorder import DEFAULT_INTERVAL_S, Recorder, RecorderSources
+from .services.recording import RecordingService
 from .services.session import Session, check_timeout
 from .services.settings import SetResult, SettingsService
 from .services.taps import DEFAULT_MAX_RATE_HZ, TapsService
@@ -51,8 +53,10 @@ from .services.widgets import WidgetFactory, WidgetRegistry
 
 if TYPE_CHECKING:
     import contextlib
+    from pathlib import Path
 
     from .model.topology import Topology
+    from .recording.loaded import Recording
     from .widgets.graph import GraphWidget
     from .widgets.settings_form import SettingsForm, SettingsPanel
 
@@ -94,7 +98,7 @@ class Lab:
     history : int
         Rows of profiling history kept (one per endpoint per poll).
     trace_capacity : int
-        Trace samples kept (22 bytes each).
+        Trace samples kept (30 bytes each).
     gone_after : float or None
         Seconds a process may stay silent (missing) before it is shown as ``gone``
         (default 10 s): a host cut off the network keeps its processes in ezmsg's table
@@ -215,6 +219,13 @@ class Lab:
         )
         self._tap_service = TapsService(
             session, self._conn, self._topology, self._graph, self._widgets, self._pipeline_service
+        )
+        self._recording_service = RecordingService(
+            session,
+            self._conn,
+            self._graph,
+            self._tap_service,
+            RecorderSources(self._views, self._traces, self._logs),
         )
         self._widget_factory = WidgetFactory(
             session,
@@ -691,6 +702,37 @@ class Lab:
     def taps_frame(self) -> pd.DataFrame:
         return self._tap_service.taps_frame()
 
+    # ------------------------------------------------------------------ recordings (RecordingService)
+    @_doc_of(RecordingService.record)
+    def record(
+        self,
+        path: str | Path,
+        taps: Iterable[str | Tap] = (),
+        *,
+        interval: float = DEFAULT_INTERVAL_S,
+        overwrite: bool = False,
+    ) -> Recorder:
+        return self._recording_service.record(path, taps, interval=interval, overwrite=overwrite)
+
+    @_doc_of(RecordingService.replay)
+    def replay(
+        self,
+        recording: Recording | str | Path,
+        topic: str,
+        into: str,
+        *,
+        pace: str = "recorded",
+        count: int | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        return self._recording_service.replay(
+            recording, topic, into, pace=pace, count=count, timeout=timeout
+        )
+
+    @_doc_of(RecordingService.export_trace)
+    def export_trace(self, path: str | Path) -> Path:
+        return self._recording_service.export_trace(path)
+
     # ------------------------------------------------------------------ widgets (WidgetFactory)
     @_doc_of(WidgetFactory.graph)
     def graph(self, *, height: int = 0, max_rate_hz: float = 2.0) -> GraphWidget:
@@ -715,6 +757,9 @@ class Lab:
     def _teardown(self, timeout: float) -> None:
         # First, so no widget asks the closing Lab for anything (a click, a poll).
         self._widgets.mark_closed()
+        # While the stores and taps are still there: the last flush and final.json.
+        if self._feeds_made:
+            self._recording_service.stop_all()
         # In parallel: a kernel shutdown gives the whole close about 5 s.
         if self._feeds_made:
             self._pipeline_service.stop_all(timeout)

@@ -120,6 +120,12 @@ class Tap:
         """The buffered items (``message``, ``received`` UTC seconds), oldest first."""
         return self._buffer.items()
 
+    def items_since(self, number: int) -> tuple[list[Any], int, int]:
+        """Items from running number ``number`` on (the tap's first message is 0), the
+        number to ask for next, and how many asked for had already left the buffer (a
+        recorder reads each message once this way)."""
+        return self._buffer.since(number)
+
     def data(self, since: Any = None) -> Any:
         """The window as data.
 

@@ -813,6 +813,13 @@ lab.close()
     ]
 
 
+@notebook("analysis")
+def _analysis():
+    from analysis_cells import cells  # notebooks/ is this script's folder
+
+    return cells(md, code)
+
+
 def build(name: str, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {

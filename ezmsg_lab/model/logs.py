@@ -61,6 +61,15 @@ class LogStore:
             self._last_error[record.unit] = record.time
             return last is None or record.time - last >= self._burst_quiet_s
 
+    def since(self, number: int) -> tuple[list[LogRecord], int]:
+        """The records from running number ``number`` on (those still kept) and the
+        number to ask for next time."""
+        with self._lock:
+            kept = list(self._records)
+            total = self.total
+        first = total - len(kept)
+        return kept[max(0, number - first) :], total
+
     def errors_since(self, unit: str, since_s: float) -> int:
         with self._lock:
             return sum(

@@ -96,6 +96,18 @@ class ColumnRing:
             for name in names
         }
 
+    def tail(self, n: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Copies of the newest ``n`` stored rows (at most all of them), oldest first."""
+        n = max(0, min(int(n), self._size))
+        names = columns if columns is not None else list(self._cols)
+        start = (self._next - n) % self.capacity
+        if start + n <= self.capacity:
+            return {name: self._cols[name][start : start + n].copy() for name in names}
+        return {
+            name: np.concatenate([self._cols[name][start:], self._cols[name][: self._next]])
+            for name in names
+        }
+
     def oldest(self, column: str) -> object | None:
         """The oldest stored value of ``column`` (None when empty), without a copy."""
         if self._size == 0:

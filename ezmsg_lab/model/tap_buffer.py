@@ -73,6 +73,7 @@ class TapBuffer:
         self.received = 0  # messages the tap received
         self.dropped = 0  # messages ezmsg's leaky queue dropped before the tap read them
         self.evicted = 0  # messages that left the buffer (window or memory cap)
+        self._first = 0  # the running number of the oldest buffered message
         self.errors = 0  # messages the tap could not read
         self.last_error: str | None = None
 
@@ -89,6 +90,7 @@ class TapBuffer:
                 old = self._items.popleft()
                 self._nbytes -= old.nbytes
                 self.evicted += 1
+                self._first += 1
 
     def count_dropped(self, n: int = 1) -> None:
         with self._lock:
@@ -106,6 +108,17 @@ class TapBuffer:
         if since is not None:
             items = [it for it in items if it.received >= since]
         return items
+
+    def since(self, number: int) -> tuple[list[TapItem], int, int]:
+        """The messages from running number ``number`` on (the first message received
+        is 0), the number to ask for next time, and how many of those asked for had
+        already left the buffer. A reader that keeps up (a recorder) gets every message
+        once."""
+        with self._lock:
+            first = self._first
+            items = list(self._items)
+        start = max(number, first)
+        return items[start - first :], first + len(items), start - number
 
     def latest(self) -> TapItem | None:
         with self._lock:
@@ -136,5 +149,6 @@ class TapBuffer:
 
     def clear(self) -> None:
         with self._lock:
+            self._first += len(self._items)
             self._items.clear()
             self._nbytes = 0

@@ -1,6 +1,6 @@
 """Trace store: latency samples from ezmsg's trace stream in a columnar ring buffer.
 
-A sample costs 22 bytes (epoch ns, value, stream key, metric, channel). Ingest works on
+A sample costs 30 bytes (epoch ns, value, message seq, stream key, metric, channel). Ingest works on
 whole batches: one pass of C-level attribute fetching per batch, then numpy.
 
 ezmsg samples ``publish_delta_ns`` as the time between two *sampled* publishes, so with
@@ -28,9 +28,11 @@ from .ring import ColumnRing
 METRICS = ("publish_delta_ns", "backpressure_wait_ns", "lease_time_ns", "user_span_ns")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 _CHANNEL_CODE = {name: i for i, name in enumerate(CHANNEL_KINDS)}
-_FIELDS = attrgetter("timestamp", "value", "endpoint_id", "topic", "metric", "channel_kind")
+_FIELDS = attrgetter(
+    "timestamp", "value", "endpoint_id", "topic", "metric", "channel_kind", "sample_seq"
+)
 
-BYTES_PER_SAMPLE = 8 + 8 + 4 + 1 + 1
+BYTES_PER_SAMPLE = 8 + 8 + 8 + 4 + 1 + 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class TraceStore:
     Parameters
     ----------
     capacity : int
-        Samples kept (22 bytes each); the oldest are overwritten.
+        Samples kept (30 bytes each); the oldest are overwritten.
     """
 
     def __init__(self, capacity: int = 2_000_000) -> None:
@@ -65,6 +67,7 @@ class TraceStore:
             {
                 "t_ns": np.int64,
                 "value": np.float64,
+                "seq": np.int64,  # the message's sequence number (-1: not given)
                 "key": np.int32,
                 "metric": np.int8,
                 "channel": np.int8,
@@ -100,7 +103,9 @@ class TraceStore:
         if n == 0:
             return 0
         self.batches += 1
-        ts, values, endpoints, topics, metrics, channels = zip(*map(_FIELDS, samples), strict=True)
+        ts, values, endpoints, topics, metrics, channels, seqs = zip(
+            *map(_FIELDS, samples), strict=True
+        )
         # Lookups run in C (map over dict.__getitem__); unseen values are added once per
         # batch and the lookup retried, so the common case has no Python-level loop.
         triples = list(zip(repeat(process_id, n), endpoints, topics, strict=False))
@@ -114,6 +119,7 @@ class TraceStore:
         channel = _codes(channels, self._channel_codes, _channel_code, n)
         value = np.asarray(values, dtype=np.float64)
         t_ns = np.asarray(ts, dtype=np.float64).astype(np.int64) + offset_ns
+        seq = np.fromiter((-1 if q is None else q for q in seqs), np.int64, n)
 
         keep = metric >= 0
         pub = metric == _METRIC_CODE["publish_delta_ns"]
@@ -123,18 +129,33 @@ class TraceStore:
             if mod > 1:
                 value = np.where(pub, value / mod, value)
         if not keep.all():
-            t_ns, value, keys, metric, channel = (
+            t_ns, value, seq, keys, metric, channel = (
                 t_ns[keep],
                 value[keep],
+                seq[keep],
                 keys[keep],
                 metric[keep],
                 channel[keep],
             )
-        self.samples.extend(t_ns=t_ns, value=value, key=keys, metric=metric, channel=channel)
+        self.samples.extend(
+            t_ns=t_ns, value=value, seq=seq, key=keys, metric=metric, channel=channel
+        )
         return int(keep.sum())
 
     def clear(self) -> None:
         self.samples.clear()
+
+    def since(self, number: int) -> tuple[dict[str, np.ndarray], int, int]:
+        """The raw columns of the samples from running number ``number`` on (the first
+        sample stored is 0), the number to ask for next time, and how many of those
+        asked for were already overwritten. With :attr:`keys` and :attr:`processes` they
+        rebuild the store (a recording does)."""
+        with self.lock:
+            total = self.samples.appended
+            kept = min(len(self.samples), total - number)
+            cols = self.samples.tail(max(0, kept))
+        lost = max(0, total - number - len(self.samples))
+        return cols, total, lost
 
     # ------------------------------------------------------------------ views
     def frame(
@@ -144,7 +165,8 @@ class TraceStore:
         metrics: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Raw samples: time (UTC), process, pid, host, endpoint, topic, task, metric,
-        value_ms, channel_kind."""
+        value_ms, channel_kind, seq (the message's sequence number, as ezmsg gives it:
+        a publisher's sample and its subscribers' samples of one message share it)."""
         with self.lock:
             cols = self.samples.view()
             keys_table = list(self.keys)
@@ -172,6 +194,7 @@ class TraceStore:
                 "channel_kind": pd.Categorical.from_codes(
                     cols["channel"], categories=pd.Index(CHANNEL_KINDS)
                 ),
+                "seq": pd.arrays.IntegerArray(cols["seq"], cols["seq"] < 0),
             }
         )
 

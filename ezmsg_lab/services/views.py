@@ -316,7 +316,8 @@ class Views:
         metrics: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Raw trace samples: time, process, pid, host, endpoint, topic, task, metric,
-        value_ms, channel_kind."""
+        value_ms, channel_kind, seq (the message's sequence number: a publisher's
+        sample and its subscribers' samples of one message share it)."""
         return self._traces.frame(since_to_epoch_s(since), topics, metrics)
 
     # ------------------------------------------------------------------ logs

@@ -112,6 +112,9 @@ BELOW = {
     # The experiment drivers and their statistics run on a Bench the experiments
     # service provides: no ezmsg, no feeds, no services.
     "experiments": {"errors", "model", "experiments"},
+    # Recordings are pure format code: no ezmsg, no control loop (the graph widget only
+    # for drawing a stored topology).
+    "recording": {"errors", "model", "widgets", "recording"},
 }
 
 

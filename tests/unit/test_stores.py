@@ -233,7 +233,7 @@ def test_trace_ingest_converts_clock_normalises_publish_delta_and_computes_perce
 def test_trace_memory_per_sample():
     store = TraceStore(capacity=100_000)
     assert store.samples.nbytes / store.samples.capacity == BYTES_PER_SAMPLE <= 32
-    assert BYTES_PER_SAMPLE == 22  # the figure README.md and the docstrings give
+    assert BYTES_PER_SAMPLE == 30  # the figure README.md and the docstrings give
 
 
 @pytest.mark.parametrize(
