@@ -19,6 +19,7 @@ from .model.settings_changes import SetResult
 from .model.settings_validate import SettingsValidationError
 from .runtime.pipeline import Pipeline, ProcessInfo
 from .runtime.server import Address
+from .services.reconnect import ConnectionStatus
 
 # The one place the version is written: pyproject.toml reads it from here (hatch's
 # [tool.hatch.version]), and the installed metadata comes from that.
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Address",
     "AsyncLab",
+    "ConnectionStatus",
     "Lab",
     "LabClosedError",
     "LabConnectionError",
