@@ -87,9 +87,9 @@ def test_unit_process_sigkilled_leaves_the_profile_within_two_polls(figures):
         assert pid not in {p.pid for p in lab.snapshot().processes.values()}
         # Everything else carries on: rates, settings, calls, the victim's own publisher.
         before = {u: _published(lab, u) for u in ("OTHER/SOURCE", "VICTIM/TICKER")}
-        assert wait_until(
-            lambda: all(_published(lab, u) > n for u, n in before.items()), 10
-        ), before
+        assert wait_until(lambda: all(_published(lab, u) > n for u, n in before.items()), 10), (
+            before
+        )
         result, _ = _bounded(lambda: lab.set("OTHER/FILTER", cutoff_hz=30.0), 3.0 + MARGIN_S)
         assert not isinstance(result, Exception), result
         cutoff = lab.settings("OTHER/FILTER").set_index("field").loc["cutoff_hz", "value"]
@@ -111,8 +111,9 @@ def test_unit_stuck_in_time_sleep_keeps_calls_bounded_and_stops(figures):
         sleeper = _pid_of(stuck, "STUCK/SLEEPER")
         # Its process answers nothing once the handler sleeps: shown as missing, not 0 Hz.
         assert wait_until(
-            lambda: "missing"
-            in set(lab.profile().query(f"pid == {sleeper}")["status"].astype(str)),
+            lambda: (
+                "missing" in set(lab.profile().query(f"pid == {sleeper}")["status"].astype(str))
+            ),
             15,
         ), lab.profile()
         calls = {
@@ -178,9 +179,7 @@ def server_port():
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_killed_graphserver_fails_every_call_and_close_still_stops_everything(
-    server_port, figures
-):
+def test_killed_graphserver_fails_every_call_and_close_still_stops_everything(server_port, figures):
     port, started = server_port
     started.append(_serve(port))
     lab = Lab.attach(f"127.0.0.1:{port}", timeout=2.0, poll_hz=5)
