@@ -11,7 +11,7 @@ PORT ?= 8888
 # extra) so its own settings coercion is on; pip picks the newest match.
 EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
-.PHONY: lab dashboard test typecheck test-fast test-newest newest-python lint bench browser js js-check clean
+.PHONY: lab dashboard test typecheck test-fast test-newest newest-python lint bench browser js js-check clean reliability soak
 
 # The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
 # then every pyenv version. Each candidate must run and report its version (pyenv's
@@ -101,6 +101,15 @@ newest-python:
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit
+
+# Faults, a 2-minute load, concurrent observers, fuzzing and the security checks, as one
+# table (tests/reliability.py); the README carries the latest one.
+reliability: $(VENV)/.installed
+	$(BIN)/python -m tests.reliability --load-seconds 120 --markdown reliability.md
+
+# The load test for 10 minutes (make test runs it for 30 s).
+soak: $(VENV)/.installed
+	EZMSG_LAB_LOAD_S=600 $(BIN)/python -m pytest -s tests/integration/test_load.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks --json benchmarks/results

@@ -24,6 +24,7 @@ from .model.settings_validate import SettingsValidationError
 from .recording import Recording, load
 from .runtime.pipeline import Pipeline, ProcessInfo
 from .runtime.server import Address
+from .services.reconnect import ConnectionStatus
 from .services.recorder import Recorder
 
 # The one place the version is written: pyproject.toml reads it from here (hatch's
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncLab",
     "CompareResult",
     "ExpectationError",
+    "ConnectionStatus",
     "Lab",
     "LabClosedError",
     "LabConnectionError",

@@ -43,6 +43,7 @@ from .runtime.server import (
 from .services.experiments import ExperimentsService
 from .services.graph_info import GraphInfo
 from .services.pipelines import DEFAULT_START_TIMEOUT_S, PipelinesService
+from .services.reconnect import ConnectionStatus, Reconnector
 from .services.recorder import DEFAULT_INTERVAL_S, Recorder, RecorderSources
 from .services.recording import RecordingService
 from .services.session import Session, check_timeout
@@ -227,6 +228,20 @@ class Lab:
             self._tap_service,
             RecorderSources(self._views, self._traces, self._logs),
         )
+        self._reconnector = Reconnector(
+            session,
+            self._conn,
+            self._topology,
+            self._settings_feed,
+            self._poller,
+            self._metrics,
+            self._trace_feed,
+            auto=self._server is None,
+            before_reconnect=(
+                self._tap_service.close_all,
+                self._settings_service.forget_connection,
+            ),
+        )
         self._widget_factory = WidgetFactory(
             session,
             self._topology,
@@ -284,6 +299,7 @@ class Lab:
         await self._topology.start()
         await self._settings_feed.start()
         await self._poller.start()
+        await self._reconnector.start()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -389,7 +405,34 @@ class Lab:
 
         return self._run(go(), timeout, "ping()")
 
-    # ------------------------------------------------------------------ pipelines
+    # ------------------------------------------------------------------ connection (Reconnector)
+    def reconnect(self, *, timeout: float | None = None) -> ConnectionStatus:
+        """Open a new session with the GraphServer at the same address and resume the
+        topology, settings and profiling feeds.
+
+        An attached Lab does this by itself once a server answers again at its address
+        (checked every 0.5 s); call it to reconnect at once, or for a Lab whose embedded
+        server was restarted. The gap stays marked: ``disconnected`` rows in
+        :meth:`metrics`, ``DISCONNECTED``/``RECONNECTED`` rows in :meth:`topology_events`.
+        Taps and tracing are closed by the loss (open them again); unit processes that
+        were connected to the old server are left stuck by ezmsg (stop and launch them
+        again). Raises :class:`LabConnectionError` if no server answers.
+
+        Examples
+        --------
+        >>> lab = Lab.attach("127.0.0.1:25978")  # doctest: +SKIP
+        >>> # ... the server is restarted ...
+        >>> lab.reconnect().state  # doctest: +SKIP
+        'connected'
+        """
+        return self._reconnector.reconnect(timeout)
+
+    @property
+    def connection(self) -> ConnectionStatus:
+        """The connection's state (connected, disconnected, closed), how many times the
+        Lab reconnected, and when it last lost and regained the server."""
+        return self._reconnector.status()
+
     # ------------------------------------------------------------------ views (Views)
     @_doc_of(Views.topology)
     def topology(self) -> Topology:
@@ -774,6 +817,7 @@ class Lab:
             self._server.stop()
 
     async def _stop_feeds(self) -> None:
+        await self._reconnector.stop()
         await self._tap_service.close_all()
         # Tracing first: it tells each process to stop tracing while they still answer.
         await self._trace_feed.close()
@@ -793,11 +837,13 @@ class Lab:
     def _summary(self) -> tuple[str, str]:
         kind = "embedded" if self.owned else "attached"
         if self._closed:
-            state = "closed"
-        elif self._conn.lost is not None:
-            state = "disconnected"
-        else:
-            state = "connected"
+            return kind, "closed"
+        status = self._reconnector.status()
+        state = status.state
+        if status.state == "disconnected" and self._reconnector.auto:
+            state = "disconnected, reconnecting"
+        if status.reconnects:
+            state += f"; reconnected {status.reconnects}x"
         return kind, state
 
     def __repr__(self) -> str:

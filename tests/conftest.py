@@ -74,3 +74,37 @@ def lab():
         yield lab
     finally:
         lab.close()
+
+
+# ---------------------------------------------------------------- the reliability table
+# `python -m tests.reliability` (make reliability) sets this to a file; each test's
+# outcome and the figures it recorded are appended to it, one JSON object a line.
+RELIABILITY_JSON = "EZMSG_LAB_RELIABILITY_JSON"
+
+
+@pytest.fixture
+def figures(request):
+    """``figures(what=..., tried=..., **more)``: numbers for the reliability table (what
+    was tried, how many times, peak memory, anything lost). Kept with the test's outcome,
+    so a figure from a failed test is shown as not held."""
+
+    def record(**values: object) -> None:
+        request.node.user_properties.append(("figures", values))
+
+    return record
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = os.environ.get(RELIABILITY_JSON)
+    if not path or not (report.when == "call" or report.failed):
+        return
+    import json
+
+    line = {
+        "test": report.nodeid,
+        "outcome": report.outcome,
+        "seconds": round(report.duration, 2),
+        "figures": [v for k, v in report.user_properties if k == "figures"],
+    }
+    with open(path, "a") as f:
+        f.write(json.dumps(line, default=str) + "\n")

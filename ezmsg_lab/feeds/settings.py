@@ -24,6 +24,12 @@ class SettingsFeed:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
+    def new_server(self) -> None:
+        """Before :meth:`start` on a reconnected server: its event numbers start again
+        from 1, and its units are whatever it reports now (the history stays)."""
+        self._closing = False
+        self.store.new_server()
+
     async def start(self) -> None:
         snapshot = await self._conn.call(lambda ctx: ctx.settings_snapshot())
         self.store.ingest_snapshot(snapshot, time.time())

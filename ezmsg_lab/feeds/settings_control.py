@@ -371,6 +371,11 @@ class SettingsControl:
     async def close(self) -> None:
         """Close the publishers (ezmsg also closes them with the GraphContext)."""
         self.detach()
+        await self.drop_publishers()
+
+    async def drop_publishers(self) -> None:
+        """Close the publishers (they belonged to a GraphContext that is gone, after a
+        reconnect); the next send makes new ones."""
         pubs, self._pubs = list(self._pubs.values()), {}
         for pub in pubs:
             with contextlib.suppress(Exception):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model.listeners import Listeners, Unsubscribe
+from ..model.topology import ConnectionMark
 from ..runtime.connection import Connection
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,17 @@ class TopologyFeed:
         """Call ``fn(snapshot)`` on the control loop after each refresh; returns the
         function that unsubscribes it."""
         return self.listeners.subscribe(fn)
+
+    def mark(self, kind: str, time_s: float) -> None:
+        """Add the Lab's own ``DISCONNECTED`` / ``RECONNECTED`` row to the events."""
+        self.events.append(ConnectionMark(seq=self.last_seq, timestamp=time_s, event_type=kind))
+
+    def new_server(self) -> None:
+        """Before :meth:`start` on a reconnected (possibly restarted) server: its event
+        numbers start again from 1."""
+        self.last_seq = 0
+        self._closing = False
+        self._dirty = asyncio.Event()
 
     async def start(self) -> None:
         await self._refresh()

@@ -374,17 +374,24 @@ class TraceFeed:
         snapshot = self._topology.snapshot
         if snapshot is None or self._conn.lost is not None:
             return
-        for meta in process_table(snapshot).values():
-            if not meta.units:
-                continue
+
+        async def disable(route: str) -> None:
             with contextlib.suppress(Exception):
                 await self._conn.call(
                     methodcaller(
                         "process_set_profiling_trace",
-                        meta.units[0],
+                        route,
                         ProfilingTraceControl(enabled=False),
+                        timeout=_DISABLE_TIMEOUT_S,
                     )
                 )
+
+        # All at once, each briefly: one process stuck in a blocking call would otherwise
+        # hold untrace() for ezmsg's 2 s per process. One that does not answer stops
+        # tracing by itself when the trace's ttl runs out.
+        await asyncio.gather(
+            *(disable(m.units[0]) for m in process_table(snapshot).values() if m.units)
+        )
 
     async def close(self) -> None:
         """Stop tracing and stop following the poller (the Lab is closing)."""
@@ -405,6 +412,10 @@ class TraceFeed:
         self._tasks = []
         if was_active:
             await self._disable()
+
+
+# How long untrace() waits for each process to confirm (they are asked in parallel).
+_DISABLE_TIMEOUT_S = 0.5
 
 
 def _response_error(response: object) -> str:

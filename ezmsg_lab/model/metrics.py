@@ -8,7 +8,9 @@ Rules (see DESIGN.md, "Rules that keep the numbers true"):
 - a counter that goes backwards means the endpoint restarted: a new series starts, with
   no rate for its first poll (never a negative rate);
 - a process that is in the topology but did not answer a poll is ``missing`` (rate NaN),
-  not zero traffic; endpoints of processes that left the topology are ``gone``.
+  not zero traffic; endpoints of processes that left the topology are ``gone``;
+- while the Lab has lost its GraphServer, every live endpoint gets one ``disconnected``
+  row (rate NaN) at the time of the loss: the gap is marked, never bridged by a rate.
 
 Pure Python and numpy: no ezmsg import, testable on its own.
 """
@@ -41,7 +43,7 @@ CHANNEL_CATEGORIES = (
     "SHM+TCP",
     "LOCAL+SHM+TCP",
 )
-STATUSES = ("ok", "missing", "gone")
+STATUSES = ("ok", "missing", "gone", "disconnected")
 KINDS = ("publisher", "subscriber")
 
 PROFILE_COLUMNS = [
@@ -349,6 +351,31 @@ class MetricsStore:
                 if oldest is None or last_t_ns < oldest:
                     del self._retired[index]
                     self.series.pop(index, None)
+
+    def mark_disconnected(self, time_s: float) -> int:
+        """The Lab lost its GraphServer at ``time_s``: one ``disconnected`` row per live
+        endpoint, whose series then ends (what answers after a reconnect starts a new
+        series: no rate spans the gap). Returns the number of endpoints marked."""
+        t_ns = int(time_s * 1e9)
+        rows: dict[str, list[Any]] = {c: [] for c in self.history.columns}
+        with self.lock:
+            for series in self._current.values():
+                if series.ended or not series.latest or series.latest["status"] == "gone":
+                    continue
+                series.ended = True
+                series.latest = {
+                    **series.latest,
+                    "t_ns": t_ns,
+                    "rate": math.nan,
+                    "status": "disconnected",
+                }
+                row = _Row(series.last_total, math.nan, 0, 0, "disconnected", "UNKNOWN")
+                self._append_row(rows, t_ns, series.index, row)
+            for process_id, status in self._process_status.items():
+                if status != "gone":
+                    self._process_status[process_id] = "disconnected"
+            self.history.extend(**{name: np.asarray(vals) for name, vals in rows.items()})
+        return len(rows["t_ns"])
 
     @staticmethod
     def _append_row(rows: dict[str, list[Any]], t_ns: int, series: int, row: _Row) -> None:

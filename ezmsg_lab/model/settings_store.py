@@ -141,6 +141,14 @@ class SettingsStore:
         a function that unsubscribes it."""
         return self.listeners.subscribe(fn)
 
+    def new_server(self) -> None:
+        """Forget the current values and the event numbering (a reconnected server numbers
+        from 1 again); the history is kept."""
+        with self._lock:
+            self.current.clear()
+            self.updated_at.clear()
+            self.last_seq = 0
+
     def ingest_snapshot(self, snapshot: dict[str, Any], time_s: float) -> None:
         """Seed from ``settings_snapshot()`` (values only; history comes from events)."""
         with self._lock:

@@ -188,8 +188,23 @@ def _parent(address: str) -> str | None:
     return address.rsplit("/", 1)[0] if "/" in address else None
 
 
+@dataclass(frozen=True)
+class ConnectionMark:
+    """A row the Lab adds to the topology events itself: it lost (``DISCONNECTED``) or
+    regained (``RECONNECTED``) its GraphServer. ``seq`` is the last ezmsg event seen
+    before it (a restarted server numbers its events from 1 again)."""
+
+    seq: int
+    timestamp: float
+    event_type: str
+    changed_topics: tuple[str, ...] = ()
+    source_session_id: str | None = None
+    source_process_id: str | None = None
+
+
 def events_frame(events: list[Any]) -> pd.DataFrame:
-    """Topology events as a DataFrame (time in UTC)."""
+    """Topology events as a DataFrame (time in UTC); the Lab's own DISCONNECTED and
+    RECONNECTED rows mark where it lost and regained its GraphServer."""
     return pd.DataFrame(
         {
             "seq": pd.array([e.seq for e in events], dtype="int64"),

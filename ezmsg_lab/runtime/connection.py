@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +45,7 @@ class Connection:
         self.address = address
         self._ctx: GraphContext | None = None
         self._lost: str | None = None
+        self.lost_at: float | None = None  # epoch seconds of the loss
 
     @property
     def context(self) -> GraphContext:
@@ -69,17 +71,20 @@ class Connection:
             ) from None
         self._ctx = ctx
         self._lost = None
+        self.lost_at = None
 
     def mark_lost(self, reason: str) -> None:
         if self._lost is None:
             logger.warning("lost the GraphServer at %s: %s", self.address, reason)
             self._lost = reason
+            self.lost_at = time.time()
 
     def _lost_error(self) -> LabConnectionError:
         return LabConnectionError(
             f"The GraphServer at {self.address} went away ({self._lost}). "
-            "Pipelines on it are stopped or stuck; close this Lab and start a new one "
-            "(or restart the server and Lab.attach() again)."
+            "Pipelines on it are stopped or stuck. Once it runs again at that address, an "
+            "attached Lab reconnects by itself; or call lab.reconnect(), or close this Lab "
+            "and start a new one."
         )
 
     async def call(self, fn: Callable[[GraphContext], Awaitable[T]]) -> T:

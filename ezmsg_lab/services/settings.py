@@ -186,6 +186,10 @@ class SettingsService:
         """True while a change to ``unit`` is being watched (its errors are reported there)."""
         return unit is not None and bool(self._watcher.watching.get(unit))
 
+    async def forget_connection(self) -> None:
+        """Before a reconnect: the settings publishers belonged to the old session."""
+        await self._control.drop_publishers()
+
     async def close(self) -> None:
         """On close: release the Lab's settings publishers and the forms' worker."""
         await self._control.close()

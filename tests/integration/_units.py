@@ -231,3 +231,39 @@ class ViewSources(ez.Collection):
 
     def process_components(self) -> tuple:
         return (self.IMAGE, self.CIRCLE)
+
+
+class SleeperSettings(ez.Settings):
+    block_s: float = 3600.0
+    after_messages: int = 100  # run normally this long (answering polls), then block
+
+
+class Sleeper(ez.Unit):
+    """Blocks its whole process in a plain ``time.sleep`` after ``after_messages`` (a unit
+    stuck in a blocking call: its event loop, and so its control replies, stop)."""
+
+    SETTINGS = SleeperSettings
+    INPUT = ez.InputStream(int)
+
+    @ez.subscriber(INPUT)
+    async def on_message(self, msg: int) -> None:
+        if msg >= self.SETTINGS.after_messages:
+            time.sleep(self.SETTINGS.block_s)
+
+
+class StuckPipeline(ez.Collection):
+    """A Ticker feeding a Sleeper, each in its own process."""
+
+    SETTINGS = TickerSettings
+
+    TICKER = Ticker()
+    SLEEPER = Sleeper()
+
+    def configure(self) -> None:
+        self.TICKER.apply_settings(self.SETTINGS)
+
+    def network(self) -> ez.NetworkDefinition:
+        return ((self.TICKER.OUTPUT, self.SLEEPER.INPUT),)
+
+    def process_components(self) -> tuple:
+        return (self.TICKER, self.SLEEPER)
