@@ -66,7 +66,14 @@ def _fill_runtime_docstrings(cls: griffe.Class, canonical: str) -> None:
             continue
         doc = inspect.getdoc(getattr(runtime_cls, name, None))
         if doc:
-            member.docstring = griffe.Docstring(doc, parent=member)
+            # Parsed as the class's own docstring is (numpy style, from mkdocs.yml).
+            style = cls.docstring
+            member.docstring = griffe.Docstring(
+                doc,
+                parent=member,
+                parser=style.parser if style else None,
+                parser_options=style.parser_options if style else None,
+            )
 
 
 def _link(target: str, obj: griffe.Object, documented: dict[str, str]) -> str:

@@ -22,6 +22,9 @@ import ezmsg_lab
 ROOT = Path(__file__).resolve().parents[2]
 API = ROOT / "docs" / "api"
 ROLE = re.compile(r":(?:meth|class|func|attr|exc|data|obj|mod):`")
+RAW_SECTION = re.compile(
+    r'<h\d id="([\w.]+--(?:parameters|returns|yields|raises|attributes|examples|notes|see-also))"'
+)
 
 
 def _entries(text: str) -> set[str]:
@@ -98,6 +101,9 @@ def test_no_docstring_renders_raw_markup(site: Path) -> None:
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         assert not ROLE.search(text), f"{page.name}: a Sphinx role rendered as text"
         assert "::: ezmsg_lab" not in text, f"{page.name}: an unprocessed mkdocstrings block"
+        # A numpy section read as Markdown becomes a heading ("Parameters" over dashes).
+        raw = RAW_SECTION.findall(page.read_text())
+        assert not raw, f"{page.name}: numpy sections rendered as plain Markdown: {raw}"
 
 
 def test_every_page_in_the_nav_was_built(site: Path) -> None:
