@@ -11,7 +11,10 @@ PORT ?= 8888
 # extra) so its own settings coercion is on; pip picks the newest match.
 EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
-.PHONY: lab dashboard test typecheck test-fast test-newest newest-python lint bench browser js js-check clean reliability soak
+# mkdocs-material prints a banner about its successor on every build.
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: lab dashboard docs docs-check docs-serve screenshots test typecheck test-fast test-newest newest-python lint bench browser js js-check clean reliability soak
 
 # The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
 # then every pyenv version. Each candidate must run and report its version (pyenv's
@@ -39,6 +42,11 @@ $(VENV310)/.installed: pyproject.toml
 	test -x $(VENV310)/bin/python || $(PYTHON) -m venv $(VENV310)
 	$(VENV310)/bin/python -m pip install -q --upgrade pip
 	$(VENV310)/bin/python -m pip install -q --pre -e ".[test]" "$(EZMSG_PRE)"
+	touch $@
+
+# The documentation site's generator (the `docs` extra), on top of the test install.
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[docs]" "ezmsg==3.9.0"
 	touch $@
 
 lab: $(VENV)/.installed
@@ -69,8 +77,37 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check ezmsg_lab tests benchmarks
 	$(BIN)/ruff format --check ezmsg_lab tests benchmarks
 
-test: js-check typecheck $(VENV)/.installed $(VENV310)/.installed browser
-	$(BIN)/python -m pytest tests/unit tests/integration
+# The documentation site (mkdocs.yml) into site/, strict: a broken link, a missing reference
+# or a docstring that does not render fails the build. Open site/index.html.
+docs: $(VENV)/.docs-installed
+	$(BIN)/mkdocs build --strict --site-dir site
+	@echo "== open $(CURDIR)/site/index.html (or: make docs-serve)"
+
+docs-serve: $(VENV)/.docs-installed
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(PORT)
+
+# Part of `make test`: the strict build, then the check that every name in
+# ezmsg_lab.__all__ has an entry in the built API reference (it reads site/).
+docs-check: docs
+	EZLAB_DOCS_SITE=$(CURDIR)/site $(BIN)/python -m pytest -q tests/unit/test_docs.py
+
+# The guides' screenshots: run the browser tests that take them (tests/artifacts/), then
+# copy the ones the docs show into docs/img/ (commit them).
+SCREENSHOTS := notebook_topology_dashboard_clicked:dashboard notebook_topology_2:graph \
+  forms_1_drawn_filter:form_filter scope_1_live:scope_live
+screenshots: $(VENV)/.installed browser
+	rm -f $(foreach pair,$(SCREENSHOTS),tests/artifacts/$(firstword $(subst :, ,$(pair))).png)
+	$(BIN)/python -m pytest tests/browser/test_forms_jupyterlab.py \
+	  tests/browser/test_scope_jupyterlab.py \
+	  "tests/browser/test_notebooks_jupyterlab.py::test_notebook_runs_and_its_widgets_act_only_when_asked[topology]"
+	mkdir -p docs/img
+	@for pair in $(SCREENSHOTS); do \
+	  src=tests/artifacts/$${pair%%:*}.png; dst=docs/img/$${pair##*:}.png; \
+	  cp "$$src" "$$dst" && echo "$$src -> $$dst" || exit 1; \
+	done
+
+test: docs-check js-check typecheck $(VENV)/.installed $(VENV310)/.installed browser
+	EZLAB_DOCS_SITE=$(CURDIR)/site $(BIN)/python -m pytest tests/unit tests/integration
 	$(BIN)/python -m pytest tests/browser
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
 	@echo "== integration tests on $$($(VENV310)/bin/python -c 'import ezmsg.core as ez; print("ezmsg", ez.__version__)')"
@@ -130,4 +167,4 @@ js-check: js/node_modules/.installed
 	cd js && npm run -s lint && npm run -s typecheck && npm test
 
 clean:
-	rm -rf $(VENV) $(VENV310) $(VENVNEW)
+	rm -rf $(VENV) $(VENV310) $(VENVNEW) site .cache

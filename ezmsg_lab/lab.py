@@ -180,6 +180,7 @@ class Lab:
             raise
         register(self)
         self.aio = AsyncLab(self, self._session, self._conn)
+        """The async twin of this Lab (:class:`AsyncLab`), for ``await lab.aio.snapshot()``."""
 
     def _make_services(self, start_method: str | None) -> None:
         session = self._session

@@ -237,7 +237,10 @@ class Views:
             With ``duration``: block until tracing ends, with a progress bar (an interrupt
             stops tracing and propagates).
 
-        Returns the settings in effect, with the sample_mod chosen per process.
+        Returns
+        -------
+        TraceSettings
+            The settings in effect, with the ``sample_mod`` chosen per process.
 
         Examples
         --------

@@ -97,3 +97,24 @@ def test_make_test_runs_the_type_checker():
     rules = (ROOT / "Makefile").read_text().splitlines()
     test_rule = next(line for line in rules if line.startswith("test:"))
     assert "typecheck" in test_rule.split(":", 1)[1].split()
+
+
+def test_make_test_builds_the_docs_strictly():
+    """`make test` depends on docs-check: the strict site build, then tests/unit/test_docs.py."""
+    env = dict(os.environ)
+    env.pop("MAKEFLAGS", None)
+    proc = subprocess.run(
+        [MAKE, "-n", "-B", "-C", str(ROOT), "docs-check", "BIN=/nonexistent/bin"],  # type: ignore[list-item]
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "/nonexistent/bin/mkdocs build --strict --site-dir site" in lines
+    assert any(line.endswith("pytest -q tests/unit/test_docs.py") for line in lines)
+    assert any('pip install -q -e ".[docs]"' in line for line in lines)
+    rules = (ROOT / "Makefile").read_text().splitlines()
+    test_rule = next(line for line in rules if line.startswith("test:"))
+    assert "docs-check" in test_rule.split(":", 1)[1].split()
