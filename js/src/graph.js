@@ -169,6 +169,7 @@ function render({ model, el }) {
         remember(topology, layout);
         root.dataset.cached = "0";
       }
+      root.dataset.elkAt = t1.toFixed(1);
       root.dataset.elkMs = (performance.now() - t1).toFixed(1);
       root.dataset.wrapped = layout.wrapped ? "1" : "0";
       showEngine();
@@ -177,11 +178,14 @@ function render({ model, el }) {
     lastKey = key;
     lastLayout = layout;
     positions = new Map([...layout.nodes].map(([id, n]) => [id, { x: n.x, y: n.y }]));
-    index = drawScene(scene, layout, state, prefix);
-    applyAnnotations(index, state, ann, selected);
     bounds = boundsOf(layout);
     updateChrome();
-    if (!userMoved) fit();
+    // Sizes read while the old scene is still there: read after drawScene, they would make
+    // the browser lay out thousands of fresh SVG nodes on the spot (twice, with autoHeight).
+    const sizes = { w: svgRoot.clientWidth, h: svgRoot.clientHeight, chrome: chromeHeight() };
+    index = drawScene(scene, layout, state, prefix);
+    applyAnnotations(index, state, ann, selected);
+    if (!userMoved) fit(sizes);
     layoutCount += 1;
     root.dataset.layouts = String(layoutCount);
     root.dataset.renderMs = (performance.now() - t0).toFixed(1);
@@ -285,9 +289,10 @@ function render({ model, el }) {
   /** After a resize: would this width call for another (wrapped or unwrapped) layout? */
   function needsNewWrap(layout, width) {
     if (!width || (layout.units || 0) > MAX_READABLE_UNITS) return false;
+    // Chosen (wrapped or not) for about this width: still the choice.
     const madeFor = layout.madeForWidth || 0;
-    if (layout.wrapped) return Math.abs(width - madeFor) > 0.12 * madeFor;
-    return !fitsReadably(layout, width, maxAutoHeight(layout));
+    if (madeFor && Math.abs(width - madeFor) <= 0.12 * madeFor) return false;
+    return layout.wrapped || !fitsReadably(layout, width, maxAutoHeight(layout));
   }
 
   function boundsOf(layout) {
@@ -309,29 +314,33 @@ function render({ model, el }) {
     root.dataset.zoom = view.k.toFixed(3);
   }
 
-  function autoHeight(w, bw, bh) {
+  /** Returns the height given to the widget, 0 when its height is set from Python. */
+  function autoHeight(w, bw, bh, chrome = chromeHeight()) {
     // height 0 = fit the widget to the drawing: as tall as the graph drawn at the zoom the
     // width allows (never below the readable one), plus the toolbar and legend.
-    if (model.get("height")) return;
+    if (model.get("height")) return 0;
     const floor = lastLayout ? readableZoom(lastLayout) : 0;
     let k = Math.min(MAX_ZOOM_AT_FIT, (w - 2 * PAD) / bw);
     // Rather a smaller (still readable) drawing than a widget taller than usual.
-    const usual = (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD) / bh;
+    const usual = (MAX_AUTO_HEIGHT - chrome - 2 * PAD) / bh;
     if (k > usual) k = Math.max(usual, floor);
     k = Math.max(k, floor);
-    const want = Math.round(
-      Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chromeHeight() + bh * k + 2 * PAD)),
-    );
+    const want = Math.round(Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chrome + bh * k + 2 * PAD)));
     root.style.setProperty("--ezg-height", `${want}px`);
+    return want;
   }
 
-  function fit() {
-    const w = svgRoot.clientWidth;
+  /** Fit the drawing to the view. `sizes` (svg width and height, chrome height) when the
+   *  caller read them before changing the DOM; else they are read here. */
+  function fit(sizes = null) {
+    const w = sizes ? sizes.w : svgRoot.clientWidth;
     if (!bounds || !w) return;
     const bw = Math.max(1, bounds.x1 - bounds.x0);
     const bh = Math.max(1, bounds.y1 - bounds.y0);
-    autoHeight(w, bw, bh);
-    const h = svgRoot.clientHeight;
+    const chrome = sizes ? sizes.chrome : chromeHeight();
+    const want = autoHeight(w, bw, bh, chrome);
+    // The svg takes what the toolbar and legend leave of the widget's height.
+    const h = sizes ? (want ? want - chrome : sizes.h) : svgRoot.clientHeight;
     if (!h) return;
     let k = Math.max(0.05, Math.min(MAX_ZOOM_AT_FIT, (w - 2 * PAD) / bw, (h - 2 * PAD) / bh));
     const floor = lastLayout ? readableZoom(lastLayout) : 0;
