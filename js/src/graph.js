@@ -7,7 +7,9 @@
 // {type: "hello"|"resync", have: digest} when its state is not the one a diff expects.
 import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
-import { alignToPrevious, buildElkGraph, layoutKey, runLayout, warmUp } from "./layout.js";
+import { recall, remember, topologyKey } from "./cache.js";
+import { engineMode, fallbackNote, layoutGraph, warmUp } from "./engine.js";
+import { alignToPrevious, buildElkGraph, layoutKey, runLayout } from "./layout.js";
 import { FONT_FAMILY, FONT_PX, MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
 import { applyDiff, normalizeState } from "./state.js";
 
@@ -52,6 +54,7 @@ function render({ model, el }) {
   div("ezg-title", toolbar, "ezmsg graph");
   const counts = div("ezg-counts", toolbar);
   const closedNote = div("ezg-closed-note", toolbar);
+  const engineNote = div("ezg-engine-note", toolbar);
   const hint = div("ezg-hint", toolbar, "drag to see the rest \u00b7 wheel to zoom");
   div("ezg-spacer", toolbar);
   const expandBtn = document.createElement("button");
@@ -81,7 +84,6 @@ function render({ model, el }) {
   let positions = new Map();
   let lastKey = null;
   let lastLayout = null;
-  let lastWidth = 0; // the drawing's width the last layout was made for
   let index = null;
   let bounds = null;
   const view = { x: 0, y: 0, k: 1 };
@@ -155,50 +157,82 @@ function render({ model, el }) {
       for (const e of layout.edges) e.members = (byId.get(e.id) || { members: [] }).members;
     } else {
       const t1 = performance.now();
-      layout = await runLayout(built);
-      if (disposed) return;
-      layout.units = built.units;
-      if (width && built.nodes <= MAX_WRAP_NODES && !fitsReadably(layout, width, MAX_AUTO_HEIGHT)) {
-        // One row of layers is too wide to read here: let ELK wrap the layers into rows
-        // shaped like the space there is. ELK takes the aspect ratio as a hint only, so a
-        // few are tried; the best drawing within the usual height wins, else the best
-        // within the taller height a readable graph may take.
-        const target = (width - 2 * PAD) / (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD);
-        const candidates = [layout];
-        for (const [strategy, f] of WRAPS) {
-          const aspect = Math.max(0.2, target * f);
-          let wrapped;
-          try {
-            wrapped = await runLayout(buildElkGraph(state, collapsed, positions, { aspect, strategy }));
-          } catch {
-            // ELK's wrapping fails on some nested graphs: that option is just not taken.
-            if (disposed) return;
-            continue;
-          }
-          if (disposed) return;
-          wrapped.units = built.units;
-          wrapped.wrapped = true;
-          candidates.push(wrapped);
-          if (fitsReadably(wrapped, width, MAX_AUTO_HEIGHT)) break; // good enough
-        }
-        layout = pickLayout(candidates, width);
+      const topology = topologyKey(built);
+      const known = recall(topology, built);
+      if (known && !needsNewWrap(known, width)) {
+        // Drawn before (by this view or another): its positions, no ELK.
+        layout = known;
+        root.dataset.cached = "1";
+      } else {
+        layout = await elkLayout(built, width);
+        if (!layout) return; // disposed meanwhile
+        remember(topology, layout);
+        root.dataset.cached = "0";
       }
+      root.dataset.elkAt = t1.toFixed(1);
       root.dataset.elkMs = (performance.now() - t1).toFixed(1);
       root.dataset.wrapped = layout.wrapped ? "1" : "0";
+      showEngine();
       alignToPrevious(layout, positions);
-      lastWidth = width;
     }
     lastKey = key;
     lastLayout = layout;
     positions = new Map([...layout.nodes].map(([id, n]) => [id, { x: n.x, y: n.y }]));
-    index = drawScene(scene, layout, state, prefix);
-    applyAnnotations(index, state, ann, selected);
     bounds = boundsOf(layout);
     updateChrome();
-    if (!userMoved) fit();
+    // Sizes read while the old scene is still there: read after drawScene, they would make
+    // the browser lay out thousands of fresh SVG nodes on the spot (twice, with autoHeight).
+    const sizes = { w: svgRoot.clientWidth, h: svgRoot.clientHeight, chrome: chromeHeight() };
+    index = drawScene(scene, layout, state, prefix);
+    applyAnnotations(index, state, ann, selected);
+    if (!userMoved) fit(sizes);
     layoutCount += 1;
     root.dataset.layouts = String(layoutCount);
     root.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  }
+
+  /** ELK's layout of `built` (tried wrapped too when one row is too wide to read), or
+   *  null when the view went away meanwhile. */
+  async function elkLayout(built, width) {
+    /** @type {any} */
+    let layout = await runLayout(built, layoutGraph);
+    if (disposed) return null;
+    layout.units = built.units;
+    if (width && built.nodes <= MAX_WRAP_NODES && !fitsReadably(layout, width, MAX_AUTO_HEIGHT)) {
+      // One row of layers is too wide to read here: let ELK wrap the layers into rows
+      // shaped like the space there is. ELK takes the aspect ratio as a hint only, so a
+      // few are tried; the best drawing within the usual height wins, else the best
+      // within the taller height a readable graph may take.
+      const target = (width - 2 * PAD) / (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD);
+      const candidates = [layout];
+      for (const [strategy, f] of WRAPS) {
+        const aspect = Math.max(0.2, target * f);
+        let wrapped;
+        try {
+          wrapped = await runLayout(buildElkGraph(state, collapsed, positions, { aspect, strategy }), layoutGraph);
+        } catch {
+          // ELK's wrapping fails on some nested graphs: that option is just not taken.
+          if (disposed) return null;
+          continue;
+        }
+        if (disposed) return null;
+        wrapped.units = built.units;
+        wrapped.wrapped = true;
+        candidates.push(wrapped);
+        if (fitsReadably(wrapped, width, MAX_AUTO_HEIGHT)) break; // good enough
+      }
+      layout = pickLayout(candidates, width);
+    }
+    layout.madeForWidth = width;
+    return layout;
+  }
+
+  /** Say so when layouts run on the page's thread (no Web Worker): big ones block it. */
+  function showEngine() {
+    const mode = engineMode();
+    root.dataset.engine = mode || "";
+    engineNote.textContent = mode === "main" ? "layout on the main thread (no Web Worker)" : "";
+    engineNote.title = mode === "main" ? fallbackNote() : "";
   }
 
   function chromeHeight() {
@@ -255,8 +289,10 @@ function render({ model, el }) {
   /** After a resize: would this width call for another (wrapped or unwrapped) layout? */
   function needsNewWrap(layout, width) {
     if (!width || (layout.units || 0) > MAX_READABLE_UNITS) return false;
-    if (layout.wrapped) return Math.abs(width - lastWidth) > 0.12 * lastWidth;
-    return !fitsReadably(layout, width, maxAutoHeight(layout));
+    // Chosen (wrapped or not) for about this width: still the choice.
+    const madeFor = layout.madeForWidth || 0;
+    if (madeFor && Math.abs(width - madeFor) <= 0.12 * madeFor) return false;
+    return layout.wrapped || !fitsReadably(layout, width, maxAutoHeight(layout));
   }
 
   function boundsOf(layout) {
@@ -278,29 +314,33 @@ function render({ model, el }) {
     root.dataset.zoom = view.k.toFixed(3);
   }
 
-  function autoHeight(w, bw, bh) {
+  /** Returns the height given to the widget, 0 when its height is set from Python. */
+  function autoHeight(w, bw, bh, chrome = chromeHeight()) {
     // height 0 = fit the widget to the drawing: as tall as the graph drawn at the zoom the
     // width allows (never below the readable one), plus the toolbar and legend.
-    if (model.get("height")) return;
+    if (model.get("height")) return 0;
     const floor = lastLayout ? readableZoom(lastLayout) : 0;
     let k = Math.min(MAX_ZOOM_AT_FIT, (w - 2 * PAD) / bw);
     // Rather a smaller (still readable) drawing than a widget taller than usual.
-    const usual = (MAX_AUTO_HEIGHT - chromeHeight() - 2 * PAD) / bh;
+    const usual = (MAX_AUTO_HEIGHT - chrome - 2 * PAD) / bh;
     if (k > usual) k = Math.max(usual, floor);
     k = Math.max(k, floor);
-    const want = Math.round(
-      Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chromeHeight() + bh * k + 2 * PAD)),
-    );
+    const want = Math.round(Math.min(maxAutoHeight(lastLayout), Math.max(MIN_AUTO_HEIGHT, chrome + bh * k + 2 * PAD)));
     root.style.setProperty("--ezg-height", `${want}px`);
+    return want;
   }
 
-  function fit() {
-    const w = svgRoot.clientWidth;
+  /** Fit the drawing to the view. `sizes` (svg width and height, chrome height) when the
+   *  caller read them before changing the DOM; else they are read here. */
+  function fit(sizes = null) {
+    const w = sizes ? sizes.w : svgRoot.clientWidth;
     if (!bounds || !w) return;
     const bw = Math.max(1, bounds.x1 - bounds.x0);
     const bh = Math.max(1, bounds.y1 - bounds.y0);
-    autoHeight(w, bw, bh);
-    const h = svgRoot.clientHeight;
+    const chrome = sizes ? sizes.chrome : chromeHeight();
+    const want = autoHeight(w, bw, bh, chrome);
+    // The svg takes what the toolbar and legend leave of the widget's height.
+    const h = sizes ? (want ? want - chrome : sizes.h) : svgRoot.clientHeight;
     if (!h) return;
     let k = Math.max(0.05, Math.min(MAX_ZOOM_AT_FIT, (w - 2 * PAD) / bw, (h - 2 * PAD) / bh));
     const floor = lastLayout ? readableZoom(lastLayout) : 0;

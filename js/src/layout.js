@@ -1,8 +1,7 @@
 // @ts-check
 // Layout with ELK (layered, compound nodes for collections). This module only turns the
-// graph state into an ELK graph, runs ELK, and reads the result back; it places nothing
-// itself apart from the ports' fixed slots on a unit's card.
-import ELK from "elkjs/lib/elk.bundled.js";
+// graph state into an ELK graph, has ELK run it (engine.js: in a Web Worker), and reads the
+// result back; it places nothing itself apart from the ports' fixed slots on a unit's card.
 import { FONTS } from "./fonts.js";
 import { groupPath, hiddenBy, shortType, visibleNode } from "./state.js";
 
@@ -48,32 +47,6 @@ function bigOptions(big) {
     // Network-simplex layering is the costliest phase on big graphs; longest-path is linear.
     ...(big ? { "elk.layered.layering.strategy": "LONGEST_PATH" } : {}),
   };
-}
-
-/** @type {any} */
-let elkInstance = null;
-function elk() {
-  // One ELK per page: it is a large GWT program and the views can share it.
-  if (!elkInstance) elkInstance = new ELK();
-  return elkInstance;
-}
-
-/**
- * Start ELK and run a two-node layout: its one-off start-up (about 0.2 s) then happens
- * when the module loads instead of inside the first drawing. Called once at import.
- */
-export function warmUp() {
-  const tiny = {
-    id: "warm",
-    children: [
-      { id: "a", width: 10, height: 10 },
-      { id: "b", width: 10, height: 10 },
-    ],
-    edges: [{ id: "e", sources: ["a"], targets: ["b"] }],
-  };
-  return elk()
-    .layout(tiny)
-    .catch(() => null);
 }
 
 const measureCache = new Map();
@@ -314,10 +287,12 @@ function cmp(a, b) {
 
 /**
  * Run ELK and read back absolute boxes and edge routes.
+ * @param {any} built what buildElkGraph made
+ * @param {(graph: any) => Promise<any>} layoutGraph ELK's `layout` (engine.js in the widget)
  * @returns {Promise<{nodes: Map<string, any>, edges: any[], width:number, height:number}>}
  */
-export async function runLayout(built) {
-  const out = await elk().layout(built.graph);
+export async function runLayout(built, layoutGraph) {
+  const out = await layoutGraph(built.graph);
   const nodes = new Map();
   const walk = (n) => {
     for (const c of n.children || []) {

@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { alignToPrevious, BIG_GRAPH, buildElkGraph, CARD, layoutKey, runLayout, visiblePorts } from "../src/layout.js";
+import ELK from "elkjs/lib/elk.bundled.js";
 import { smallState } from "./fixtures.mjs";
+
+// In the widget ELK runs in a Web Worker (src/engine.js); here in this thread.
+const elk = new ELK();
+const layoutGraph = (graph) => elk.layout(graph);
 
 const ids = (nodes) => nodes.map((n) => n.id);
 
@@ -147,7 +152,7 @@ describe("alignToPrevious", () => {
 describe("runLayout", () => {
   it("places every node and routes every edge with ELK", async () => {
     const built = buildElkGraph(smallState(), new Set(), new Map());
-    const out = await runLayout(built);
+    const out = await runLayout(built, layoutGraph);
     assert.deepEqual([...out.nodes.keys()].sort(), ["g:G", "t:T", "u:G/A", "u:G/B"]);
     const a = out.nodes.get("u:G/A");
     const b = out.nodes.get("u:G/B");

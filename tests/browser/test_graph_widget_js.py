@@ -13,6 +13,7 @@ import pytest
 
 from ezmsg_lab.model import graph_annotations as ga
 from ezmsg_lab.model import graph_view as gv
+from tests.browser._harness import BUNDLE
 from tests.unit.test_graph_view import demo_snapshot
 
 TIMEOUT_MS = 15_000
@@ -82,7 +83,35 @@ def test_renders_the_units_edges_ports_and_legend(page: Any, demo_state: dict) -
     fills = page.eval_on_selector_all(".ezg-bar", "els => els.map(e => e.style.fill)")
     assert len(set(fills)) == 4
     assert model(page, "sent[0]") == {"type": "hello", "have": demo_state["digest"]}
+    # ELK ran in the widget's Web Worker: nothing to say about it.
+    assert page.get_attribute(".ezg-root", "data-engine") == "worker"
+    assert page.inner_text(".ezg-engine-note") == ""
     assert page.page_errors == []
+
+
+def test_without_web_workers_the_layout_runs_here_and_says_so(page: Any, demo_state: dict) -> None:
+    # A page whose policy forbids workers: a fresh copy of the module meets it at import.
+    page.evaluate(
+        "() => { window.Worker = function () { throw new Error('workers are blocked'); }; }"
+    )
+    page.evaluate("src => window.loadWidget(src)", BUNDLE.read_text(encoding="utf-8"))
+    mount(page, state=demo_state)
+    assert page.get_attribute(".ezg-root", "data-engine") == "main"
+    assert "main thread" in page.inner_text(".ezg-engine-note")
+    assert "workers are blocked" in (page.get_attribute(".ezg-engine-note", "title") or "")
+    assert page.locator(".ezg-unit").count() == len(demo_state["units"])
+    assert page.locator("path.ezg-edge").count() == len(demo_state["edges"])
+    assert model(page, "data.js_error") == ""
+
+
+def test_a_graph_drawn_before_is_drawn_again_without_elk(page: Any, demo_state: dict) -> None:
+    mount(page, state=demo_state)
+    assert page.get_attribute(".ezg-root", "data-cached") == "0"
+    first = card_positions(page)
+    page.evaluate("() => { window.view.cleanup(); }")
+    mount(page, state=demo_state)  # another view of the same graph on this page
+    assert page.get_attribute(".ezg-root", "data-cached") == "1"
+    assert card_positions(page) == first
 
 
 def test_click_sets_selected_and_saves(page: Any, demo_state: dict) -> None:

@@ -51,6 +51,13 @@ def test_topology_notebook_click_a_unit_and_tune_it(jupyterlab: str, browser: An
         for unit in ("DEMO/SOURCE", "DEMO/DETECTOR", "DEMO/SINK"):
             page.locator(f'.ezg-unit[data-address="{unit}"]').last.wait_for(timeout=TIMEOUT_MS)
         page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=TIMEOUT_MS)
+        # In JupyterLab (ESM from a blob URL) ELK runs in the widget's Web Worker.
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.ezg-root')].every(e => e.dataset.engine)",
+            timeout=TIMEOUT_MS,
+        )
+        engines = page.eval_on_selector_all(".ezg-root", "els => els.map(e => e.dataset.engine)")
+        assert engines and set(engines) == {"worker"}, engines
         _shot(page, "e2e_1_notebook_ran")
 
         # The Lab's address, from the `lab` cell's HTML output.

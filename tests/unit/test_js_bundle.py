@@ -15,9 +15,11 @@ SHIPPED = ROOT / "ezmsg_lab" / "widgets" / "static" / "graph.js"
 
 
 def _node_modules_ready() -> bool:
-    return (JS / "node_modules" / "esbuild" / "package.json").exists() and (
-        JS / "node_modules" / "elkjs" / "package.json"
-    ).exists()
+    # The bundler, the layout library it bundles, and fflate (compresses elkjs's worker).
+    return all(
+        (JS / "node_modules" / name / "package.json").exists()
+        for name in ("esbuild", "elkjs", "fflate")
+    )
 
 
 def test_shipped_bundle_matches_a_fresh_build(tmp_path: Path) -> None:
@@ -58,7 +60,7 @@ def test_lockfile_pins_the_bundler_and_the_layout_library() -> None:
 
     lock = json.loads((JS / "package-lock.json").read_text())
     packages = lock["packages"]
-    for name in ("esbuild", "elkjs"):
+    for name in ("esbuild", "elkjs", "fflate"):
         entry = packages.get(f"node_modules/{name}")
         assert entry and entry.get("version"), f"{name} is not locked in js/package-lock.json"
     declared = json.loads((JS / "package.json").read_text())["devDependencies"]
