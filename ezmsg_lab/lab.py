@@ -228,6 +228,7 @@ class Lab:
             self._graph,
             self._tap_service,
             RecorderSources(self._views, self._traces, self._logs),
+            self._experiments,
         )
         self._reconnector = Reconnector(
             session,

@@ -802,7 +802,30 @@ except ExpectationError as err:
             """
 ## Record
 
-*Reserved: recording these runs (and replaying them) will be added here.*
+`lab.record` writes one data-only file: topology, settings and their history, metrics,
+trace samples, logs, the messages of the topics given in `taps`, and every experiment
+that finishes while it runs. `ezmsg_lab.load` reads it back with the Lab's DataFrame API,
+with no pipeline.
+"""
+        ),
+        code(
+            """
+import tempfile
+from pathlib import Path
+
+import ezmsg_lab
+
+path = Path(tempfile.mkdtemp()) / "experiment.ezrec"
+with lab.record(path, taps=["DEMO/FILTER/OUTPUT_SIGNAL"], interval=0.5):
+    short = lab.sweep("DEMO/FILTER", {"taps": [15, 63]}, settle=0.3, measure=0.6)
+rec = ezmsg_lab.load(path)
+sorted(rec.results()), rec.results("sweep").shape == short.shape
+"""
+        ),
+        code(
+            """
+x = rec.tap_data("DEMO/FILTER/OUTPUT_SIGNAL")
+x.dims, len(rec.settings_history("DEMO/FILTER")) >= 4, "rate_hz" in set(rec.metrics()["metric"])
 """
         ),
         code(

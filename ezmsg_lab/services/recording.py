@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +18,10 @@ from ..recording.messages import StoredAxisArray
 from .recorder import DEFAULT_INTERVAL_S, Recorder, RecorderSources
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..runtime.connection import Connection
+    from .experiments import ExperimentsService
     from .graph_info import GraphInfo
     from .session import Session
     from .taps import TapsService
@@ -37,6 +41,7 @@ class RecordingService:
         graph: GraphInfo,
         taps: TapsService,
         sources: RecorderSources,
+        experiments: ExperimentsService,
     ) -> None:
         self._session = session
         self._conn = conn
@@ -45,6 +50,13 @@ class RecordingService:
         self._sources = sources
         self._active: list[Recorder] = []
         self._lock = threading.Lock()
+        # Each finished sweep, comparison or search goes into every running recording.
+        experiments.subscribe(self._add_result)
+
+    def _add_result(self, kind: str, frame: pd.DataFrame) -> None:
+        for recorder in self.recordings:
+            with contextlib.suppress(RecordingError):  # stopped meanwhile
+                recorder.add_result(kind, frame)
 
     def record(
         self,
