@@ -52,6 +52,12 @@ DEFAULT_BUDGET = 0.05
 DEFAULT_TTL_S = 10.0
 STREAM_INTERVAL_S = 0.05
 STREAM_MAX_SAMPLES = 20_000
+# Trace samples a second the kernel takes in, from all processes together: the embedded
+# GraphServer relays each one and the Lab unpickles and stores it, all in the kernel. A
+# load of 50 publishers (7,350 msg/s, each message traced within the per-process budget)
+# sent about 25k samples a second: the control loop's polls fell to 2 a second and the
+# server's queue for the stream grew the kernel by 300 MB in 30 s.
+KERNEL_SAMPLES_PER_S = 5_000.0
 # Rate assumed for a process the poller has no rate for yet (ezmsg's local path measured
 # 77.6k msg/s on these machines): a guess on the safe side of the budget.
 ASSUMED_RATE_HZ = 100_000.0
@@ -64,6 +70,17 @@ def choose_sample_mod(rate_hz: float, budget: float, cost_s: float = TRACE_COST_
     if not math.isfinite(rate_hz) or rate_hz <= 0:
         return 1
     return max(1, math.ceil(rate_hz * cost_s / budget))
+
+
+def kernel_sample_mod(
+    total_rate_hz: float, n_metrics: int, max_samples_s: float = KERNEL_SAMPLES_PER_S
+) -> int:
+    """Smallest ``sample_mod`` for every process that keeps the samples reaching the
+    kernel (about ``total_rate * n_metrics / sample_mod`` a second) within
+    ``max_samples_s``."""
+    if not math.isfinite(total_rate_hz) or total_rate_hz <= 0:
+        return 1
+    return max(1, math.ceil(total_rate_hz * max(1, n_metrics) / max_samples_s))
 
 
 @dataclass
@@ -232,11 +249,15 @@ class TraceFeed:
             return
         rates = self._process_rates()
         table = process_table(self._topology.snapshot)
+        floor = kernel_sample_mod(sum(rates.values()), len(settings.metrics or DEFAULT_METRICS))
         for process_id, meta in table.items():
             if not meta.units:
                 continue
             known = process_id in rates
-            mod = choose_sample_mod(rates.get(process_id, ASSUMED_RATE_HZ), settings.budget)
+            mod = max(
+                floor,
+                choose_sample_mod(rates.get(process_id, ASSUMED_RATE_HZ), settings.budget),
+            )
             if (
                 settings.sample_mod.get(process_id) == mod
                 and settings.rate_known.get(process_id) == known

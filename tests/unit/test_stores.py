@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ezmsg_lab.feeds.traces import choose_sample_mod
+from ezmsg_lab.feeds.traces import choose_sample_mod, kernel_sample_mod
 from ezmsg_lab.model.clock import since_to_epoch_s, to_utc
 from ezmsg_lab.model.logs import LogRecord, LogStore
 from ezmsg_lab.model.metrics import EndpointSample, MetricsStore, ProcessMeta
@@ -252,6 +252,20 @@ def test_sample_mod_keeps_tracing_within_budget(rate, budget, expected):
     assert mod == expected
     if rate == rate and rate > 0:
         assert rate * 10e-6 / mod <= budget
+
+
+@pytest.mark.parametrize(
+    ("total_rate", "n_metrics", "expected"),
+    [(0.0, 3, 1), (float("nan"), 3, 1), (1_000.0, 3, 1), (7_350.0, 3, 5), (100_000.0, 2, 40)],
+)
+def test_kernel_sample_mod_keeps_the_kernels_samples_within_its_cap(
+    total_rate, n_metrics, expected
+):
+    mod = kernel_sample_mod(total_rate, n_metrics, max_samples_s=5_000.0)
+    assert mod == expected
+    if total_rate > 0:
+        assert total_rate * n_metrics / mod <= 5_000.0
+        assert mod == 1 or total_rate * n_metrics / (mod - 1) > 5_000.0  # the smallest
 
 
 def test_sample_mod_rejects_bad_budget():
