@@ -12,16 +12,18 @@ recordings), add one function.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ezmsg_lab import Lab, LabError
+from ezmsg_lab import Lab, LabError, load
 from ezmsg_lab.demo import DemoPipeline
 
 pytestmark = [
@@ -116,6 +118,73 @@ def tap_window(lab: Lab, value: Any) -> None:
 def launch_name(lab: Lab, value: Any) -> None:
     pipeline = lab.launch(DemoPipeline(), name=value, start_timeout=20)
     pipeline.stop()
+
+
+@entry(st.one_of(names, junk), examples=30)
+def sweep_address(lab: Lab, value: Any) -> None:
+    lab.sweep(value, {"cutoff_hz": [30.0]}, settle=0.05, measure=0.1)
+
+
+@entry(
+    st.one_of(
+        junk,
+        st.dictionaries(st.one_of(names, st.just("cutoff_hz")), st.lists(junk, max_size=3)),
+        st.dictionaries(st.just("cutoff_hz"), st.one_of(junk, st.lists(junk, max_size=3))),
+    ),
+    examples=40,
+)
+def sweep_spec(lab: Lab, value: Any) -> None:
+    lab.sweep("DEMO/FILTER", value, settle=0.05, measure=0.1)
+
+
+FUZZ_DIR = Path(tempfile.mkdtemp(prefix="ezlab-fuzz-"))
+odd_paths = st.sampled_from(
+    ["", ".", "/", "/proc/1/mem", "/nonexistent/dir/x.ezrec", "\x00", "a" * 5000, "../..", "x/"]
+)
+
+
+@entry(st.one_of(junk, odd_paths, st.text(max_size=30)), examples=40)
+def record_path(lab: Lab, value: Any) -> None:
+    # Relative names land in a scratch folder, never in the working tree.
+    if isinstance(value, str) and value and not value.startswith("/"):
+        value = str(FUZZ_DIR / value)
+    lab.record(value, interval=0.1).stop()
+
+
+DEMO_RECORDING = Path(__file__).parents[2] / "notebooks" / "data" / "demo.ezrec"
+
+
+@st.composite
+def damaged_recordings(draw: Any) -> bytes:
+    data = bytearray(DEMO_RECORDING.read_bytes())
+    kind = draw(st.sampled_from(["flip", "cut", "splice", "junk"]))
+    if kind == "junk":
+        return draw(st.binary(max_size=2000))
+    if kind == "cut":
+        return bytes(data[: draw(st.integers(0, len(data)))])
+    if kind == "splice":
+        at = draw(st.integers(0, len(data)))
+        return bytes(data[:at] + draw(st.binary(min_size=1, max_size=64)) + data[at:])
+    for _ in range(draw(st.integers(1, 8))):
+        i = draw(st.integers(0, len(data) - 1))
+        data[i] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@entry(damaged_recordings(), examples=80)
+def recording_file(lab: Lab, value: bytes) -> None:
+    path = FUZZ_DIR / "damaged.ezrec"
+    path.write_bytes(value)
+    rec = load(path)
+    # Whatever loads must read: every table and every tapped array.
+    for read in (rec.topology_events, rec.settings, rec.settings_history, rec.metrics):
+        read()
+    rec.trace_samples()
+    rec.latency()
+    rec.logs()
+    rec.results()
+    for topic in rec.taps:
+        rec.tap_data(topic)
 
 
 # ---------------------------------------------------------------- the shared check
