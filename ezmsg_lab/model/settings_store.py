@@ -133,6 +133,10 @@ class SettingsStore:
         self.gaps = 0
         self._history: list[SettingsChange] = []
         self._max_history = max_history
+        # Events that confirmed this Lab's own changes. ezmsg stamps every change with
+        # the session of the process that applied it, whoever asked for it, so this is
+        # how the history tells this Lab's changes from other clients'.
+        self._own: set[int] = set()
         self._lock = threading.Lock()
         self.listeners: Listeners[[str, Any, Any]] = Listeners("settings")
 
@@ -194,6 +198,16 @@ class SettingsStore:
         self.listeners.emit(address, event.value, event)
         return changes
 
+    def mark_own(self, seq: int) -> None:
+        """Record that the settings event ``seq`` confirmed a change this Lab made."""
+        with self._lock:
+            self._own.add(seq)
+
+    def _by(self, c: SettingsChange) -> str:
+        if c.seq in self._own:
+            return "this Lab"
+        return "launch" if c.event == "INITIAL_SETTINGS" else "another client"
+
     def history(
         self,
         unit: str | None = None,
@@ -212,6 +226,7 @@ class SettingsStore:
                 for c in self._history
                 if (unit is None or c.unit == unit) and (since_s is None or c.time >= since_s)
             ]
+            by = [self._by(c) for c in rows]
         return pd.DataFrame(
             {
                 "seq": pd.array([c.seq for c in rows], dtype="int64"),
@@ -221,6 +236,7 @@ class SettingsStore:
                 "old": [show(c, c.old) for c in rows],
                 "new": [show(c, c.new) for c in rows],
                 "event": [c.event for c in rows],
+                "by": by,
                 "source_session": [c.source_session for c in rows],
                 "source_process": [c.source_process for c in rows],
             }

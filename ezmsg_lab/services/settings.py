@@ -613,6 +613,7 @@ class SettingsService:
             sent_at = time.time()
             coro, method = self._send_coro(address, topic, new, requested, remaining, what)
             snap_value, applied_obj, seq = self._session.run(coro, remaining, what)
+            self._store.mark_own(seq)
             confirmed_at = time.time()
             applied = {p: get_path(applied_obj, p) for p in requested}
             result = SetResult(
@@ -698,7 +699,9 @@ class SettingsService:
                 what,
                 match=structured_matcher(path, v),
             )
-            return self._session.run(coro, remaining, what)
+            snap_value, applied_obj, seq = self._session.run(coro, remaining, what)
+            self._store.mark_own(seq)
+            return snap_value, applied_obj, seq
 
         try:
             for path, v in requested.items():
