@@ -38,6 +38,9 @@ from typing import Any
 # sent, which stay alive until they are pickled.
 QUEUE_CAPACITY = 256
 QUEUE_MAX_BYTES = 64 << 20
+# How often the sender sends what waits: batching keeps the cost per sampled message to a
+# deque append in the publishing task (no lock, no wake-up) and one write per period.
+SEND_PERIOD_S = 0.01
 # How often the agent looks for publishers it was asked to sample that appeared since
 # (a control message may arrive before the process has made its publishers).
 _RESCAN_S = 0.2
@@ -133,9 +136,12 @@ class TapAgent:
         self._publishers = publishers
         self._rates: dict[str, float] = {}
         self._samplers: dict[str, tuple[Any, _Sampler]] = {}  # topic -> (publisher, sampler)
-        self._outbox: deque[tuple[Any, int]] = deque()  # (item, its array bytes)
-        self._queued_bytes = 0
-        self._cond = threading.Condition()
+        # (item, its array bytes). The publishing task only appends (deque appends are
+        # atomic) and the sender only pops, so the hot path takes no lock and wakes no
+        # thread; each side keeps its own byte count.
+        self._outbox: deque[tuple[Any, int]] = deque()
+        self._offered_bytes = 0  # written by the publishing task only
+        self._sent_bytes = 0  # written by the sender only
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._control_loop, name="ezmsg-lab-tap-control", daemon=True),
@@ -149,8 +155,6 @@ class TapAgent:
     def close(self) -> None:
         """Remove every sampler and stop both threads (bounded)."""
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
         self._apply({})
         for thread in self._threads:
             thread.join(1.0)
@@ -160,12 +164,11 @@ class TapAgent:
     # -- from the publishing task (the unit's loop thread)
     def _offer(self, item: TapSample) -> bool:
         size = _array_bytes(item.message)
-        with self._cond:
-            if len(self._outbox) >= QUEUE_CAPACITY or self._queued_bytes + size > QUEUE_MAX_BYTES:
-                return False  # the Lab counts the gap in seq as dropped
-            self._outbox.append((item, size))
-            self._queued_bytes += size
-            self._cond.notify()
+        queued = self._offered_bytes - self._sent_bytes
+        if len(self._outbox) >= QUEUE_CAPACITY or queued + size > QUEUE_MAX_BYTES:
+            return False  # the Lab counts the gap in seq as dropped
+        self._offered_bytes += size
+        self._outbox.append((item, size))
         return True
 
     # -- control thread
@@ -205,25 +208,35 @@ class TapAgent:
                     self._samplers[topic] = (pubs[topic], sampler)
                     changed = True
         if changed and not self._stop.is_set():
-            with self._cond:
-                self._outbox.appendleft((TapInstalled(os.getpid(), sorted(self._samplers)), 0))
-                self._cond.notify()
+            self._outbox.appendleft((TapInstalled(os.getpid(), sorted(self._samplers)), 0))
 
     # -- sender thread
     def _send_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._outbox and not self._stop.is_set():
-                    self._cond.wait()
-                if self._stop.is_set():
-                    return
+        # Every SEND_PERIOD_S: everything waiting, pickled as one list, in one write.
+        while not self._stop.wait(SEND_PERIOD_S):
+            batch, sizes = [], 0
+            while self._outbox:
                 item, size = self._outbox.popleft()
-                self._queued_bytes -= size
-            try:
-                data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                continue  # a message that cannot be pickled: its seq gap counts it
+                batch.append(item)
+                sizes += size
+            if not batch:
+                continue
+            data = _pickle_batch(batch)
+            self._sent_bytes += sizes
             try:
                 self._conn.send_bytes(data)
             except (OSError, ValueError):
                 return  # the Lab closed its end
+
+
+def _pickle_batch(batch: list[Any]) -> bytes:
+    try:
+        return pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        # One message that cannot be pickled: send the others (its seq gap counts it).
+        kept = []
+        for item in batch:
+            with contextlib.suppress(Exception):
+                pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+                kept.append(item)
+        return pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)

@@ -175,6 +175,10 @@ class TapLink:
             for w in wants:
                 w.on_error(f"{type(exc).__name__}: {exc}")
             return
+        for item in obj if isinstance(obj, list) else [obj]:
+            self._take(conn, item)
+
+    def _take(self, conn: Connection, obj: object) -> None:
         if isinstance(obj, TapSample):
             with self._lock:
                 wants = [w for w in self._wants if w.topic == obj.topic]

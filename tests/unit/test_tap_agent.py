@@ -33,10 +33,7 @@ def _recv(conn, kind, timeout=5.0):
     box: list[object] = []
 
     def got() -> bool:
-        while conn.poll(0):
-            obj = pickle.loads(conn.recv_bytes())
-            if isinstance(obj, kind):
-                box.append(obj)
+        box.extend(_drain(conn, kind))
         return bool(box)
 
     assert wait_until(got, timeout), f"no {kind.__name__} arrived"
@@ -95,9 +92,8 @@ def test_agent_samples_a_publisher_made_after_the_control_arrived():
 
 
 def _drain(conn, kind) -> list:
+    # The agent sends what waits as one list per period.
     out = []
     while conn.poll(0):
-        obj = pickle.loads(conn.recv_bytes())
-        if isinstance(obj, kind):
-            out.append(obj)
+        out.extend(obj for obj in pickle.loads(conn.recv_bytes()) if isinstance(obj, kind))
     return out
