@@ -10,6 +10,7 @@ deep in a feed.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import re
 import threading
@@ -119,6 +120,25 @@ def prune_server(server: Any) -> None:
             shm = getattr(info, "shm", None)
             if not getattr(info, "leases", True) and shm is not None and shm.buf is None:
                 shms.pop(name, None)
+
+
+def limit_server_trace_buffer(server: Any, samples: int) -> bool:
+    """Keep at most ``samples`` trace samples per process in an in-process GraphServer.
+
+    ezmsg keeps the newest 200,000 samples of each process (``_RetentionPolicy``, read
+    from ``EZMSG_PROFILE_TRACE_BUFFER_LIMIT`` once, at import) for clients that pull
+    them, also after its stream delivered them: about 350 bytes each, so a kernel with an
+    embedded server and five traced processes grew by 300 MB and more. The Lab reads the
+    stream, which only needs what arrives between two of its batches. False where this
+    ezmsg has no such policy.
+    """
+    policy = getattr(server, "_retention_policy", None)
+    if policy is None or not hasattr(policy, "profiling_trace_buffer_limit"):
+        return False
+    server._retention_policy = dataclasses.replace(  # noqa: SLF001
+        policy, profiling_trace_buffer_limit=samples
+    )
+    return True
 
 
 # ----------------------------------------------------------------------------- Publisher

@@ -15,6 +15,11 @@ from . import compat
 
 logger = logging.getLogger(__name__)
 
+# Trace samples the embedded server keeps per process for its stream to the Lab: the
+# Lab caps what it takes in at 5,000 a second (feeds/traces.py), so this holds seconds of
+# a stalled kernel; ezmsg's default (200,000) held hundreds of MB.
+SERVER_TRACE_BUFFER = 10_000
+
 ADDRESS_ENV = "EZMSG_GRAPHSERVER_ADDR"
 
 
@@ -114,6 +119,7 @@ class EmbeddedServer:
                 stacklevel=3,
             )
         self._server = GraphServer(name="ezmsg-lab-GraphServer")
+        compat.limit_server_trace_buffer(self._server, SERVER_TRACE_BUFFER)
         try:
             self._server.start((host, port))
         except OSError as exc:

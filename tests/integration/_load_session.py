@@ -17,6 +17,8 @@ from pathlib import Path
 import psutil
 
 from ezmsg_lab import Lab
+from ezmsg_lab.model.traces import BYTES_PER_SAMPLE
+from ezmsg_lab.runtime.server import SERVER_TRACE_BUFFER
 from tests.integration._load_units import LoadPipeline, LoadSettings, expected_rates
 
 POLL_HZ = 10.0
@@ -74,7 +76,14 @@ def main(duration: float, out_dir: Path) -> None:
         out["rss_mid_mb"] = (rss_mid or rss_start) / 1e6
         out["rss_end_mb"] = proc.memory_info().rss / 1e6
         out["rss_peak_mb"] = peak["rss"] / 1e6
-        out["bounds_mb"] = (HISTORY_ROWS * 34 + TRACE_SAMPLES * 22) / 1e6
+        # The Lab's stores, and what the embedded server keeps per traced process for
+        # its stream (about 450 bytes a sample, measured with tracemalloc).
+        processes = len(lab.pipelines[0].pids)
+        out["bounds_mb"] = (
+            HISTORY_ROWS * 34
+            + TRACE_SAMPLES * BYTES_PER_SAMPLE
+            + SERVER_TRACE_BUFFER * processes * 450
+        ) / 1e6
         out["rates"] = _rates(start_profile, end_profile, t_end - t_start)
         out["statuses"] = sorted(set(end_profile["status"].astype(str)))
         out["checker"] = {

@@ -276,3 +276,17 @@ def test_guard_publisher_leases_refuses_leases_to_departed_channels(server):
             bp.free(kept)
 
     asyncio.run(go())
+
+
+def test_the_embedded_server_keeps_a_bounded_trace_buffer_per_process():
+    from ezmsg_lab import Lab
+    from ezmsg_lab.runtime.server import SERVER_TRACE_BUFFER
+
+    with Lab() as lab:
+        lab.launch(DemoPipeline(), name="DEMO")
+        lab.wait_for_profile(20)
+        lab.trace()
+        server = lab._server._server  # ezmsg's GraphServer in this kernel
+        assert wait_until(lambda: len(server._profiling_trace_buffers) > 0, 10)
+        # ezmsg's own default keeps 200,000 samples a process (hundreds of MB).
+        assert {b.maxlen for b in server._profiling_trace_buffers.values()} == {SERVER_TRACE_BUFFER}
