@@ -61,7 +61,8 @@ class Recording:
     ----------
     path : pathlib.Path
     environment : dict
-        Python, ezmsg and ezmsg-lab versions, platform, hosts, start and stop times.
+        Python, ezmsg, ezmsg-lab, numpy, pandas and pyarrow versions, platform and
+        hostname; ``hosts`` (the graph's hosts) once the recording was stopped.
     complete : bool
         False when the recording was cut short (its ``stop()`` never ran).
     chunks : int

@@ -102,7 +102,12 @@ class Views:
 
     def settings_history(self, unit: str | None = None, since: Any = None) -> pd.DataFrame:
         """Every settings change seen (initial values included): seq, time, unit, field,
-        old, new, event, source_session, source_process."""
+        old, new, event, by, source_session, source_process.
+
+        ``by`` says who made the change: ``"this Lab"`` (confirmed one of this Lab's own
+        changes), ``"another client"`` or ``"launch"`` (a unit's initial settings).
+        ezmsg stamps every change with the session of the process that applied it, so
+        ``source_session`` alone cannot tell clients apart."""
         return self._settings.history(
             unit=unit, since_s=since_to_epoch_s(since), specs=self._settings_service.specs()
         )
