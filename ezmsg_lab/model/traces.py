@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -302,7 +303,7 @@ def _selection(
     return keep
 
 
-def _cat(values: Sequence[object], codes: np.ndarray) -> pd.Categorical:
+def _cat(values: Sequence[object], codes: np.ndarray) -> pd.Categorical[Any]:
     """A categorical with one category per distinct value (None -> missing).
 
     ``values`` are per key, ``codes`` the key of each row: the gather gives the row codes
