@@ -249,6 +249,7 @@ def check_start_method(method: str | None) -> str | None:
 # ~0.15 s here. (CPython's default preload, __main__, is not actually imported: its
 # forkserver looks for a 'main_path' key that the preparation data never holds.)
 _FORKSERVER_PRELOAD = (
+    "multiprocessing.sharedctypes",  # the Lab's drop counters (a Value) need it
     "ezmsg.core",
     "ezmsg.util.messages.axisarray",
     "ezmsg_lab.runtime._backend",
