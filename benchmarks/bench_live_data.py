@@ -1,7 +1,9 @@
 """Live-data benchmarks (the Live data issue's targets), each beside raw ezmsg.
 
-- time from Lab() to the demo's first complete topology and profile (< 1 s);
-- trace ingest into the ring buffers (>= 1,000,000 samples/s, <= 32 bytes a sample);
+- time from Lab() + launch to the demo's first complete topology and profile, with a rate
+  for every publisher (< 0.3 s);
+- trace ingest into the ring buffers (>= 1,000,000 samples/s and >= 2x raw ezmsg decoding
+  the same batches, <= 32 bytes a sample);
 - DataFrame of 1,000,000 trace samples (< 200 ms) and of a 500-topic profile (< 20 ms);
 - throughput of a free-running pipeline while the Lab polls at 10 Hz (>= 98 % of the
   unobserved pipeline) and while it traces at the default budget (>= 90 %).
@@ -71,8 +73,11 @@ def startup_raw() -> float:
 
 
 def bench_startup(repeats: int = 5) -> Result:
-    lab_s = [startup_lab() for _ in range(repeats)]
-    raw_s = [startup_raw() for _ in range(repeats)]
+    # Interleaved, so both see the same load on a shared machine.
+    lab_s, raw_s = [], []
+    for _ in range(repeats):
+        lab_s.append(startup_lab())
+        raw_s.append(startup_raw())
     ours = median(lab_s)
     return report(
         Result(
@@ -80,8 +85,8 @@ def bench_startup(repeats: int = 5) -> Result:
             ours,
             median(raw_s),
             "s",
-            "< 1 s",
-            ours < 1.0,
+            "< 0.3 s",
+            ours < 0.3,
             "raw: first profiling_snapshot_all with every process (no rates yet)",
         )
     )
@@ -122,21 +127,21 @@ def bench_traces(n_samples: int = 1_000_000) -> list[Result]:
     from ezmsg_lab.model.traces import TraceStore
 
     batches = _trace_batches(n_samples)
-    # Raw ezmsg: decoding the same samples from its stream's pickled batches.
+    # Raw ezmsg: decoding the same samples from its stream's pickled batches (what its
+    # trace stream does before the Lab sees them), interleaved with the ingest runs.
     payloads = [pickle.dumps(b) for b in batches]
-    t0 = time.perf_counter()
-    for p in payloads:
-        pickle.loads(p)
-    raw_rate = n_samples / (time.perf_counter() - t0)
-
-    rates = []
-    for _ in range(3):
+    raw_rates, rates = [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for p in payloads:
+            pickle.loads(p)
+        raw_rates.append(n_samples / (time.perf_counter() - t0))
         store = TraceStore(capacity=n_samples)
         t0 = time.perf_counter()
         for samples in batches:
             store.ingest("p1", samples, 0)
         rates.append(n_samples / (time.perf_counter() - t0))
-    ingest = median(rates)
+    ingest, raw_rate = median(rates), median(raw_rates)
     per_sample = store.samples.nbytes / store.samples.capacity
     results = [
         report(
@@ -145,8 +150,8 @@ def bench_traces(n_samples: int = 1_000_000) -> list[Result]:
                 ingest,
                 raw_rate,
                 "samples/s",
-                ">= 1e6",
-                ingest >= 1e6,
+                ">= 1e6, 2x raw",
+                ingest >= 1e6 and ingest >= 2 * raw_rate,
                 "raw: ezmsg unpickling the same batches",
             )
         ),

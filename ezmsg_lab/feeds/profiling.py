@@ -30,8 +30,12 @@ logger = logging.getLogger(__name__)
 
 MAX_RATE_HZ = 20.0
 DEFAULT_RATE_HZ = 1.0
-# After the process table changes, poll again this soon so new endpoints get rates fast.
-FOLLOW_UP_S = 0.25
+# When the process table changes the poller polls at once, then again after each of these
+# gaps (seconds after the previous poll ended), then on its cadence: a rate needs two
+# polls, so the first gap gives every new publisher a rate within a tick of its process
+# appearing (a true count over a short window, so coarse for slow streams) and the second
+# a steadier one soon after.
+FOLLOW_UPS_S = (0.04, 0.25)
 
 
 def check_rate(hz: float) -> float:
@@ -98,6 +102,7 @@ class ProfilingPoller:
         self.per_process_timeout = per_process_timeout
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._follow_up = False  # set with _wake when the process table changed
         self._known_processes: frozenset[str] = frozenset()
         self.clocks = HostClocks()
         self.listeners: Listeners[[]] = Listeners("profiling poll")
@@ -155,12 +160,13 @@ class ProfilingPoller:
         processes = frozenset(str(p) for p in snapshot.processes)
         if processes != self._known_processes:
             self._known_processes = processes
-            self._wake.set()  # poll now, and once more shortly after
+            self._follow_up = True
+            self._wake.set()  # poll now, and twice more shortly after
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_t = loop.time()
-        follow_up_at: float | None = None
+        next_t = loop.time()  # the next poll on the cadence
+        follow_ups: list[float] = []
         while True:
             try:
                 await self.poll_once()
@@ -171,18 +177,20 @@ class ProfilingPoller:
                     return
                 logger.warning("profiling poll failed: %r", exc)
             now = loop.time()
-            next_t += 1.0 / self.rate_hz
-            if next_t < now:  # fell behind (slow poll): do not burst to catch up
-                next_t = now + 1.0 / self.rate_hz
-            wake_at = next_t if follow_up_at is None else min(next_t, follow_up_at)
+            if now >= next_t:  # that was the poll on the cadence (a follow-up does not count)
+                next_t += 1.0 / self.rate_hz
+                if next_t < now:  # fell behind (slow poll): do not burst to catch up
+                    next_t = now + 1.0 / self.rate_hz
+            wake_at = min(next_t, now + follow_ups.pop(0)) if follow_ups else next_t
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
-                self._wake.clear()
-                follow_up_at = loop.time() + FOLLOW_UP_S
-                next_t = loop.time()  # woken: poll now, then on the (new) schedule
             except asyncio.TimeoutError:
-                if follow_up_at is not None and loop.time() >= follow_up_at:
-                    follow_up_at = None
+                continue
+            self._wake.clear()
+            if self._follow_up:
+                self._follow_up = False
+                follow_ups = list(FOLLOW_UPS_S)
+            next_t = loop.time()  # woken: poll now, then on the (new) schedule
 
     async def poll_once(self) -> None:
         snapshot = self._topology.snapshot

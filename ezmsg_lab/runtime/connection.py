@@ -119,6 +119,10 @@ class Connection:
                 op.cancel()
                 with contextlib.suppress(BaseException):
                     await op
+            elif not op.cancelled():
+                # Done as this call was cancelled (the Lab closing mid-poll): its error was
+                # not read, and asyncio would log "Task exception was never retrieved".
+                op.exception()
 
     async def close(self, timeout: float) -> None:
         ctx, self._ctx = self._ctx, None

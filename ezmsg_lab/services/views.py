@@ -6,6 +6,7 @@ Views read the Lab's stores, never the GraphServer: the feeds keep the stores cu
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -190,25 +191,36 @@ class Views:
     def wait_for_profile(self, timeout: float = 10.0) -> pd.DataFrame:
         """Block until every publisher of every unit process has a rate; return profile()."""
         deadline = time.monotonic() + timeout
-        while True:
-            frame = self.profile(include_gone=False)
-            pubs = frame[frame["kind"] == "publisher"]
-            snap = self._topology.snapshot
-            procs = {str(p) for p, meta in snap.processes.items() if meta.units} if snap else set()
-            if (
-                procs
-                and procs <= set(frame["process"])
-                and len(pubs)
-                and pubs["rate_hz"].notna().all()
-            ):
-                return frame
-            if time.monotonic() > deadline:
-                raise LabError(
-                    f"The profile was not complete within {timeout:g} s (processes "
-                    f"{sorted(procs - set(frame['process']))} had not answered); check "
-                    "lab.profile() and that the pipeline is running."
+        polled = threading.Event()
+        # Checked again after each poll (the profile only changes then), and at least
+        # every 0.1 s for a topology change (a process that left) without a poll.
+        unsubscribe = self._poller.subscribe(polled.set)
+        try:
+            while True:
+                polled.clear()
+                frame = self.profile(include_gone=False)
+                pubs = frame[frame["kind"] == "publisher"]
+                snap = self._topology.snapshot
+                procs = (
+                    {str(p) for p, meta in snap.processes.items() if meta.units} if snap else set()
                 )
-            time.sleep(0.02)
+                if (
+                    procs
+                    and procs <= set(frame["process"])
+                    and len(pubs)
+                    and pubs["rate_hz"].notna().all()
+                ):
+                    return frame
+                left = deadline - time.monotonic()
+                if left < 0:
+                    raise LabError(
+                        f"The profile was not complete within {timeout:g} s (processes "
+                        f"{sorted(procs - set(frame['process']))} had not answered); check "
+                        "lab.profile() and that the pipeline is running."
+                    )
+                polled.wait(min(0.1, left))
+        finally:
+            unsubscribe()
 
     # ------------------------------------------------------------------ traces
     def trace(

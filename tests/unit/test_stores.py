@@ -230,6 +230,48 @@ def test_trace_ingest_converts_clock_normalises_publish_delta_and_computes_perce
         store.latency(metrics=["nope"])
 
 
+def test_trace_ingest_keeps_each_samples_own_channel_metric_and_stream_in_mixed_batches():
+    import enum
+
+    class Kind(enum.Enum):  # like ezmsg's ProfileChannelType
+        SHM = "SHM"
+        TCP = "TCP"
+
+    store = TraceStore(capacity=100)
+    store.update_processes({"p1": ProcessMeta("p1", 7, "h")})
+    batch = [
+        Sample(1e9, "G/A/OUT:x", "G/A/OUT", "lease_time_ns", 1e6, Kind.SHM),
+        Sample(2e9, "G/B/IN:y", "G/B/IN:on_message", "user_span_ns", 2e6, Kind.TCP),
+        Sample(3e9, "G/A/OUT:x", "G/A/OUT", "lease_time_ns", 3e6, None),
+        Sample(4e9, "G/A/OUT:x", "G/A/OUT", "lease_time_ns", 4e6, SimpleNamespace(value="TCP")),
+        Sample(5e9, "G/A/OUT:x", "G/A/OUT", "not_a_metric", 5e6, Kind.SHM),
+    ]
+    # Twice: the second batch goes through the codes the first one created.
+    assert store.ingest("p1", batch, offset_ns=10**9) == 4
+    assert store.ingest("p1", batch[:2], offset_ns=2 * 10**9) == 2
+    frame = store.frame()
+    # None (no channel known) is ezmsg's UNKNOWN; a stand-in with .value is read by value.
+    channels = ["SHM", "TCP", "UNKNOWN", "TCP", "SHM", "TCP"]
+    assert frame["channel_kind"].tolist() == channels
+    assert frame["metric"].tolist() == ["lease_time_ns", "user_span_ns"] + ["lease_time_ns"] * 2 + [
+        "lease_time_ns",
+        "user_span_ns",
+    ]
+    assert frame["topic"].tolist() == [
+        "G/A/OUT",
+        "G/B/IN",
+        "G/A/OUT",
+        "G/A/OUT",
+        "G/A/OUT",
+        "G/B/IN",
+    ]
+    assert pd.isna(frame["task"].iloc[0]) and frame["task"].iloc[1] == "on_message"
+    assert frame["value_ms"].tolist() == [1.0, 2.0, 3.0, 4.0, 1.0, 2.0]
+    assert frame["pid"].tolist() == [7] * 6 and str(frame["pid"].dtype) == "Int64"
+    seconds = (frame["time"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().tolist()
+    assert seconds == [2.0, 3.0, 4.0, 5.0, 3.0, 4.0]
+
+
 def test_trace_memory_per_sample():
     store = TraceStore(capacity=100_000)
     assert store.samples.nbytes / store.samples.capacity == BYTES_PER_SAMPLE <= 32
