@@ -11,7 +11,7 @@ PORT ?= 8888
 # extra) so its own settings coercion is on; pip picks the newest match.
 EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 
-.PHONY: lab dashboard test typecheck test-fast test-newest newest-python lint bench browser js js-check clean
+.PHONY: lab dashboard test typecheck test-fast test-newest newest-python lint bench bench-quick bench-compare browser js js-check clean
 
 # The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
 # then every pyenv version. Each candidate must run and report its version (pyenv's
@@ -102,8 +102,20 @@ newest-python:
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit
 
+# Every benchmark, 5 runs each: median and spread (min-max) beside raw ezmsg from the same
+# runs; one JSON file per invocation in benchmarks/results/. RUNS=n to change.
+RUNS ?= 5
 bench: $(VENV)/.installed
-	$(BIN)/python -m benchmarks --json benchmarks/results
+	$(BIN)/python -m benchmarks --runs $(RUNS)
+
+# Shorter measurements, 3 runs: a rough check while working, not a figure to quote.
+bench-quick: $(VENV)/.installed
+	$(BIN)/python -m benchmarks --quick --runs 3
+
+# What got slower beyond the spread between two results files (default: the two latest);
+# OLD=... NEW=... to choose.
+bench-compare: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.compare $(OLD) $(NEW)
 
 # The graph widget's JavaScript: install the locked packages, bundle js/src into
 # ezmsg_lab/widgets/static/graph.js (commit the result; tests/unit/test_js_bundle.py checks it).
