@@ -4,7 +4,7 @@
 - trace ingest into the ring buffers (>= 1,000,000 samples/s, <= 32 bytes a sample);
 - DataFrame of 1,000,000 trace samples (< 200 ms) and of a 500-topic profile (< 20 ms);
 - throughput of a free-running pipeline while the Lab polls at 10 Hz (>= 98 % of the
-  unobserved pipeline) and while it traces at the default budget (>= 90 %).
+  unobserved pipeline) and while it traces at the default budget (>= 95 %).
 
 Run: ``python -m benchmarks.bench_live_data`` (or ``make bench`` for all).
 """
@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from . import _common
 from ._common import Result, median, report, write_json
 
 # ---------------------------------------------------------------------------- startup
@@ -249,7 +250,8 @@ def _count(ctx_call, address) -> tuple[int, float]:
         from ezmsg.core.graphcontext import GraphContext
 
         async with GraphContext(tuple(address), auto_start=False) as ctx:
-            snap = await ctx.process_profiling_snapshot("BENCH/COUNT")
+            # a loaded machine can keep the process from answering within the 2 s default
+            snap = await ctx.process_profiling_snapshot("BENCH/COUNT", timeout=10.0)
             sub = next(s for s in snap.subscribers.values() if s.topic == "BENCH/COUNT/INPUT")
             return sub.messages_received_total, sub.timestamp / 1e9
 
@@ -264,12 +266,17 @@ def _throughput(address, seconds: float) -> float:
 
 
 def bench_throughput(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
+    """Unobserved, polled and traced throughput, measured back to back in each round (the
+    pipeline keeps running; the Lab attaches per round). Per run: the medians of the
+    rounds, so the ratio is that of two figures measured under the same load."""
     import ezmsg.core as ez
     from ezmsg.core.graphserver import GraphServer
 
     from ezmsg_lab import Lab
     from ezmsg_lab.demo import ThroughputPipeline
 
+    if _common.QUICK:
+        seconds, rounds = 2.0, 1
     server = GraphServer()
     server.start(("127.0.0.1", 0))
     runner = ez.GraphRunner(
@@ -288,6 +295,7 @@ def bench_throughput(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
                 settings = lab.trace()
                 traced.append(_throughput(address, seconds))
                 mods = sorted(settings.sample_mod.values())
+                budget = settings.budget
                 lab.untrace()
     finally:
         runner.stop()
@@ -312,9 +320,9 @@ def bench_throughput(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
                 t,
                 base,
                 "msg/s",
-                ">= 90 %",
-                t / base >= 0.90,
-                f"sample_mod {mods}",
+                ">= 95 %",
+                t / base >= 0.95,
+                f"budget {budget:.0%}, sample_mod {mods}",
             )
         ),
     ]

@@ -31,7 +31,7 @@ from typing import Any
 from . import _common
 from ._common import Result, median, p95, report, write_json
 
-N_CHANGES = 100
+N_CHANGES = 200
 WARMUP = 5
 N_QUICK = 30  # changes per method with --quick
 UNIT = "ECHO"
