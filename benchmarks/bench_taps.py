@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ._common import Result, median, report, write_json
-from .bench_live_data import _throughput
+from .bench_live_data import _throughput, throughput_pipeline
 
 CHANNELS, FS, CHUNK = 8, 1000.0, 100
 
@@ -73,22 +73,10 @@ def bench_ingest(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
 
 
 def bench_two_taps(seconds: float = 3.0, rounds: int = 3) -> Result:
-    import ezmsg.core as ez
-    from ezmsg.core.graphserver import GraphServer
-
     from ezmsg_lab import Lab
-    from ezmsg_lab.demo import ThroughputPipeline
 
-    server = GraphServer()
-    server.start(("127.0.0.1", 0))
-    runner = ez.GraphRunner(
-        components={"BENCH": ThroughputPipeline()}, graph_address=server.address
-    )
-    runner.start()
-    address = server.address
     raw, tapped = [], []
-    try:
-        _throughput(address, 1.0)  # warm up
+    with throughput_pipeline() as address:  # the pipeline in a process of its own
         for _ in range(rounds):
             raw.append(_throughput(address, seconds))
             with Lab.attach(f"{address[0]}:{address[1]}") as lab:
@@ -98,9 +86,6 @@ def bench_two_taps(seconds: float = 3.0, rounds: int = 3) -> Result:
                 tapped.append(_throughput(address, seconds))
                 a.close()
                 b.close()
-    finally:
-        runner.stop()
-        server.stop()
     base, ours = median(raw), median(tapped)
     return report(
         Result(
