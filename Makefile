@@ -108,7 +108,7 @@ RUNS ?= 5
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks --runs $(RUNS)
 
-# Shorter measurements, 3 runs: a rough check while working, not a figure to quote.
+# Shorter measurements (settings, throughput), 3 runs: a rough check, not a figure to quote.
 bench-quick: $(VENV)/.installed
 	$(BIN)/python -m benchmarks --quick --runs 3
 

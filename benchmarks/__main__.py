@@ -50,6 +50,7 @@ def main() -> None:
         parser.error(f"no benchmark module {unknown}; there are {names}")
     modules = args.only or names
     runs: list[list[_common.Result]] = []
+    git = _common.git_commit()  # what is measured: the code as it was when the runs began
     t_start = time.perf_counter()
     for name in modules:
         module = importlib.import_module(f"benchmarks.{name}")
@@ -62,7 +63,7 @@ def main() -> None:
     _common.summary(figures, args.runs)
     print(f"\n  {time.perf_counter() - t_start:.0f} s in all", flush=True)
     if args.json:
-        path = _common.write_results(figures, args.runs, modules, args.json)
+        path = _common.write_results(figures, args.runs, modules, args.json, git)
         print(f"  results: {path}")
 
 

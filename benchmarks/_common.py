@@ -173,7 +173,9 @@ def summary(figures: list[Figure], runs: int) -> None:
         )
 
 
-def _git_commit() -> dict[str, Any]:
+def git_commit() -> dict[str, Any]:
+    """The commit (and branch, and whether tracked files differ) of this checkout."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10
@@ -212,9 +214,14 @@ def machine() -> dict[str, Any]:
 
 
 def write_results(
-    figures: list[Figure], runs: int, modules: list[str], directory: str | Path | None = None
+    figures: list[Figure],
+    runs: int,
+    modules: list[str],
+    directory: str | Path | None = None,
+    git: dict[str, Any] | None = None,
 ) -> Path:
-    """One JSON file for this invocation in ``directory`` (default benchmarks/results)."""
+    """One JSON file for this invocation in ``directory`` (default benchmarks/results);
+    ``git`` as :func:`git_commit` gave it when the runs started (default: now)."""
     directory = Path(directory) if directory is not None else RESULTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     now = _dt.datetime.now(_dt.timezone.utc)
@@ -222,7 +229,7 @@ def write_results(
     doc = {
         "timestamp": now.isoformat(),
         "machine": machine(),
-        "git": _git_commit(),
+        "git": git if git is not None else git_commit(),
         "runs": runs,
         "quick": QUICK,
         "modules": modules,

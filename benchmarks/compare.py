@@ -30,6 +30,8 @@ def latest_two(directory: Path = RESULTS_DIR) -> tuple[Path, Path]:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SystemExit(f"no results file {path}; see {RESULTS_DIR} for the ones there are")
     doc = json.loads(path.read_text())
     if not isinstance(doc, dict) or "figures" not in doc:
         raise SystemExit(f"{path} is not a results file of python -m benchmarks")
