@@ -157,8 +157,10 @@ class SetResult:
     elapsed_s : float
         From the call to the confirmation (validation included, watching excluded).
     method : {"update_setting", "publish"}
-        One field was patched in the owning process, or one whole settings object was
-        published to the unit's ``INPUT_SETTINGS``.
+        ``"publish"``: one whole settings object was published to the unit's
+        ``INPUT_SETTINGS`` (the direct path, for any unit whose class is importable here);
+        ``"update_setting"``: ezmsg's field update patched the fields in the owning
+        process (a class not importable here, or a unit no running process owns).
     health : Health
         What the closed-loop watch saw after the change.
     """
