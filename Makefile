@@ -14,7 +14,7 @@ EZMSG_PRE := ezmsg[schema]>=3.10.0b1,<3.11
 # mkdocs-material prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: lab dashboard docs docs-check docs-serve screenshots test typecheck test-fast test-newest newest-python lint bench browser js js-check clean reliability soak
+.PHONY: lab dashboard docs docs-check docs-serve screenshots test typecheck test-fast test-newest newest-python lint bench browser js js-check bench-quick bench-compare clean reliability soak
 
 # The newest CPython here that is newer than $(PYTHON): python3.14, 3.13 or 3.12 on PATH,
 # then every pyenv version. Each candidate must run and report its version (pyenv's
@@ -148,8 +148,20 @@ reliability: $(VENV)/.installed
 soak: $(VENV)/.installed
 	EZMSG_LAB_LOAD_S=600 $(BIN)/python -m pytest -s tests/integration/test_load.py
 
+# Every benchmark, 5 runs each: median and spread (min-max) beside raw ezmsg from the same
+# runs; one JSON file per invocation in benchmarks/results/. RUNS=n to change.
+RUNS ?= 5
 bench: $(VENV)/.installed
-	$(BIN)/python -m benchmarks --json benchmarks/results
+	$(BIN)/python -m benchmarks --runs $(RUNS)
+
+# Shorter measurements (settings, throughput), 3 runs: a rough check, not a figure to quote.
+bench-quick: $(VENV)/.installed
+	$(BIN)/python -m benchmarks --quick --runs 3
+
+# What got slower beyond the spread between two results files (default: the two latest);
+# OLD=... NEW=... to choose.
+bench-compare: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.compare $(OLD) $(NEW)
 
 # The graph widget's JavaScript: install the locked packages, bundle js/src into
 # ezmsg_lab/widgets/static/graph.js (commit the result; tests/unit/test_js_bundle.py checks it).

@@ -6,7 +6,7 @@
   the same batches, <= 32 bytes a sample);
 - DataFrame of 1,000,000 trace samples (< 200 ms) and of a 500-topic profile (< 20 ms);
 - throughput of a free-running pipeline while the Lab polls at 10 Hz (>= 98 % of the
-  unobserved pipeline) and while it traces at the default budget (>= 90 %).
+  unobserved pipeline) and while it traces at the default budget (>= 95 %).
 
 Run: ``python -m benchmarks.bench_live_data`` (or ``make bench`` for all).
 """
@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import os
 import pickle
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import _common
 from ._common import Result, median, report, write_json
 
 # ---------------------------------------------------------------------------- startup
@@ -247,59 +252,130 @@ def bench_profile_frame(topics: int = 500) -> Result:
 # ---------------------------------------------------------------------------- throughput
 
 
-def _count(ctx_call, address) -> tuple[int, float]:
-    """Messages the throughput sink has received, and the process's timestamp (s)."""
+def _count(address) -> tuple[int, float, int]:
+    """Messages the throughput sink has received, the process's timestamp (s), its pid."""
 
     async def go():
         from ezmsg.core.graphcontext import GraphContext
 
         async with GraphContext(tuple(address), auto_start=False) as ctx:
-            snap = await ctx.process_profiling_snapshot("BENCH/COUNT")
+            # a loaded machine can keep the process from answering within the 2 s default
+            snap = await ctx.process_profiling_snapshot("BENCH/COUNT", timeout=10.0)
             sub = next(s for s in snap.subscribers.values() if s.topic == "BENCH/COUNT/INPUT")
-            return sub.messages_received_total, sub.timestamp / 1e9
+            return sub.messages_received_total, sub.timestamp / 1e9, int(snap.pid)
 
     return asyncio.run(go())
 
 
-def _throughput(address, seconds: float) -> float:
-    n0, t0 = _count(None, address)
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _measure(address, seconds: float) -> tuple[float, float | None]:
+    """(messages/s, CPU µs per message) of the throughput pipeline over ``seconds``.
+
+    CPU per message is what the pipeline's process spends on each message, whoever else
+    runs on the machine: on a shared, loaded machine it moves far less than msg/s."""
+    n0, t0, pid = _count(address)
+    c0 = _cpu_s(pid)
     time.sleep(seconds)
-    n1, t1 = _count(None, address)
-    return (n1 - n0) / (t1 - t0)
+    n1, t1, _ = _count(address)
+    c1 = _cpu_s(pid)
+    cpu = None if c0 is None or c1 is None or n1 <= n0 else (c1 - c0) / (n1 - n0) * 1e6
+    return (n1 - n0) / (t1 - t0), cpu
 
 
-def bench_throughput(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
+def _throughput(address, seconds: float) -> float:
+    return _measure(address, seconds)[0]
+
+
+def _serve_pipeline(address: tuple[str, int], stop: Any) -> None:
+    """In a process of its own: the throughput pipeline until ``stop`` is set."""
+    import logging
+
     import ezmsg.core as ez
-    from ezmsg.core.graphserver import GraphServer
 
-    from ezmsg_lab import Lab
     from ezmsg_lab.demo import ThroughputPipeline
+
+    logging.getLogger("ezmsg").setLevel(logging.ERROR)
+    runner = ez.GraphRunner(components={"BENCH": ThroughputPipeline()}, graph_address=address)
+    runner.start()
+    try:
+        stop.wait()
+    finally:
+        runner.stop()
+
+
+@contextlib.contextmanager
+def throughput_pipeline() -> Iterator[tuple[str, int]]:
+    """A GraphServer here and the throughput pipeline in a process of its own, running
+    (warmed up) until the block ends; yields the server's address.
+
+    Its own process, as beside a kernel: ezmsg's GraphRunner runs its first process's
+    units in the calling process, where they would share the interpreter (and its lock)
+    with the Lab that observes them."""
+    import multiprocessing
+
+    from ezmsg.core.graphserver import GraphServer
 
     server = GraphServer()
     server.start(("127.0.0.1", 0))
-    runner = ez.GraphRunner(
-        components={"BENCH": ThroughputPipeline()}, graph_address=server.address
-    )
-    runner.start()
-    address = server.address
-    raw, polled, traced = [], [], []
+    mp = multiprocessing.get_context("spawn")
+    stop = mp.Event()
+    address = tuple(server.address)
+    proc = mp.Process(target=_serve_pipeline, args=(address, stop))  # it has children
+    proc.start()
     try:
-        _throughput(address, 1.0)  # warm up
+        deadline = time.monotonic() + 60
+        while True:  # until the pipeline's process answers
+            try:
+                _throughput(address, 1.0)  # and warm up
+                break
+            except Exception:
+                if time.monotonic() > deadline or not proc.is_alive():
+                    raise
+                time.sleep(0.2)
+        yield address
+    finally:
+        stop.set()
+        proc.join(20)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        server.stop()
+
+
+def bench_throughput(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
+    """Unobserved, polled and traced throughput, measured back to back in each round (the
+    pipeline keeps running; the Lab attaches per round). Per run: the medians of the
+    rounds, so the ratio is that of two figures measured under the same load. Beside
+    msg/s, the pipeline process's CPU time per message: the cost tracing adds there."""
+    from ezmsg_lab import Lab
+
+    if _common.QUICK:
+        seconds, rounds = 2.0, 1
+    raw, polled, traced = [], [], []
+    with throughput_pipeline() as address:
         for _ in range(rounds):
-            raw.append(_throughput(address, seconds))
+            raw.append(_measure(address, seconds))
             with Lab.attach(f"{address[0]}:{address[1]}", poll_hz=10.0) as lab:
                 lab.wait_for_profile(10)
-                polled.append(_throughput(address, seconds))
+                polled.append(_measure(address, seconds))
                 settings = lab.trace()
-                traced.append(_throughput(address, seconds))
+                time.sleep(1.0)  # sample_mod from the measured rate after a poll
+                traced.append(_measure(address, seconds))
                 mods = sorted(settings.sample_mod.values())
+                budget = settings.budget
                 lab.untrace()
-    finally:
-        runner.stop()
-        server.stop()
-    base = median(raw)
-    p, t = median(polled), median(traced)
-    return [
+    base = median([r for r, _ in raw])
+    p, t = median([r for r, _ in polled]), median([r for r, _ in traced])
+    results = [
         report(
             Result(
                 "throughput, Lab polling at 10 Hz",
@@ -317,12 +393,30 @@ def bench_throughput(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
                 t,
                 base,
                 "msg/s",
-                ">= 90 %",
-                t / base >= 0.90,
-                f"sample_mod {mods}",
+                ">= 95 %",
+                t / base >= 0.95,
+                f"budget {budget:.0%}, sample_mod {mods}",
             )
         ),
     ]
+    cpu_raw = [c for _, c in raw if c is not None]
+    cpu_traced = [c for _, c in traced if c is not None]
+    if cpu_raw and cpu_traced:
+        ours, base_cpu = median(cpu_traced), median(cpu_raw)
+        results.append(
+            report(
+                Result(
+                    "CPU per message, tracing at default budget",
+                    ours,
+                    base_cpu,
+                    "µs/msg",
+                    "<= raw / 0.95",
+                    ours <= base_cpu / 0.95,
+                    "the pipeline process's CPU time: the machine's load moves it little",
+                )
+            )
+        )
+    return results
 
 
 def main(json_path: str | None = None) -> list[Result]:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ._common import Result, median, report, write_json
-from .bench_live_data import _throughput
+from .bench_live_data import _throughput, throughput_pipeline
 
 CHANNELS, FS, CHUNK = 8, 1000.0, 100
 
@@ -99,9 +99,6 @@ def bench_two_taps(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
     by a plain GraphRunner and attached to (the taps subscribe)."""
     import contextlib
 
-    import ezmsg.core as ez
-    from ezmsg.core.graphserver import GraphServer
-
     from ezmsg_lab import Lab
     from ezmsg_lab.demo import ThroughputPipeline
 
@@ -114,20 +111,10 @@ def bench_two_taps(seconds: float = 3.0, rounds: int = 3) -> list[Result]:
         )
     results.append((raw, tapped, via, "launched by the Lab"))
 
-    server = GraphServer()
-    server.start(("127.0.0.1", 0))
-    runner = ez.GraphRunner(
-        components={"BENCH": ThroughputPipeline()}, graph_address=server.address
-    )
-    runner.start()
-    address = server.address
-    try:
+    with throughput_pipeline() as address:  # the pipeline in a process of its own
         raw, tapped, via = _two_taps_rounds(
             address, lambda: Lab.attach(f"{address[0]}:{address[1]}"), seconds, rounds
         )
-    finally:
-        runner.stop()
-        server.stop()
     results.append((raw, tapped, via, "attached (started by a GraphRunner)"))
 
     out = []

@@ -3,14 +3,26 @@
 Runs on the control loop (the Lab's one GraphContext). Two ways to send, chosen per
 update by :class:`~ezmsg_lab.services.settings.SettingsService`:
 
-- one field: ``GraphContext.update_setting``. The owning process patches its *current*
-  value, so a concurrent change to another field by another client is never overwritten;
-  ezmsg 3.10 also coerces the value there (a second line behind the Lab's validation).
-- several fields: one whole settings object, published on the unit's ``INPUT_SETTINGS``
-  by a publisher the Lab keeps open per unit, so the unit sees all fields change at once.
-  ezmsg's own ``update_settings`` opens a publisher per call and broadcasts before the
-  unit's subscriber has connected: on ezmsg 3.9.0 it delivered 2 of 5 updates (measured),
-  and every call churns the topology. The kept publisher waits once for the connection.
+- the direct path, for any number of fields of a unit whose settings class is importable
+  here: one whole settings object (the unit's current one with the changed fields
+  replaced), published on the unit's ``INPUT_SETTINGS`` by a publisher the Lab keeps open
+  per unit, so the unit sees all fields change at once. It is faster than ezmsg's field
+  update (no request/reply through the GraphServer to the owning process). ezmsg's own
+  ``update_settings`` opens a publisher per call and broadcasts before the unit's
+  subscriber has connected: on ezmsg 3.9.0 it delivered 2 of 5 updates (measured), and
+  every call churns the topology. The kept publisher waits once for the connection.
+- field by field, ``GraphContext.update_setting``: for a class not importable here (a
+  script's ``__main__`` units), and for a unit no running process owns (ezmsg's refusal
+  says so). The owning process patches its *current* value; ezmsg 3.10 also coerces the
+  value there.
+
+A whole object carries every field, so one built from a stale value would undo another
+client's change to a different field. :meth:`SettingsControl.send_object` prevents that:
+the object is rebuilt on the settings store's value at the moment it is sent (the store is
+kept live by ezmsg's events, on this same loop), and a change whose event arrives while
+ours is in flight (sent before ours reached the unit) is put back right after ours is
+confirmed. What remains: a third client's change landing during that put-back, and a
+client that changes the same field as ours (the later one wins, as with field updates).
 
 In both cases the call returns the ``SettingsSnapshotValue`` of the first settings event
 for the unit whose value equals what was sent: the proof that the unit's process received
@@ -44,10 +56,12 @@ from ..model.settings_changes import (
     Health,
     PollSample,
     SetResult,
+    changed_paths,
     judge,
 )
 from ..model.settings_changes import settings_equal as _equal
 from ..model.settings_store import SettingsStore, as_structured, structured
+from ..model.settings_validate import rebuild
 from ..runtime import compat
 from ..runtime.connection import Connection
 from ..runtime.loop import ControlLoop
@@ -178,6 +192,35 @@ def structured_matcher(path: str, value: Any) -> Matcher:
     return lambda snap, _obj: _equal(get_path(structured(snap), path), want)
 
 
+class _ObjectMatch:
+    """:func:`object_matcher` whose expected object can still be replaced before sending."""
+
+    __slots__ = ("expected",)
+
+    def __init__(self, expected: Any) -> None:
+        self.expected = expected
+
+    def __call__(self, _snap: Any, obj: Callable[[], Any]) -> bool:
+        o = obj()
+        return o is not None and _equal(o, self.expected)
+
+
+def _undone(before_value: Any, sent: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """{path: value} of the fields another client had set (shown by the event before ours,
+    ``before_value``) that our whole object ``sent`` put back to older values; our own
+    ``fields`` (and paths inside or around them) are ours to set."""
+    before = unpickled(before_value)
+    if before is None or sent is None or type(before) is not type(sent):
+        return {}
+
+    def ours(path: str) -> bool:
+        return any(
+            path == f or path.startswith(f + ".") or f.startswith(path + ".") for f in fields
+        )
+
+    return {p: get_path(before, p) for p in changed_paths(before, sent) if p and not ours(p)}
+
+
 class _Waiter:
     __slots__ = ("address", "match", "future", "seen", "last")
 
@@ -233,11 +276,13 @@ class SettingsControl:
         send: Callable[[], Any],
         timeout: float,
         what: str,
+        missed: list[Any] | None = None,
     ) -> tuple[Any, Any, int]:
         """Register a waiter, run ``send()``, then wait for the matching event.
 
         The waiter exists before sending: the event can arrive before ezmsg's reply does.
-        Returns ``(snapshot value, settings object, seq)`` of the confirming event.
+        Returns ``(snapshot value, settings object, seq)`` of the confirming event; the
+        last other event for the unit before it, if any, is appended to ``missed``.
         """
         loop = asyncio.get_running_loop()
         waiter = _Waiter(address, match, loop.create_future())
@@ -245,7 +290,10 @@ class SettingsControl:
         try:
             try:
                 await send()
-                return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+                found = await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+                if missed is not None and waiter.seen:
+                    missed.append(waiter.last)
+                return found
             except asyncio.TimeoutError:
                 if waiter.seen:
                     # Events came, so the server and the unit answer: say what they showed.
@@ -312,6 +360,8 @@ class SettingsControl:
         what: str,
         owner_pid: int | None = None,
         bind_all: bool = False,
+        fields: dict[str, Any] | None = None,
+        built_from: Any = None,
     ) -> tuple[Any, Any, int]:
         """Publish a whole settings object on the unit's settings topic; wait for its event.
 
@@ -319,18 +369,54 @@ class SettingsControl:
         process's channel is connected (a broadcast before is lost). ``bind_all``: the
         unit runs on another host, so the Lab's publisher listens on every interface
         (ezmsg binds 127.0.0.1 by default, which another host cannot reach).
+
+        ``fields`` (the changed paths and their validated values) and ``built_from`` (the
+        snapshot value ``obj`` was built from) keep other clients' changes: if the store
+        holds a newer value when the object goes out, the fields are applied to that one
+        instead; and other fields that a change confirmed while ours was in flight had set,
+        and ours undid, are put back with one more object (see the module's docstring).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         pub = await self._publisher(topic, timeout, bind_all)
+        missed: list[Any] = []
 
-        async def send() -> None:
-            await self._wait_connected(pub, topic, owner_pid, max(0.05, deadline - loop.time()))
-            await pub.broadcast(obj)
+        def left() -> float:
+            return max(0.05, deadline - loop.time())
 
-        return await self._confirmed(
-            address, object_matcher(obj), send, max(0.05, deadline - loop.time()), what
+        async def publish(message: Any) -> None:
+            await self._wait_connected(pub, topic, owner_pid, left())
+            if fields is not None and message is obj:
+                message = self._fresh(address, obj, fields, built_from)
+                matcher.expected = message
+            await pub.broadcast(message)
+
+        matcher = _ObjectMatch(obj)
+        found = await self._confirmed(
+            address, matcher, lambda: publish(obj), left(), what, missed if fields else None
         )
+        undone = _undone(missed[0], found[1], fields) if fields and missed else {}
+        if not undone:
+            return found
+        logger.info("%s: putting back %s, changed by another client meanwhile", address, undone)
+        again = rebuild(found[1], undone)
+        return await self._confirmed(
+            address, object_matcher(again), lambda: publish(again), left(), what
+        )
+
+    def _fresh(self, address: str, obj: Any, fields: dict[str, Any], built_from: Any) -> Any:
+        """``obj``, or the same fields applied to the store's newer value for the unit
+        (read on the control loop, which also applies the events: nothing slips between)."""
+        latest = self._store.current.get(address)
+        if latest is None or latest is built_from:
+            return obj
+        base = unpickled(latest)
+        if base is None or type(base) is not type(obj):
+            return obj
+        try:
+            return rebuild(base, fields)
+        except Exception:  # the class refused the combination with the newer fields
+            return obj
 
     async def _publisher(self, topic: str, timeout: float, bind_all: bool = False) -> Any:
         pub = self._pubs.get(topic)

@@ -31,6 +31,7 @@ __all__ = [
     "SettingsEffectError",
     "UnitQueue",
     "change_call",
+    "changed_paths",
     "effect_message",
     "judge",
     "settings_equal",
@@ -90,6 +91,31 @@ def settings_equal(a: Any, b: Any) -> bool:
         return False
 
 
+def changed_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted paths where settings objects ``a`` and ``b`` differ, going into nested
+    dataclasses of the same type (a field holding anything else is one path).
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Tone:
+    ...     hz: float = 1.0
+    ...     amp: float = 1.0
+    >>> @dataclass
+    ... class S:
+    ...     tone: Tone
+    ...     n: int = 0
+    >>> changed_paths(S(Tone()), S(Tone(amp=2.0), n=1))
+    ['tone.amp', 'n']
+    """
+    both_dc = dataclasses.is_dataclass(a) and not isinstance(a, type)
+    if not both_dc or type(a) is not type(b):
+        return [] if settings_equal(a, b) else [prefix]
+    out: list[str] = []
+    for f in dataclasses.fields(a):
+        out += changed_paths(getattr(a, f.name), getattr(b, f.name), f"{prefix}{f.name}.")
+    return [p.rstrip(".") for p in out]
+
+
 @dataclass(frozen=True)
 class Health:
     """The unit's state in the window after a change.
@@ -131,8 +157,10 @@ class SetResult:
     elapsed_s : float
         From the call to the confirmation (validation included, watching excluded).
     method : {"update_setting", "publish"}
-        One field was patched in the owning process, or one whole settings object was
-        published to the unit's ``INPUT_SETTINGS``.
+        ``"publish"``: one whole settings object was published to the unit's
+        ``INPUT_SETTINGS`` (the direct path, for any unit whose class is importable here);
+        ``"update_setting"``: ezmsg's field update patched the fields in the owning
+        process (a class not importable here, or a unit no running process owns).
     health : Health
         What the closed-loop watch saw after the change.
     """

@@ -54,7 +54,13 @@ from ..errors import LabError
 from .paths import get_path
 from .settings_spec import INIT_FALSE_REASON, FieldSpec, SettingsSpec
 
-__all__ = ["SettingsValidationError", "build_update", "coerce_field", "validate_updates"]
+__all__ = [
+    "SettingsValidationError",
+    "build_update",
+    "coerce_field",
+    "rebuild",
+    "validate_updates",
+]
 
 _repr = reprlib.Repr()
 _repr.maxstring = 60
@@ -524,7 +530,10 @@ def validate_updates(
     return out
 
 
-def _rebuild(obj: Any, updates: dict[str, Any]) -> Any:
+def rebuild(obj: Any, updates: Mapping[str, Any]) -> Any:
+    """A copy of the settings dataclass ``obj`` with ``updates`` ({dotted path: value})
+    applied, nested dataclasses copied too (``dataclasses.replace`` all the way down);
+    no validation: the values are taken as they are."""
     direct: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
     for path, value in updates.items():
@@ -534,7 +543,7 @@ def _rebuild(obj: Any, updates: dict[str, Any]) -> Any:
         else:
             direct[head] = value
     for head, sub in nested.items():
-        direct[head] = _rebuild(getattr(obj, head), sub)
+        direct[head] = rebuild(getattr(obj, head), sub)
     return dataclasses.replace(obj, **direct)
 
 
@@ -558,7 +567,7 @@ def build_update(
         )
     coerced = validate_updates(spec, current, updates, unit=unit)
     try:
-        return _rebuild(current, coerced)
+        return rebuild(current, coerced)
     except Exception as exc:  # __post_init__ of the settings class refused the combination
         path = next(iter(coerced), "")
         raise SettingsValidationError(

@@ -2,8 +2,8 @@
 
 Every change is validated and coerced on the Lab side against the unit's own settings
 class (unpickled from ezmsg's settings snapshot) before anything is sent, goes out as one
-message (one field patched in the owning process, or one whole settings object), and is
-confirmed by ezmsg's settings event. Then the Lab watches the unit for a moment, because a
+message (one whole settings object, the current one with the changed fields replaced,
+through the Lab's persistent publisher), and is confirmed by ezmsg's settings event. Then the Lab watches the unit for a moment, because a
 confirmed value can still break it (see :mod:`ezmsg_lab.model.settings_changes`).
 
 When the class cannot be imported in this kernel (a graph started by a script whose units
@@ -611,7 +611,7 @@ class SettingsService:
             what = change_call(address, requested)
             remaining = max(0.05, total - (time.perf_counter() - t0))
             sent_at = time.time()
-            coro, method = self._send_coro(address, topic, new, requested, remaining, what)
+            coro, method = self._send_coro(address, topic, new, requested, remaining, what, value)
             snap_value, applied_obj, seq = self._session.run(coro, remaining, what)
             self._store.mark_own(seq)
             confirmed_at = time.time()
@@ -644,15 +644,24 @@ class SettingsService:
         requested: dict[str, Any],
         remaining: float,
         what: str,
+        built_from: Any,
     ) -> tuple[Coroutine[Any, Any, tuple[Any, Any, int]], str]:
-        """The coroutine that sends a validated change, and how (ezmsg's field update for
-        one field, else the whole object on the unit's settings topic)."""
+        """The coroutine that sends a validated change of a unit whose class is importable
+        here, and how.
+
+        The direct path: the whole object ``new`` (built from ``built_from``, the store's
+        current value) through the Lab's persistent publisher on the unit's settings
+        topic, confirmed by ezmsg's settings event; faster than ezmsg's field update, and
+        :meth:`SettingsControl.send_object` keeps other clients' concurrent changes.
+        A unit on another host takes it too (ezmsg's field update patches through a
+        publisher in the unit's process that listens on 127.0.0.1 only). One field of a
+        unit that no process owns in the topology goes through ezmsg's field update, whose
+        refusal says why (a broadcast would reach no one and time out).
+        """
         inner = remaining * 0.95  # the control loop's own bound must not fire first
-        # A unit on another host: ezmsg's field update patches through a publisher in
-        # the unit's process that listens on 127.0.0.1 only (it fails there), so the
-        # whole object goes out from a Lab publisher other hosts can reach.
+        owner = self._graph.owner_pid(address)
         remote = self._graph.runs_elsewhere(address)
-        if len(requested) == 1 and not remote:
+        if len(requested) == 1 and owner is None and not remote:
             ((path, v),) = requested.items()
             return self._control.send_field(address, path, v, inner, what), "update_setting"
         coro = self._control.send_object(
@@ -661,8 +670,10 @@ class SettingsService:
             new,
             inner,
             what,
-            owner_pid=self._graph.owner_pid(address),
+            owner_pid=owner,
             bind_all=remote,
+            fields=requested,
+            built_from=built_from,
         )
         return coro, "publish"
 

@@ -245,7 +245,7 @@ class Views:
         duration : float, optional
             Stop by itself after this many seconds.
         budget : float
-            Fraction of each process's time tracing may cost (default 0.05); the Lab
+            Fraction of each process's time tracing may cost (default 0.02); the Lab
             picks ezmsg's ``sample_mod`` per process from its message rate.
         ttl : float
             ezmsg turns tracing off by itself this long after the Lab stops renewing it
