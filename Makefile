@@ -107,11 +107,11 @@ screenshots: $(VENV)/.installed browser
 	done
 
 test: docs-check js-check typecheck $(VENV)/.installed $(VENV310)/.installed browser
-	EZLAB_DOCS_SITE=$(CURDIR)/site $(BIN)/python -m pytest tests/unit tests/integration
+	EZLAB_DOCS_SITE=$(CURDIR)/site $(BIN)/python -m pytest --durations=15 tests/unit tests/integration
 	$(BIN)/python -m pytest tests/browser
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg
 	@echo "== integration tests on $$($(VENV310)/bin/python -c 'import ezmsg.core as ez; print("ezmsg", ez.__version__)')"
-	$(VENV310)/bin/python -m pytest tests/integration
+	$(VENV310)/bin/python -m pytest -m "not heavy" tests/integration
 	@$(MAKE) --no-print-directory test-newest
 
 # The unit and integration tests again on the newest CPython found (see FIND_NEWEST), in
@@ -131,7 +131,7 @@ test-newest:
 	  && $(VENVNEW)/bin/python -m pip install -q -e ".[test]" "ezmsg==3.9.0" \
 	  && echo "$$found" > $(VENVNEW)/.python && touch $(VENVNEW)/.installed || exit 1; \
 	fi; \
-	$(VENVNEW)/bin/python -m pytest tests/unit tests/integration
+	$(VENVNEW)/bin/python -m pytest -m "not heavy" tests/unit tests/integration
 
 newest-python:
 	@$(FIND_NEWEST); echo "$$found"

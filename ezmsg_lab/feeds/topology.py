@@ -24,6 +24,22 @@ from ..runtime.connection import Connection
 
 logger = logging.getLogger(__name__)
 
+# Seconds without a topology event after which the feed re-reads the snapshot anyway.
+RESYNC_S = 1.0
+
+
+def _shape(snap: Any) -> Any:
+    """What a topology view shows of a snapshot: edges, sessions with components, and
+    processes with their units."""
+    if snap is None:
+        return None
+    return (
+        {k: sorted(v) for k, v in snap.graph.items()},
+        sorted(str(k) for k, s in snap.sessions.items() if s.metadata is not None),
+        sorted((str(k), tuple(sorted(p.units))) for k, p in snap.processes.items()),
+    )
+
+
 # Events arriving within this window are coalesced into one snapshot re-read.
 COALESCE_S = 0.02
 
@@ -90,6 +106,20 @@ class TopologyFeed:
             self._changed.notify_all()
         self.listeners.emit(snap)
 
+    async def _resync(self) -> None:
+        # ezmsg emits no topology event when a session that owned no edges goes (a
+        # pipeline of unconnected units stopping): its components would stay in the
+        # Lab's view for good. A quiet feed re-reads the snapshot, and tells its
+        # listeners only when something they show changed.
+        snap = await self._conn.call(lambda ctx: ctx.snapshot())
+        if _shape(snap) != _shape(self.snapshot):
+            self.snapshot = snap
+            self.refreshed_at = time.time()
+            with self._changed:
+                self.version += 1
+                self._changed.notify_all()
+            self.listeners.emit(snap)
+
     def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> bool:
         """Block (not on the loop) until ``predicate(snapshot)`` holds; False on timeout."""
         deadline = time.monotonic() + timeout
@@ -122,7 +152,18 @@ class TopologyFeed:
 
     async def _refresher(self) -> None:
         while True:
-            await self._dirty.wait()
+            try:
+                await asyncio.wait_for(self._dirty.wait(), RESYNC_S)
+            except asyncio.TimeoutError:
+                try:
+                    await self._resync()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if self._conn.lost is not None:
+                        return
+                    logger.debug("topology resync failed: %r", exc)
+                continue
             await asyncio.sleep(COALESCE_S)
             self._dirty.clear()
             try:

@@ -101,7 +101,11 @@ class RecordingService:
             or not 0.05 <= interval <= 60
         ):
             raise ValueError(f"interval={interval!r} must be 0.05..60 seconds")
-        if path.exists() and not overwrite:
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long for the file system, say
+            raise _path_error(path, exc) from None
+        if exists and not overwrite:
             raise RecordingError(
                 f"{str(path)!r} exists; choose another path or pass overwrite=True."
             )
@@ -118,7 +122,12 @@ class RecordingService:
             topics = [t.topic for _, t, _ in chosen]
             if len(set(topics)) != len(topics):
                 raise ValueError(f"taps={topics} names a topic twice")
-            recorder = Recorder(path, self._sources, chosen, float(interval), on_stop=self._forget)
+            try:
+                recorder = Recorder(
+                    path, self._sources, chosen, float(interval), on_stop=self._forget
+                )
+            except OSError as exc:
+                raise _path_error(path, exc) from None
         except BaseException:
             for _, tap, owned in chosen:
                 if owned:
@@ -237,3 +246,11 @@ class RecordingService:
                 f"{into!r} is not an input stream of the graph; inputs: "
                 f"{[i for i in inputs if not i.endswith('INPUT_SETTINGS')][:20]}"
             )
+
+
+def _path_error(path: Path, exc: OSError) -> RecordingError:
+    shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:120]}..."
+    return RecordingError(
+        f"Cannot write a recording at {shown!r}: {exc.strerror or exc}. Choose a path in "
+        "a folder you can write to, with a shorter name."
+    )

@@ -140,6 +140,10 @@ class TapsService:
             raise ValueError(f"max_rate_hz={max_rate_hz!r} must be a positive number or None")
         if via not in VIA:
             raise ValueError(f"via={via!r} must be one of {', '.join(map(repr, VIA))}")
+        if self._conn.lost is not None:
+            # Raises LabConnectionError with the reason: a sampled tap would not need the
+            # server, but units on a server that is gone are stuck and send nothing.
+            self._session.run(self._conn.call(lambda ctx: ctx.snapshot()), timeout, "tap()")
         buffer = TapBuffer(window_s, max_bytes)
         feed = self._start_feed(topic, buffer, max_queue, max_rate_hz, via, timeout)
         tap = Tap(self, topic, buffer, feed)

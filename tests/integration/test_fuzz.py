@@ -28,6 +28,7 @@ from ezmsg_lab.demo import DemoPipeline
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.heavy,
     pytest.mark.filterwarnings("ignore:Attaching to the GraphServer:UserWarning"),
 ]
 

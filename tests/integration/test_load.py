@@ -20,7 +20,7 @@ import pytest
 
 from ..conftest import live_children, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DURATION_S = float(os.environ.get("EZMSG_LAB_LOAD_S", "30"))
