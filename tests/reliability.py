@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = [
     "tests/integration/test_faults.py",
     "tests/integration/test_kernel_faults.py",
+    "tests/integration/test_jupyterlab_kernel.py",
     "tests/integration/test_close_races.py::test_kernel_shutdown_with_three_pipelines_leaves_nothing_running",
     "tests/integration/test_start_methods.py::test_real_kernel_defaults_and_kill",
     "tests/integration/test_lifecycle.py::test_killed_server_gives_connection_error_within_timeout",
