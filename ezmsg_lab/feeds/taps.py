@@ -134,7 +134,11 @@ class SampledTapFeed:
             self.add_link(link)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if any(link.wait_installed(self.topic, 0) for link in self._links):
+            if any(
+                link.wait_installed(self.topic, 0, want.gen)
+                for link, want in self._wants
+                if link in self._links
+            ):
                 return True
             await asyncio.sleep(0.01)
         await self.stop()

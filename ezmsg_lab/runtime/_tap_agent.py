@@ -52,14 +52,17 @@ class TapControl:
     ``math.inf`` for every message). Topics absent from ``rates`` are not sampled."""
 
     rates: dict[str, float] = field(default_factory=dict)
+    gen: int = 0  # the Lab's count of controls it sent; the reply carries it back
 
 
 @dataclass
 class TapInstalled:
-    """Unit process -> Lab: the topics this process samples now."""
+    """Unit process -> Lab: the topics this process samples now, after the control
+    numbered ``gen``."""
 
     pid: int
     topics: list[str]
+    gen: int = 0
 
 
 @dataclass
@@ -140,6 +143,8 @@ class TapAgent:
         # atomic) and the sender only pops, so the hot path takes no lock and wakes no
         # thread; each side keeps its own byte count.
         self._outbox: deque[tuple[Any, int]] = deque()
+        self._replies: deque[TapInstalled] = deque()  # sent before the samples
+        self._gen = 0
         self._offered_bytes = 0  # written by the publishing task only
         self._sent_bytes = 0  # written by the sender only
         self._stop = threading.Event()
@@ -180,7 +185,7 @@ class TapAgent:
             except (EOFError, OSError):
                 break  # the Lab is gone: stop sampling
             if isinstance(msg, TapControl):
-                self._rates = dict(msg.rates)
+                self._rates, self._gen = dict(msg.rates), msg.gen
                 self._apply(self._rates, reply=True)
             elif self._rates and set(self._rates) - set(self._samplers):
                 self._apply(self._rates)  # publishers made since the last control
@@ -208,13 +213,17 @@ class TapAgent:
                     self._samplers[topic] = (pubs[topic], sampler)
                     changed = True
         if changed and not self._stop.is_set():
-            self._outbox.appendleft((TapInstalled(os.getpid(), sorted(self._samplers)), 0))
+            # Replies keep their order (the Lab takes the last one as the state).
+            self._replies.append(TapInstalled(os.getpid(), sorted(self._samplers), self._gen))
 
     # -- sender thread
     def _send_loop(self) -> None:
         # Every SEND_PERIOD_S: everything waiting, pickled as one list, in one write.
         while not self._stop.wait(SEND_PERIOD_S):
-            batch, sizes = [], 0
+            batch: list[Any] = []
+            sizes = 0
+            while self._replies:
+                batch.append(self._replies.popleft())
             while self._outbox:
                 item, size = self._outbox.popleft()
                 batch.append(item)

@@ -38,6 +38,7 @@ class TapWant:
     rate: float
     on_sample: Callable[[TapSample], None]
     on_error: Callable[[str], None]
+    gen: int = 0  # the control that asked for it
 
 
 class TapLink:
@@ -49,7 +50,8 @@ class TapLink:
         self._conns: list[Connection] = []  # Lab ends
         self._child_ends: list[Connection] = []
         self._wants: list[TapWant] = []
-        self._installed: dict[Connection, set[str]] = {}
+        self._installed: dict[Connection, tuple[int, set[str]]] = {}  # (gen, topics)
+        self._gen = 0  # controls sent
         self._changed = threading.Condition(self._lock)
         self._closed = False
         self._thread = threading.Thread(
@@ -64,10 +66,10 @@ class TapLink:
         with self._lock:
             self._conns.append(ours)
             self._child_ends.append(theirs)
-            self._installed[ours] = set()
-            rates = self._rates()
+            self._installed[ours] = (0, set())
+            rates, gen = self._rates(), self._gen
         if rates:
-            self._send(ours, TapControl(rates))
+            self._send(ours, TapControl(rates, gen))
         return theirs
 
     def close_child_copy(self, conn: Connection) -> None:
@@ -99,7 +101,7 @@ class TapLink:
         w = TapWant(topic, rate, on_sample, on_error)
         with self._lock:
             self._wants.append(w)
-        self._broadcast()
+        w.gen = self._broadcast()
         return w
 
     def unwant(self, w: TapWant) -> None:
@@ -112,13 +114,14 @@ class TapLink:
     def installed_topics(self) -> set[str]:
         """The topics the unit processes report sampling now."""
         with self._lock:
-            return set().union(*self._installed.values())
+            return set().union(*(topics for _, topics in self._installed.values()))
 
-    def wait_installed(self, topic: str, timeout: float) -> bool:
-        """True once some unit process reports that it samples ``topic``."""
+    def wait_installed(self, topic: str, timeout: float, gen: int = 0) -> bool:
+        """True once some unit process reports that it samples ``topic``, in its answer
+        to control ``gen`` or a later one (an earlier answer may be out of date)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while not any(topic in s for s in self._installed.values()):
+            while not any(g >= gen and topic in topics for g, topics in self._installed.values()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
                     return False
@@ -131,11 +134,13 @@ class TapLink:
             rates[w.topic] = max(rates.get(w.topic, 0.0), w.rate)
         return rates
 
-    def _broadcast(self) -> None:
+    def _broadcast(self) -> int:
         with self._lock:
-            rates, conns = self._rates(), list(self._conns)
+            self._gen += 1
+            rates, conns, gen = self._rates(), list(self._conns), self._gen
         for conn in conns:
-            self._send(conn, TapControl(rates))
+            self._send(conn, TapControl(rates, gen))
+        return gen
 
     def _send(self, conn: Connection, control: TapControl) -> None:
         # A process that is gone refuses; its reader then sees end of file.
@@ -189,8 +194,8 @@ class TapLink:
                     logger.exception("a tap could not take a sample of %s", obj.topic)
         elif isinstance(obj, TapInstalled):
             with self._lock:
-                if conn in self._installed:
-                    self._installed[conn] = set(obj.topics)
+                if conn in self._installed and obj.gen >= self._installed[conn][0]:
+                    self._installed[conn] = (obj.gen, set(obj.topics))
                 self._changed.notify_all()
 
     def _drop(self, conn: Connection) -> None:

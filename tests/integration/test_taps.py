@@ -362,10 +362,10 @@ def test_opening_and_closing_taps_never_stalls_the_pipeline(demo_lab):
     """Taps closed with unread messages while another tap keeps ezmsg's channel open:
     ezmsg alone would leak the publisher's buffers until it blocks (see compat's
     release_unread); the pipeline must keep publishing."""
-    keeper = demo_lab.tap(SOURCE, window="1s")
+    keeper = demo_lab.tap(SOURCE, window="1s", via="subscriber")
     try:
         for _ in range(30):
-            tap = demo_lab.tap(SOURCE, window="1s", max_queue=8)
+            tap = demo_lab.tap(SOURCE, window="1s", max_queue=8, via="subscriber")
             demo_lab._loop.call_soon(time.sleep, 0.05)  # let notifications queue unread
             tap.close()
         received = keeper.received
@@ -381,11 +381,24 @@ def test_taps_closed_while_the_source_publishes_never_stall_it(demo_lab):
     (compat.guard_publisher_leases), the demo source stalled after 19, 114 and 131 cycles
     of this test (3 runs of 3)."""
     for i in range(250):
-        tap = demo_lab.tap(SOURCE, window="1s", max_queue=2 if i % 2 else 8)
+        tap = demo_lab.tap(SOURCE, window="1s", max_queue=2 if i % 2 else 8, via="subscriber")
         want = 1 + 5 * (i % 3)
         assert wait_until(lambda t=tap, n=want: t.received >= n, 10), (i, tap)
         time.sleep((i % 7) * 0.0015)  # close at every phase of the source's 10 ms period
         tap.close()
+
+
+def test_sampled_taps_opened_and_closed_in_a_row_never_stall_the_source(demo_lab):
+    """The unit process installs and removes its sampler on each tap: the source keeps
+    publishing, and every tap gets messages from the first to the last."""
+    for i in range(40):
+        tap = demo_lab.tap(SOURCE, window="1s")
+        assert tap.inspect()["via"].startswith("sampled"), tap.inspect()["via"]
+        assert wait_until(lambda t=tap, n=1 + 3 * (i % 3): t.received >= n, 10), (i, tap)
+        time.sleep((i % 7) * 0.0015)
+        tap.close()
+    link = demo_lab.pipelines[0].tap_link
+    assert wait_until(lambda: SOURCE not in link.installed_topics(), 5)
 
 
 def test_dashboard_scopes_the_selected_units_output_and_closes_it_on_change(demo_lab):
