@@ -95,13 +95,17 @@ class Reconnector:
         self.reconnects = 0
         self.reconnected_at: float | None = None
         self._marked_loss: float | None = None
+        # True from reconnecting until the feeds run and the count is up: the connection
+        # itself is back before then, and a status read in between said "connected"
+        # with reconnects still 0.
+        self._in_progress = False
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
 
     def status(self) -> ConnectionStatus:
         if self._session.closed:
             state = "closed"
-        elif self._conn.lost is not None:
+        elif self._conn.lost is not None or self._in_progress:
             state = "disconnected"
         else:
             state = "connected"
@@ -159,23 +163,30 @@ class Reconnector:
     async def _reconnect(self, timeout: float) -> None:
         assert self._lock is not None
         async with self._lock:
-            if self._conn.lost is None:
-                # Connected: the user asks to reconnect anyway; mark the gap it makes.
-                self._conn.mark_lost("lab.reconnect() was called")
-            self._mark_loss()
-            lost_at = self._conn.lost_at or time.time()
-            await self._stop_feeds()
-            await self._conn.close(2.0)
-            await self._conn.open(timeout)  # raises LabConnectionError if nobody answers
-            self._topology.new_server()
-            self._settings_feed.new_server()
-            await self._topology.start()
-            await self._settings_feed.start()
-            await self._poller.start()
-            now = time.time()
-            self._topology.mark("RECONNECTED", now)
-            self.reconnects += 1
-            self.reconnected_at = now
+            self._in_progress = True
+            try:
+                await self._reconnect_locked(timeout)
+            finally:
+                self._in_progress = False
+
+    async def _reconnect_locked(self, timeout: float) -> None:
+        if self._conn.lost is None:
+            # Connected: the user asks to reconnect anyway; mark the gap it makes.
+            self._conn.mark_lost("lab.reconnect() was called")
+        self._mark_loss()
+        lost_at = self._conn.lost_at or time.time()
+        await self._stop_feeds()
+        await self._conn.close(2.0)
+        await self._conn.open(timeout)  # raises LabConnectionError if nobody answers
+        self._topology.new_server()
+        self._settings_feed.new_server()
+        await self._topology.start()
+        await self._settings_feed.start()
+        await self._poller.start()
+        now = time.time()
+        self._topology.mark("RECONNECTED", now)
+        self.reconnects += 1
+        self.reconnected_at = now
         _notice(
             f"ezmsg-lab: reconnected to the GraphServer at {self._conn.address} after "
             f"{now - lost_at:.1f} s; topology, settings and profiling resume (taps and "
