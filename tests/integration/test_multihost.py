@@ -79,8 +79,8 @@ def test_processes_show_their_real_host_and_pid(hosts, lab):
 
 
 def test_rates_of_a_remote_source_within_2_percent(lab):
-    # Rates come from the Lab's own polls (2 Hz here): wait for 4 s of them.
-    assert wait_until(lambda: _rate_rows(lab, "B/TICK/OUTPUT", "publisher") >= 9, 15)
+    # Rates come from the Lab's own polls (2 Hz here): wait for 6.5 s of them.
+    assert wait_until(lambda: _rate_rows(lab, "B/TICK/OUTPUT", "publisher") >= 14, 20)
     for topic, kind, host in (
         ("B/TICK/OUTPUT", "publisher", "host-b"),
         ("C/SCALE/INPUT", "subscriber", "host-c"),
@@ -99,11 +99,12 @@ def _rate_rows(lab: Lab, topic: str, kind: str) -> int:
 
 
 def _mean_rate(lab: Lab, topic: str, kind: str) -> float:
-    """The rate over the last ~3 s of polls (each poll's rate is a delta of ezmsg's total
-    over the process's own clock; a few of them average out the poll's jitter)."""
+    """The rate over the last ~6 s of polls (each poll's rate is a delta of ezmsg's total
+    over the process's own clock, mapped to UTC with its host's offset; a 3 s window let
+    the offset's re-estimates under load move one rate by 2.2 % in a CI run)."""
     m = lab.metrics(topics=[topic])
     m = m[(m["kind"] == kind) & (m["metric"] == "messages_total")]
-    m = m.sort_values("time").tail(7)
+    m = m.sort_values("time").tail(13)
     total = m["value"].to_numpy(dtype=float)
     t = m["time"].astype("int64").to_numpy() / 1e9
     return float((total[-1] - total[0]) / (t[-1] - t[0]))
