@@ -98,7 +98,9 @@ class TopologyFeed:
         return self.snapshot
 
     async def _refresh(self) -> None:
-        snap = await self._conn.call(lambda ctx: ctx.snapshot())
+        self._publish(await self._conn.call(lambda ctx: ctx.snapshot()))
+
+    def _publish(self, snap: Any) -> None:
         self.snapshot = snap
         self.refreshed_at = time.time()
         with self._changed:
@@ -113,12 +115,7 @@ class TopologyFeed:
         # listeners only when something they show changed.
         snap = await self._conn.call(lambda ctx: ctx.snapshot())
         if _shape(snap) != _shape(self.snapshot):
-            self.snapshot = snap
-            self.refreshed_at = time.time()
-            with self._changed:
-                self.version += 1
-                self._changed.notify_all()
-            self.listeners.emit(snap)
+            self._publish(snap)
 
     def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> bool:
         """Block (not on the loop) until ``predicate(snapshot)`` holds; False on timeout."""
