@@ -243,6 +243,38 @@ def test_graph_colours_hosts_and_shows_tcp_between_them(lab):
         widget.close()
 
 
+def test_a_tap_on_a_remote_host_keeps_every_tick_in_order_on_the_kernels_clock(hosts, lab):
+    # Host B's ticks reach the kernel's tap over TCP (an attached graph: the subscriber
+    # path). Each tick carries B's own perf_counter_ns, an hour or more off the kernel's
+    # monotonic clock: the tap's times must be the kernel's (UTC), not B's.
+    before = pd.Timestamp.now(tz="UTC")
+    with lab.tap("B/TICK/OUTPUT", window="5s") as tap:
+        assert tap.inspect()["via"].startswith("subscriber")
+        assert wait_until(lambda: tap.received >= 2 * TICK_HZ, 15), tap.inspect()
+        frame = tap.data()
+        after = pd.Timestamp.now(tz="UTC")
+        dropped = tap.dropped
+    assert list(frame.columns[:4]) == ["received", "seq", "perf_ns", "value"]
+    seq = frame["seq"].to_numpy()
+    gaps = np.diff(seq)
+    assert (gaps >= 1).all(), "ticks out of order or repeated"
+    # Every tick the tap did not keep is counted as dropped, never lost silently.
+    assert int((gaps - 1).sum()) <= dropped
+    assert before - pd.Timedelta("1s") <= frame["received"].min()
+    assert frame["received"].max() <= after
+    # B's clock maps to the kernel's UTC through the Lab's per-host offset: each tick was
+    # received after it was sent, within the offset's uncertainty and the link's delay.
+    sent = pd.DatetimeIndex(lab.host_time("host-b", frame["perf_ns"].to_numpy(np.float64)))
+    delay_s = (pd.DatetimeIndex(frame["received"]) - sent).total_seconds().to_numpy()
+    unc_s = lab.clocks().set_index("host").loc["host-b", "uncertainty_ms"] / 1e3
+    print(
+        f"tap across hosts: {len(frame)} ticks, {dropped} dropped, delay median "
+        f"{1e3 * np.median(delay_s):.2f} ms (uncertainty {1e3 * unc_s:.2f} ms)"
+    )
+    assert delay_s.min() >= -unc_s - 0.001
+    assert np.median(delay_s) < 0.5
+
+
 def test_a_host_cut_off_is_missing_then_gone_and_comes_back_as_new_series(hosts, lab):
     c_topics = ["C/SCALE/INPUT", "C/SINK/INPUT"]
 
