@@ -15,6 +15,7 @@ import textwrap
 import time
 import warnings
 
+import numpy as np
 import psutil
 import pytest
 
@@ -94,6 +95,15 @@ def test_demo_runs_tunes_and_stops(method, capsys):
         published = _filter_total(lab)
         lab.undo(watch=False)
         assert wait_until(lambda: _filter_total(lab) > published, 10)
+
+        # A tap is sampled in the unit process whatever started it: the tap agent and its
+        # pipe cross into the process under this start method too.
+        with lab.tap("DEMO/SOURCE/OUTPUT_SIGNAL", window="2s", via="sampled") as tap:
+            assert tap.inspect()["via"].startswith("sampled"), tap.inspect()
+            assert wait_until(lambda: tap.received >= 20, 10), tap.inspect()
+            data = tap.data()
+            assert "time" in data.dims and data.sizes["time"] > 0
+            assert np.isfinite(data.values).all()
 
         pids = demo.pids
         demo.stop()
