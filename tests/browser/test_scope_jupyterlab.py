@@ -16,7 +16,10 @@ from .test_jupyterlab_e2e import _shot
 CELLS = [
     "from ezmsg_lab import Lab\nfrom ezmsg_lab.demo import DemoPipeline\n"
     "lab = Lab()\ndemo = lab.launch(DemoPipeline(), name='DEMO')",
-    "tap = lab.tap('DEMO/FILTER/OUTPUT_SIGNAL', window='5s')\nscope = tap.scope(span=2.0)\nscope",
+    # A pipeline the Lab launched: the tap samples in the unit process (no subscriber).
+    "tap = lab.tap('DEMO/FILTER/OUTPUT_SIGNAL', window='5s')\n"
+    "assert tap.inspect()['via'].startswith('sampled'), tap.inspect()\n"
+    "scope = tap.scope(span=2.0)\nscope",
 ]
 
 
