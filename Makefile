@@ -151,11 +151,11 @@ soak: $(VENV)/.installed
 # Every benchmark, 5 runs each: median and spread (min-max) beside raw ezmsg from the same
 # runs; one JSON file per invocation in benchmarks/results/. RUNS=n to change.
 RUNS ?= 5
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed browser
 	$(BIN)/python -m benchmarks --runs $(RUNS)
 
 # Shorter measurements (settings, throughput), 3 runs: a rough check, not a figure to quote.
-bench-quick: $(VENV)/.installed
+bench-quick: $(VENV)/.installed browser
 	$(BIN)/python -m benchmarks --quick --runs 3
 
 # What got slower beyond the spread between two results files (default: the two latest);
