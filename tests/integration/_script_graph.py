@@ -262,8 +262,12 @@ def ezmsg_serve() -> Iterator[tuple[subprocess.Popen, int]]:
 
 
 @contextlib.contextmanager
-def script_graph(workdir: Path, script: str = KNOB_SCRIPT) -> Iterator[ScriptGraph]:
-    """Run ``script`` with ``ez.run`` against a fresh ``ezmsg serve``; stop both on exit."""
+def script_graph(
+    workdir: Path, script: str = KNOB_SCRIPT, env: dict[str, str] | None = None
+) -> Iterator[ScriptGraph]:
+    """Run ``script`` with ``ez.run`` against a fresh ``ezmsg serve``; stop both on exit.
+    ``env``: more environment for the script (e.g. a ``PYTHONPATH`` where it imports
+    ``ezmsg_lab.agent``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "pipeline_script.py"
     path.write_text(script)
@@ -271,14 +275,16 @@ def script_graph(workdir: Path, script: str = KNOB_SCRIPT) -> Iterator[ScriptGra
     log_path = workdir / "script.log"
     with ezmsg_serve() as (server, port):
         address = f"127.0.0.1:{port}"
-        env = dict(os.environ, EZMSG_GRAPHSERVER_ADDR=address, EZLAB_SEEN=str(seen_path))
-        # The script must not find the Lab's package on its path: it is a user's program.
-        env.pop("PYTHONPATH", None)
+        script_env = dict(os.environ, EZMSG_GRAPHSERVER_ADDR=address, EZLAB_SEEN=str(seen_path))
+        # The script must not find the Lab's package on its path (it is a user's
+        # program) unless the test says so.
+        script_env.pop("PYTHONPATH", None)
+        script_env.update(env or {})
         with open(log_path, "wb") as log:
             script_proc = subprocess.Popen(
                 [sys.executable, str(path)],
                 cwd=workdir,
-                env=env,
+                env=script_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
