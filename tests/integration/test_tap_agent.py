@@ -145,7 +145,7 @@ def test_an_opted_in_script_is_sampled_without_a_subscriber(tmp_path, agent_dir,
         want = {
             f"{pids[u]}.{ext}"
             for u in ("SCRIPT/COUNTER", "SCRIPT/RELAY")
-            for ext in "sock key".split()
+            for ext in ("sock", "key")
         }
         assert wait_until(lambda: want <= _files(agent_dir), 15), _files(agent_dir)
 
