@@ -113,6 +113,7 @@ class SampledTapFeed:
         # Half a second of burst: the samples' arrival is jittered by the pipe.
         self._gate = RateGate(rate, burst_s=0.5)
         self.drops_counted = True
+        self.by = by
         self.via = by + ("" if math.isinf(rate) else f" (at most {rate:g} msg/s)")
 
     def _on_sample(self, sample: TapSample) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -66,6 +67,9 @@ class TapsService:
         # A pipeline launched (or relaunched) later: its unit processes sample the topics
         # of the sampled taps that are open.
         pipelines.subscribe(self._on_launch)
+        # An attached script restarted: the agents of its new processes sample them too.
+        self._reaching: set[int] = set()  # pids being connected to
+        topology.subscribe(self._on_topology)
 
     def tap(
         self,
@@ -218,6 +222,37 @@ class TapsService:
         if link is None:
             return None, f"no tap agent answers for its process (pid {pid})"
         return link, ""
+
+    def _on_topology(self, snapshot: Any) -> None:
+        """On the control loop, after each topology refresh: a topic an agent-sampled tap
+        is open on, now published by a process this Lab is not connected to (the script
+        restarted), gets that process's agent, which is told the open taps at once.
+        Connecting may wait, so it runs in a thread of its own."""
+        with self._session.close_lock:
+            topics = {
+                f.topic
+                for f in self._open.values()
+                if isinstance(f, SampledTapFeed) and f.by == AGENT_VIA
+            }
+        if not topics:
+            return
+        connected = set(self._agents.connected_pids())
+        for topic in topics:
+            unit = topic.rsplit("/", 1)[0]
+            pid = self._graph.owner_pid(unit)
+            if pid is None or pid in connected or pid in self._reaching or pid == os.getpid():
+                continue
+            self._reaching.add(pid)
+            threading.Thread(
+                target=self._reach, args=(pid,), name="ezmsg-lab-agent-connect", daemon=True
+            ).start()
+
+    def _reach(self, pid: int) -> None:
+        try:
+            with contextlib.suppress(AgentDirError):
+                self._agents.link_for([pid])
+        finally:
+            self._reaching.discard(pid)
 
     def _on_launch(self, pipeline: Pipeline) -> None:
         link = pipeline.tap_link

@@ -212,3 +212,31 @@ def test_another_users_directory_is_refused_and_the_tap_subscribes(tmp_path, age
             tap.close()
         finally:
             agent_dir.chmod(0o700)
+
+
+def test_a_sampled_tap_follows_a_restarted_script(tmp_path, agent_dir):
+    env = _env(agent_dir, "fork")
+    with script_graph(tmp_path, AGENT_SCRIPT, env) as graph, Lab.attach(graph.address) as lab:
+        assert wait_until(lambda: "SCRIPT/COUNTER" in _pids(lab), 15)
+        old = _pids(lab)["SCRIPT/COUNTER"]
+        tap = lab.tap(COUNTER, window="60s", via="sampled")
+        assert wait_until(lambda: tap.received >= 20, 15), tap
+        graph.restart()  # the user stops the script and runs it again
+        assert wait_until(lambda: _pids(lab).get("SCRIPT/COUNTER") not in (None, old), 15)
+        n = tap.received
+        assert wait_until(lambda: tap.received >= n + 50, 15), tap
+        assert tap.inspect()["via"].startswith(AGENT_VIA)
+
+        def two_runs_and_exact_drops() -> bool:
+            d0, msgs, d1 = tap.dropped, tap.messages(), tap.dropped
+            firsts = np.array([m.data[0, 0] for m in msgs]) / 4
+            # Two runs, each in order with no duplicates: the new counter starts from 0.
+            restarts = np.flatnonzero(np.diff(firsts) <= 0)
+            assert len(restarts) == 1, firsts
+            first, second = firsts[: restarts[0] + 1], firsts[restarts[0] + 1 :]
+            assert (np.diff(first) > 0).all() and (np.diff(second) > 0).all()
+            gaps = int((np.diff(first) - 1).sum() + (np.diff(second) - 1).sum())
+            return d0 == d1 == gaps
+
+        assert wait_until(two_runs_and_exact_drops, 10), tap
+        tap.close()
