@@ -116,3 +116,14 @@ def test_a_lab_that_goes_restores_the_publisher_and_ends_both_threads():
         assert wait_until(lambda: not any(t.is_alive() for t in agent._threads), 5)
     finally:
         agent.close()
+
+
+def test_a_lab_that_goes_before_any_tap_ends_both_threads():
+    lab_end, unit_end = multiprocessing.Pipe(duplex=True)
+    agent = TapAgent(unit_end, lambda: [FakePublisher("A/OUT")])
+    agent.start()
+    try:
+        lab_end.close()  # nothing to restore, no reply to send: the sender must still end
+        assert wait_until(lambda: not any(t.is_alive() for t in agent._threads), 5)
+    finally:
+        agent.close()
