@@ -295,7 +295,7 @@ def _throughput(address, seconds: float) -> float:
     return _measure(address, seconds)[0]
 
 
-def _serve_pipeline(address: tuple[str, int], stop: Any) -> None:
+def _serve_pipeline(address: tuple[str, int], stop: Any, backend_process: Any = None) -> None:
     """In a process of its own: the throughput pipeline until ``stop`` is set."""
     import logging
 
@@ -304,7 +304,10 @@ def _serve_pipeline(address: tuple[str, int], stop: Any) -> None:
     from ezmsg_lab.demo import ThroughputPipeline
 
     logging.getLogger("ezmsg").setLevel(logging.ERROR)
-    runner = ez.GraphRunner(components={"BENCH": ThroughputPipeline()}, graph_address=address)
+    more = {} if backend_process is None else {"backend_process": backend_process}
+    runner = ez.GraphRunner(
+        components={"BENCH": ThroughputPipeline()}, graph_address=address, **more
+    )
     runner.start()
     try:
         stop.wait()
@@ -313,9 +316,10 @@ def _serve_pipeline(address: tuple[str, int], stop: Any) -> None:
 
 
 @contextlib.contextmanager
-def throughput_pipeline() -> Iterator[tuple[str, int]]:
+def throughput_pipeline(backend_process: Any = None) -> Iterator[tuple[str, int]]:
     """A GraphServer here and the throughput pipeline in a process of its own, running
-    (warmed up) until the block ends; yields the server's address.
+    (warmed up) until the block ends; yields the server's address. ``backend_process``:
+    the class its GraphRunner runs units with (ezmsg's default when None).
 
     Its own process, as beside a kernel: ezmsg's GraphRunner runs its first process's
     units in the calling process, where they would share the interpreter (and its lock)
@@ -329,7 +333,7 @@ def throughput_pipeline() -> Iterator[tuple[str, int]]:
     mp = multiprocessing.get_context("spawn")
     stop = mp.Event()
     address = tuple(server.address)
-    proc = mp.Process(target=_serve_pipeline, args=(address, stop))  # it has children
+    proc = mp.Process(target=_serve_pipeline, args=(address, stop, backend_process))
     proc.start()
     try:
         deadline = time.monotonic() + 60

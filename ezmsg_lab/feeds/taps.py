@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 # buffers could hold them all and throttle it (ezmsg warns about exactly that).
 DEFAULT_MAX_QUEUE = 8
 
+# What ``tap.inspect()["via"]`` says of a sampled tap: in a pipeline this Lab launched, or
+# through the agent of an attached graph's process (``ezmsg_lab.agent``).
+LAUNCHED_VIA = "sampled in the unit process"
+AGENT_VIA = "sampled in the unit process, by its ezmsg_lab.agent"
+
 
 class TapFeed:
     """Receive one topic's messages into ``buffer``. Use only on the control loop."""
@@ -91,7 +96,14 @@ class SampledTapFeed:
     in the publisher's running count.
     """
 
-    def __init__(self, links: list[TapLink], topic: str, buffer: TapBuffer, rate: float) -> None:
+    def __init__(
+        self,
+        links: list[TapLink],
+        topic: str,
+        buffer: TapBuffer,
+        rate: float,
+        by: str = LAUNCHED_VIA,
+    ) -> None:
         self._links = links
         self.topic = topic
         self.buffer = buffer
@@ -101,9 +113,8 @@ class SampledTapFeed:
         # Half a second of burst: the samples' arrival is jittered by the pipe.
         self._gate = RateGate(rate, burst_s=0.5)
         self.drops_counted = True
-        self.via = "sampled in the unit process" + (
-            "" if math.isinf(rate) else f" (at most {rate:g} msg/s)"
-        )
+        self.by = by
+        self.via = by + ("" if math.isinf(rate) else f" (at most {rate:g} msg/s)")
 
     def _on_sample(self, sample: TapSample) -> None:
         # Called on the link's reader thread. The unit process forwards at the highest

@@ -161,6 +161,11 @@ class TapAgent:
         for thread in self._threads:
             thread.start()
 
+    @property
+    def active(self) -> bool:
+        """Whether the Lab is still connected (the control thread still reads)."""
+        return self._threads[0].is_alive()
+
     def close(self) -> None:
         """Remove every sampler and stop both threads (bounded)."""
         self._stop.set()
@@ -195,6 +200,8 @@ class TapAgent:
             elif self._rates and set(self._rates) - set(self._samplers):
                 self._apply(self._rates)  # publishers made since the last control
         self._apply({})
+        self._stop.set()  # and the sender: nobody reads any more
+        self._wake.set()
 
     def _apply(self, rates: dict[str, float], reply: bool = False) -> None:
         changed = reply

@@ -1,7 +1,9 @@
-"""Lab side of sampled taps: one pipe to each unit process of a pipeline the Lab launched.
+"""Lab side of sampled taps: one pipe to each unit process of a pipeline the Lab launched
+(or one socket to each process of an attached graph that runs ``ezmsg_lab.agent``).
 
 See ``_tap_agent`` for the unit-process side and why. A :class:`TapLink` belongs to one
-pipeline: it gives each unit process one end of a duplex pipe, tells every process which
+pipeline (or to the attached graph's agents, see ``agent_link``): it gives each unit
+process one end of a duplex pipe, tells every process which
 topics to sample (:meth:`want`), and reads the samples of all of them from one thread,
 handing each to the sinks that want its topic.
 """
@@ -64,13 +66,19 @@ class TapLink:
         """The end a new unit process gets; it is told the current wants at once."""
         ours, theirs = multiprocessing.Pipe(duplex=True)
         with self._lock:
-            self._conns.append(ours)
             self._child_ends.append(theirs)
-            self._installed[ours] = (0, set())
+        self.add_conn(ours)
+        return theirs
+
+    def add_conn(self, conn: Connection) -> None:
+        """Read from ``conn`` too (a connected tap agent's end); it is told the current
+        wants at once."""
+        with self._lock:
+            self._conns.append(conn)
+            self._installed[conn] = (0, set())
             rates, gen = self._rates(), self._gen
         if rates:
-            self._send(ours, TapControl(rates, gen))
-        return theirs
+            self._send(conn, TapControl(rates, gen))
 
     def close_child_copy(self, conn: Connection) -> None:
         """Close the Lab's copy of a unit's end once its process has started."""

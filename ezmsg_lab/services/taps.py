@@ -8,15 +8,19 @@ stops their feeds when they close or the Lab does.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import LabError, TapError
-from ..feeds.taps import DEFAULT_MAX_QUEUE, SampledTapFeed, TapFeed
+from ..feeds.taps import AGENT_VIA, DEFAULT_MAX_QUEUE, SampledTapFeed, TapFeed
 from ..lab_taps import DEFAULT_MAX_BYTES, Tap, _check_importable, _seconds
 from ..model.tap_buffer import TapBuffer
-from ..runtime.tap_link import rate_of
+from ..runtime._agent_socket import AgentDirError
+from ..runtime.agent_link import AgentLinks
+from ..runtime.tap_link import TapLink, rate_of
 
 if TYPE_CHECKING:
     from ..feeds.topology import TopologyFeed
@@ -58,9 +62,14 @@ class TapsService:
         self.widgets = widgets  # scopes of the taps register here
         # open taps (in opening order) -> their feeds
         self._open: dict[Tap, TapFeed | SampledTapFeed] = {}
+        # Connections to the tap agents of attached graphs' processes (ezmsg_lab.agent).
+        self._agents = AgentLinks()
         # A pipeline launched (or relaunched) later: its unit processes sample the topics
         # of the sampled taps that are open.
         pipelines.subscribe(self._on_launch)
+        # An attached script restarted: the agents of its new processes sample them too.
+        self._reaching: set[int] = set()  # pids being connected to
+        topology.subscribe(self._on_topology)
 
     def tap(
         self,
@@ -89,8 +98,8 @@ class TapsService:
             (counted in ``tap.dropped``); keep it below the publisher's num_buffers.
             Used where the tap subscribes (see Notes).
         max_rate_hz : float or None
-            Where the topic's publisher runs in a unit process this Lab launched: the
-            most messages a second it forwards to the tap (None: every one it can).
+            Where the tap is sampled (see Notes): the most messages a second the
+            publisher's process forwards to the tap (None: every one it can).
             Messages over the rate are counted in ``tap.dropped``.
         via : {"auto", "sampled", "subscriber"}
             How the messages reach the tap (see Notes). ``"auto"`` samples where it can
@@ -101,11 +110,14 @@ class TapsService:
         -----
         How the messages reach the tap (``tap.inspect()["via"]``):
 
-        - **sampled** (the publisher runs in a unit process this Lab launched): the unit
-          process hands the tap the messages its publisher sends, up to
-          ``max_rate_hz``, over the Lab's own pipe. Nothing subscribes to the topic, so
-          the pipeline's path is unchanged (ezmsg's local delivery stays local).
-        - **subscriber** (attached graphs, in-kernel pipelines): a leaky ezmsg
+        - **sampled** (the publisher runs in a unit process this Lab launched, or in a
+          process of an attached graph whose script runs
+          ``ez.run(..., backend_process=ezmsg_lab.agent.BackendProcess)`` on this host):
+          the unit process hands the tap the messages its publisher sends, up to
+          ``max_rate_hz``, over the Lab's own pipe (or the agent's socket). Nothing
+          subscribes to the topic, so the pipeline's path is unchanged (ezmsg's local
+          delivery stays local).
+        - **subscriber** (other attached graphs, in-kernel pipelines): a leaky ezmsg
           subscriber. It never blocks the publisher, but ezmsg then serializes every
           message of the topic for the kernel: on a fast topic whose subscribers share
           the publisher's process, that costs the pipeline throughput.
@@ -170,15 +182,77 @@ class TapsService:
             sampled = SampledTapFeed(links, topic, buffer, rate_of(max_rate_hz))
             if self._session.run(sampled.start(), timeout, f"tap({topic!r})"):
                 return sampled
+        why_not = ""
+        if via != "subscriber":
+            agent_link, why_not = self._agent_link(topic)
+            if agent_link is not None:
+                sampled = SampledTapFeed(
+                    [agent_link], topic, buffer, rate_of(max_rate_hz), by=AGENT_VIA
+                )
+                if self._session.run(sampled.start(), timeout, f"tap({topic!r})"):
+                    return sampled
+                why_not = "its process's agent does not publish it (or serves another Lab)"
         if via == "sampled":
             raise TapError(
-                f"No unit process this Lab launched publishes {topic!r}, so its messages "
-                "cannot be sampled there (an attached graph, an in-kernel pipeline, or a "
-                "topic that is not a publisher's). Use via='auto' to subscribe instead."
+                f"{topic!r} cannot be sampled: no unit process this Lab launched publishes "
+                f"it, and {why_not or 'no tap agent answers for its process'}. For a "
+                "graph your own script runs, opt in with "
+                "ez.run(..., backend_process=ezmsg_lab.agent.BackendProcess) (same host "
+                "and user as this kernel); or use via='auto' to subscribe instead."
             )
         feed = TapFeed(self._conn, topic, buffer, max_queue)
         self._session.run(feed.start(), timeout, f"tap({topic!r})")
         return feed
+
+    def _agent_link(self, topic: str) -> tuple[TapLink | None, str]:
+        """The link to the tap agent of the process that publishes ``topic`` in an
+        attached graph, or None and why not."""
+        unit = topic.rsplit("/", 1)[0]
+        pid = self._graph.owner_pid(unit)
+        if pid is None:
+            return None, "the GraphServer's process table names no process for it"
+        if pid == os.getpid():
+            return None, "it is published in this kernel"
+        if self._graph.runs_elsewhere(unit):
+            return None, "its process runs on another host (agents serve their own host)"
+        try:
+            link = self._agents.link_for([pid])
+        except AgentDirError as exc:
+            return None, str(exc)
+        if link is None:
+            return None, f"no tap agent answers for its process (pid {pid})"
+        return link, ""
+
+    def _on_topology(self, snapshot: Any) -> None:
+        """On the control loop, after each topology refresh: a topic an agent-sampled tap
+        is open on, now published by a process this Lab is not connected to (the script
+        restarted), gets that process's agent, which is told the open taps at once.
+        Connecting may wait, so it runs in a thread of its own."""
+        with self._session.close_lock:
+            topics = {
+                f.topic
+                for f in self._open.values()
+                if isinstance(f, SampledTapFeed) and f.by == AGENT_VIA
+            }
+        if not topics:
+            return
+        connected = set(self._agents.connected_pids())
+        for topic in topics:
+            unit = topic.rsplit("/", 1)[0]
+            pid = self._graph.owner_pid(unit)
+            if pid is None or pid in connected or pid in self._reaching or pid == os.getpid():
+                continue
+            self._reaching.add(pid)
+            threading.Thread(
+                target=self._reach, args=(pid,), name="ezmsg-lab-agent-connect", daemon=True
+            ).start()
+
+    def _reach(self, pid: int) -> None:
+        try:
+            with contextlib.suppress(AgentDirError):
+                self._agents.link_for([pid])
+        finally:
+            self._reaching.discard(pid)
 
     def _on_launch(self, pipeline: Pipeline) -> None:
         link = pipeline.tap_link
@@ -242,3 +316,4 @@ class TapsService:
         for tap, feed in open_taps:
             await feed.stop()
             tap.close()
+        self._agents.close()

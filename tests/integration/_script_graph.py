@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,22 @@ class ScriptGraph:
     script: subprocess.Popen
     seen_path: Path
     log_path: Path
+    start: Callable[[], subprocess.Popen] | None = None
+
+    def wait_started(self) -> None:
+        """Wait until the script's sink reports (AssertionError if the script exits)."""
+        script = self.script
+        assert wait_until(lambda: self.seen() is not None or script.poll() is not None, 30)
+        assert script.poll() is None, f"the script exited:\n{self.log()}"
+
+    def restart(self) -> None:
+        """End the script's process group and run the script again, against the same
+        server (a user restarting their pipeline)."""
+        assert self.start is not None
+        _end_group(self.script)
+        self.seen_path.unlink(missing_ok=True)
+        self.script = self.start()
+        self.wait_started()
 
     def seen(self) -> dict[str, Any] | None:
         """The last message the script's sink received, or None before the first."""
@@ -262,8 +278,12 @@ def ezmsg_serve() -> Iterator[tuple[subprocess.Popen, int]]:
 
 
 @contextlib.contextmanager
-def script_graph(workdir: Path, script: str = KNOB_SCRIPT) -> Iterator[ScriptGraph]:
-    """Run ``script`` with ``ez.run`` against a fresh ``ezmsg serve``; stop both on exit."""
+def script_graph(
+    workdir: Path, script: str = KNOB_SCRIPT, env: dict[str, str] | None = None
+) -> Iterator[ScriptGraph]:
+    """Run ``script`` with ``ez.run`` against a fresh ``ezmsg serve``; stop both on exit.
+    ``env``: more environment for the script (e.g. a ``PYTHONPATH`` where it imports
+    ``ezmsg_lab.agent``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "pipeline_script.py"
     path.write_text(script)
@@ -271,24 +291,26 @@ def script_graph(workdir: Path, script: str = KNOB_SCRIPT) -> Iterator[ScriptGra
     log_path = workdir / "script.log"
     with ezmsg_serve() as (server, port):
         address = f"127.0.0.1:{port}"
-        env = dict(os.environ, EZMSG_GRAPHSERVER_ADDR=address, EZLAB_SEEN=str(seen_path))
-        # The script must not find the Lab's package on its path: it is a user's program.
-        env.pop("PYTHONPATH", None)
-        with open(log_path, "wb") as log:
-            script_proc = subprocess.Popen(
-                [sys.executable, str(path)],
-                cwd=workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        script_env = dict(os.environ, EZMSG_GRAPHSERVER_ADDR=address, EZLAB_SEEN=str(seen_path))
+        # The script must not find the Lab's package on its path (it is a user's
+        # program) unless the test says so.
+        script_env.pop("PYTHONPATH", None)
+        script_env.update(env or {})
+
+        def start() -> subprocess.Popen:
+            with open(log_path, "ab") as log:
+                return subprocess.Popen(
+                    [sys.executable, str(path)],
+                    cwd=workdir,
+                    env=script_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
+        graph = ScriptGraph(address, server, start(), seen_path, log_path, start)
         try:
-            graph = ScriptGraph(address, server, script_proc, seen_path, log_path)
-            assert wait_until(
-                lambda: graph.seen() is not None or script_proc.poll() is not None, 30
-            )
-            assert script_proc.poll() is None, f"the script exited:\n{graph.log()}"
+            graph.wait_started()
             yield graph
         finally:
-            _end_group(script_proc)
+            _end_group(graph.script)

@@ -97,3 +97,33 @@ def _drain(conn, kind) -> list:
     while conn.poll(0):
         out.extend(obj for obj in pickle.loads(conn.recv_bytes()) if isinstance(obj, kind))
     return out
+
+
+def test_a_lab_that_goes_restores_the_publisher_and_ends_both_threads():
+    # An agent a Lab connected to (ezmsg_lab.agent): when the Lab's end closes, nothing
+    # of the agent keeps running (no thread left waking in the unit process).
+    lab_end, unit_end = multiprocessing.Pipe(duplex=True)
+    pub = FakePublisher("A/OUT")
+    agent = TapAgent(unit_end, lambda: [pub])
+    agent.start()
+    try:
+        lab_end.send(TapControl({"A/OUT": math.inf}))
+        assert _recv(lab_end, TapInstalled)[-1].topics == ["A/OUT"]
+        assert agent.active
+        lab_end.close()
+        assert wait_until(lambda: not agent.active, 5)
+        assert "broadcast" not in vars(pub)
+        assert wait_until(lambda: not any(t.is_alive() for t in agent._threads), 5)
+    finally:
+        agent.close()
+
+
+def test_a_lab_that_goes_before_any_tap_ends_both_threads():
+    lab_end, unit_end = multiprocessing.Pipe(duplex=True)
+    agent = TapAgent(unit_end, lambda: [FakePublisher("A/OUT")])
+    agent.start()
+    try:
+        lab_end.close()  # nothing to restore, no reply to send: the sender must still end
+        assert wait_until(lambda: not any(t.is_alive() for t in agent._threads), 5)
+    finally:
+        agent.close()

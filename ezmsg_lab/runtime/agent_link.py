@@ -1,0 +1,77 @@
+"""The Lab's connections to the tap agents of an attached graph's processes.
+
+A user's script run with :class:`ezmsg_lab.agent.BackendProcess` listens in each of its
+processes (see ``_agent_socket``). :class:`AgentLinks` connects to the processes the Lab
+asks for, by pid, once each, and reads all of them through one :class:`TapLink`, so a
+sampled tap on an attached graph works as on a launched pipeline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from multiprocessing.connection import Connection
+
+from . import _agent_socket
+from .tap_link import TapLink
+
+CONNECT_TIMEOUT_S = 1.0
+
+
+class AgentLinks:
+    """One :class:`TapLink` over the agents this Lab reached, one connection a pid."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._link: TapLink | None = None
+        self._conns: dict[int, Connection] = {}
+        self._closed = False
+
+    def link_for(self, pids: Iterable[int], timeout: float = CONNECT_TIMEOUT_S) -> TapLink | None:
+        """The link, once connected to the agent of at least one of ``pids``; None when
+        none of them has an agent (a script that did not opt in, a process that is
+        gone). Raises :class:`~ezmsg_lab.runtime._agent_socket.AgentDirError` when the
+        agents' directory is not private to this user."""
+        reached = False
+        for pid in pids:
+            with self._lock:
+                known = self._conns.get(pid)
+                if self._closed:
+                    return None
+            if known is not None and not known.closed:
+                reached = True
+                continue
+            conn = _agent_socket.connect(pid, timeout)
+            if conn is None:
+                continue
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    return None
+                if self._link is None:
+                    self._link = TapLink("agents")
+                self._conns[pid] = conn
+                link = self._link
+            link.add_conn(conn)
+            reached = True
+        with self._lock:
+            return self._link if reached else None
+
+    @property
+    def link(self) -> TapLink | None:
+        """The link (None before the first agent was reached)."""
+        return self._link
+
+    def connected_pids(self) -> list[int]:
+        """The pids whose agents this Lab is connected to now."""
+        with self._lock:
+            return sorted(pid for pid, conn in self._conns.items() if not conn.closed)
+
+    def close(self) -> None:
+        """Disconnect from every agent: each restores its publishers."""
+        with self._lock:
+            self._closed = True
+            link, self._link = self._link, None
+            self._conns.clear()
+        if link is not None:
+            link.close()
