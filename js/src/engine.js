@@ -7,14 +7,19 @@
 import WORKER_GZ from "elk-worker-source";
 
 // Appended to elkjs's worker: an ELK error is a GWT object that may not survive
-// structured cloning; post its message instead of losing the answer.
+// structured cloning; post its message instead of losing the answer. Each answer says how
+// long ELK worked on it ("ms": elkjs answers synchronously from its message handler).
 const WORKER_TAIL = `
 ;(() => {
   const post = self.postMessage.bind(self);
+  const dispatch = self.onmessage;
+  let t0 = 0;
+  self.onmessage = (e) => { t0 = performance.now(); dispatch(e); };
   self.postMessage = (m) => {
+    if (m && typeof m === "object") m.ms = performance.now() - t0;
     try { post(m); } catch (e) {
       const err = m && m.error;
-      post({ id: m && m.id, error: { message: String((err && err.message) || err || e) } });
+      post({ id: m && m.id, ms: m && m.ms, error: { message: String((err && err.message) || err || e) } });
     }
   };
 })();`;
@@ -33,6 +38,19 @@ const jobs = new Map();
 let mainElk = null;
 let fallbackReason = "";
 
+/** Where the time goes (page clock, ms): for the widget's data attributes and benchmarks. */
+const stats = {
+  /** when the engine was started (module load) */
+  startAt: 0,
+  /** elkjs's script inflated (a Blob) */
+  scriptMs: 0,
+  /** the worker answered ELK's registration: script evaluated, ELK initialised */
+  readyMs: 0,
+  /** layouts ELK ran, and the time it worked on them (in the worker, or here) */
+  runs: 0,
+  computeMs: 0,
+};
+
 /** @type {Promise<Blob> | null} */
 let scriptBlob = null;
 /** elkjs's worker script (inflated once, natively and in chunks: no long task). */
@@ -42,7 +60,10 @@ function workerScript() {
     const bytes = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
     const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    scriptBlob = new Response(inflated).blob();
+    scriptBlob = new Response(inflated).blob().then((blob) => {
+      stats.scriptMs = performance.now() - stats.startAt;
+      return blob;
+    });
   }
   return scriptBlob;
 }
@@ -51,6 +72,7 @@ function workerScript() {
 let starting = null;
 function startWorker() {
   mode = "worker";
+  stats.startAt = performance.now();
   starting = Promise.resolve()
     .then(workerScript)
     .then((script) => {
@@ -78,6 +100,11 @@ function wire(worker) {
     const job = jobs.get(ev.data?.id);
     if (!job) return;
     jobs.delete(ev.data.id);
+    if (job.msg.cmd === "register") stats.readyMs = performance.now() - stats.startAt;
+    else if (job.msg.cmd === "layout") {
+      stats.runs += 1;
+      stats.computeMs += ev.data.ms || 0;
+    }
     if (ev.data.error) job.reject(toError(ev.data.error));
     else job.resolve(ev.data.data);
   };
@@ -128,7 +155,20 @@ function runOnMain(msg) {
         (Fake) =>
           new Promise((resolve, reject) => {
             const fake = new Fake();
-            fake.onmessage = (ev) => (ev.data.error ? reject(toError(ev.data.error)) : resolve(ev.data.data));
+            let t0 = 0;
+            fake.onmessage = (ev) => {
+              if (m.cmd === "layout") {
+                stats.runs += 1;
+                stats.computeMs += performance.now() - t0;
+              }
+              return ev.data.error ? reject(toError(ev.data.error)) : resolve(ev.data.data);
+            };
+            // The fake dispatches from a timer: its time starts there, not here.
+            const post = fake.dispatcher.saveDispatch;
+            fake.dispatcher.saveDispatch = (d) => {
+              t0 = performance.now();
+              post(d);
+            };
             fake.postMessage({ ...m, id: 0 });
           }),
       );
@@ -177,6 +217,11 @@ export function warmUp() {
 /** "worker", "main" (no Web Worker: layouts block the page) or null (not started). */
 export function engineMode() {
   return mode;
+}
+
+/** Where the layout engine's time went so far (a copy; see `stats`). */
+export function engineStats() {
+  return { ...stats };
 }
 
 /** Why the layout runs on the main thread ("" when it does not). */

@@ -8,7 +8,7 @@
 import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
 import { recall, remember, topologyKey } from "./cache.js";
-import { engineMode, fallbackNote, layoutGraph, warmUp } from "./engine.js";
+import { engineMode, engineStats, fallbackNote, layoutGraph, warmUp } from "./engine.js";
 import { alignToPrevious, buildElkGraph, layoutKey, runLayout } from "./layout.js";
 import { FONT_FAMILY, FONT_PX, MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
 import { applyDiff, normalizeState } from "./state.js";
@@ -164,11 +164,21 @@ function render({ model, el }) {
         layout = known;
         root.dataset.cached = "1";
       } else {
+        const before = engineStats();
         layout = await elkLayout(built, width);
         if (!layout) return; // disposed meanwhile
         remember(topology, layout);
         root.dataset.cached = "0";
+        // For benchmarks: how many ELK runs (wrapped tries), how long ELK itself worked,
+        // and when the engine was ready (worker started, elkjs evaluated and initialised).
+        const after = engineStats();
+        root.dataset.elkRuns = String(after.runs - before.runs);
+        root.dataset.elkComputeMs = (after.computeMs - before.computeMs).toFixed(1);
+        root.dataset.engineReadyMs = after.readyMs.toFixed(1);
+        root.dataset.engineScriptMs = after.scriptMs.toFixed(1);
+        root.dataset.engineStartAt = after.startAt.toFixed(1);
       }
+      root.dataset.buildMs = (t1 - t0).toFixed(1);
       root.dataset.elkAt = t1.toFixed(1);
       root.dataset.elkMs = (performance.now() - t1).toFixed(1);
       root.dataset.wrapped = layout.wrapped ? "1" : "0";
@@ -183,9 +193,11 @@ function render({ model, el }) {
     // Sizes read while the old scene is still there: read after drawScene, they would make
     // the browser lay out thousands of fresh SVG nodes on the spot (twice, with autoHeight).
     const sizes = { w: svgRoot.clientWidth, h: svgRoot.clientHeight, chrome: chromeHeight() };
+    const tDraw = performance.now();
     index = drawScene(scene, layout, state, prefix);
     applyAnnotations(index, state, ann, selected);
     if (!userMoved) fit(sizes);
+    root.dataset.drawMs = (performance.now() - tDraw).toFixed(1);
     layoutCount += 1;
     root.dataset.layouts = String(layoutCount);
     root.dataset.renderMs = (performance.now() - t0).toFixed(1);
