@@ -49,6 +49,9 @@ const stats = {
   /** layouts ELK ran, and the time it worked on them (in the worker, or here) */
   runs: 0,
   computeMs: 0,
+  /** warm-up layouts sent, and the time ELK worked on them */
+  warmRuns: 0,
+  warmMs: 0,
 };
 
 /** @type {Promise<Blob> | null} */
@@ -100,7 +103,12 @@ function wire(worker) {
     const job = jobs.get(ev.data?.id);
     if (!job) return;
     jobs.delete(ev.data.id);
-    if (job.msg.cmd === "register") stats.readyMs = performance.now() - stats.startAt;
+    if (job.msg.cmd === "register") {
+      stats.readyMs = performance.now() - stats.startAt;
+      // Warm-up from now on, after any real layout queued before the worker was ready.
+      setTimeout(warmNext, 0);
+    }
+    else if (job.msg.warm) stats.warmMs += ev.data.ms || 0;
     else if (job.msg.cmd === "layout") {
       stats.runs += 1;
       stats.computeMs += ev.data.ms || 0;
@@ -205,13 +213,54 @@ function ensureEngine() {
 export function layoutGraph(graph) {
   ensureEngine();
   const msg = { cmd: "layout", graph, layoutOptions: {}, options: {} };
-  return mode === "main" ? runOnMain(msg) : send(msg);
+  if (mode === "main") return runOnMain(msg);
+  const done = send(msg);
+  // The warm-up goes on when no real layout is left (a view's wrapped tries follow
+  // each other within a task: they still go first).
+  done.finally(() => setTimeout(warmNext, 0)).catch(() => null);
+  return done;
 }
 
-/** Start the worker and ELK's one-off set-up now rather than inside the first drawing. */
-export function warmUp() {
+/** @type {Array<any>} ELK graphs to lay out, one by one, while no real layout waits */
+let warmQueue = [];
+
+/**
+ * Start the worker and ELK's one-off set-up now rather than inside the first drawing, and
+ * then lay out `graphs` (a made-up topology: warmup.js) one at a time, each only when no
+ * real layout is waiting: a real one waits at most for the warm-up run in progress.
+ * @param {any[]} [graphs] ELK graphs
+ */
+export function warmUp(graphs = []) {
   ensureEngine();
-  if (mode === "main") runOnMain(REGISTER).catch(() => null);
+  if (mode === "main") {
+    // On the page's thread a warm-up would block the page: the set-up only.
+    runOnMain(REGISTER).catch(() => null);
+    return;
+  }
+  warmQueue = [...graphs];
+  warmNext();
+}
+
+function warmNext() {
+  if (!warmQueue.length) return;
+  if (mode !== "worker" || !(worker || starting)) {
+    warmQueue = []; // no worker (any more): no warm-up on the page's thread
+    return;
+  }
+  if (!stats.readyMs) return; // started when ELK is ready (wire)
+  for (const job of jobs.values()) if (job.msg.cmd === "layout") return; // resumed when it ends
+  const graph = warmQueue.shift();
+  stats.warmRuns += 1;
+  send({ cmd: "layout", graph, layoutOptions: {}, options: {}, warm: true })
+    .catch(() => null)
+    .finally(warmNext);
+}
+
+/** True once the warm-up layouts are all done (or there were none). */
+export function warmedUp() {
+  if (warmQueue.length) return false;
+  for (const job of jobs.values()) if (job.msg.warm) return false;
+  return true;
 }
 
 /** "worker", "main" (no Web Worker: layouts block the page) or null (not started). */
