@@ -107,8 +107,7 @@ function wire(worker) {
       stats.readyMs = performance.now() - stats.startAt;
       // Warm-up from now on, after any real layout queued before the worker was ready.
       setTimeout(warmNext, 0);
-    }
-    else if (job.msg.warm) stats.warmMs += ev.data.ms || 0;
+    } else if (job.msg.warm) stats.warmMs += ev.data.ms || 0;
     else if (job.msg.cmd === "layout") {
       stats.runs += 1;
       stats.computeMs += ev.data.ms || 0;
@@ -249,9 +248,8 @@ function warmNext() {
   }
   if (!stats.readyMs) return; // started when ELK is ready (wire)
   for (const job of jobs.values()) if (job.msg.cmd === "layout") return; // resumed when it ends
-  const graph = warmQueue.shift();
   stats.warmRuns += 1;
-  send({ cmd: "layout", graph, layoutOptions: {}, options: {}, warm: true })
+  send({ cmd: "layout", graph: warmQueue.shift(), layoutOptions: {}, options: {}, warm: true })
     .catch(() => null)
     .finally(warmNext);
 }

@@ -17,6 +17,9 @@ import { warmupState } from "./warmup.js";
 let viewCounter = 0;
 
 const PAD = 16; // around the fitted drawing
+// On-screen size (px) below which the drawing's text is left out: unreadable anyway.
+const FAR_TEXT_PX = 4;
+const MAX_FONT_PX = Math.max(...Object.values(FONT_PX));
 const MAX_ZOOM_AT_FIT = 1.2;
 const MIN_AUTO_HEIGHT = 220;
 const MAX_AUTO_HEIGHT = 760;
@@ -353,6 +356,11 @@ function render({ model, el }) {
   function applyView() {
     viewport.setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
     root.dataset.zoom = view.k.toFixed(3);
+    // Text too small to read is not drawn (graph.css): a big graph fitted whole shows its
+    // boxes and edges, and its text from FAR_TEXT_PX on as one zooms in. Laying out and
+    // painting thousands of unreadable SVG texts was most of the time such a graph took
+    // to appear (300 units: ~3000 texts, a 300 ms task of style, layout and paint).
+    root.classList.toggle("ezg-far", view.k * MAX_FONT_PX < FAR_TEXT_PX);
   }
 
   /** Returns the height given to the widget, 0 when its height is set from Python. */
