@@ -111,7 +111,8 @@ def _breakdown(r: dict[str, Any]) -> str:
         f"ELK {r['elkCompute']:.0f} ms in the {r['engine']} ({r['elkRuns']:.0f} run(s)), "
         f"waiting for it {wait:.0f} ms (engine ready {r['engineReady']:.0f} ms after start, "
         f"elkjs inflated in {r['engineScript']:.0f}), input {r['build']:.0f} ms, "
-        f"SVG {r['draw']:.0f} ms"
+        f"SVG built {r['draw']:.0f} ms, the rest (mounting, the browser's style, layout "
+        f"and paint) {r['wall'] - r['render']:.0f} ms"
     )
 
 
