@@ -4,6 +4,8 @@
 // inflated with DecompressionStream and started from a Blob URL: anywidget loads this ESM from a blob/data URL, so there is no file to point a
 // Worker at. Only when no Worker can be made (a browser or policy that forbids them) does
 // ELK run on the page's main thread, and `engineMode()` says so for the widget to show.
+// elkjs is slow until V8 has optimised it: `warmUp` has the idle worker lay out made-up
+// graphs (warmup.js) so that real layouts find it fast.
 import WORKER_GZ from "elk-worker-source";
 
 // Appended to elkjs's worker: an ELK error is a GWT object that may not survive
