@@ -222,14 +222,14 @@ export function layoutGraph(graph) {
   return done;
 }
 
-/** @type {Array<any>} ELK graphs to lay out, one by one, while no real layout waits */
+/** @type {Array<() => any>} makers of ELK graphs to lay out, one by one, while no real layout waits */
 let warmQueue = [];
 
 /**
  * Start the worker and ELK's one-off set-up now rather than inside the first drawing, and
  * then lay out `graphs` (a made-up topology: warmup.js) one at a time, each only when no
  * real layout is waiting: a real one waits at most for the warm-up run in progress.
- * @param {any[]} [graphs] ELK graphs
+ * @param {Array<() => any>} [graphs] makers of ELK graphs (called when the graph is sent)
  */
 export function warmUp(graphs = []) {
   ensureEngine();
@@ -251,7 +251,7 @@ function warmNext() {
   if (!stats.readyMs) return; // started when ELK is ready (wire)
   for (const job of jobs.values()) if (job.msg.cmd === "layout") return; // resumed when it ends
   stats.warmRuns += 1;
-  send({ cmd: "layout", graph: warmQueue.shift(), layoutOptions: {}, options: {}, warm: true })
+  send({ cmd: "layout", graph: warmQueue.shift()(), layoutOptions: {}, options: {}, warm: true })
     .catch(() => null)
     .finally(warmNext);
 }

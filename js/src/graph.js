@@ -44,7 +44,7 @@ const WRAPS = [
 // row and wrapped as the WRAPS tries do.
 const WARM_RUNS = 12;
 warmUp(
-  Array.from({ length: WARM_RUNS }, (_, i) => {
+  Array.from({ length: WARM_RUNS }, (_, i) => () => {
     const [strategy, f] = WRAPS[(i >> 1) % WRAPS.length];
     return buildElkGraph(warmupState(), new Set(), new Map(), i % 2 ? { aspect: 2 * f, strategy } : {}).graph;
   }),
