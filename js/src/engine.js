@@ -4,17 +4,24 @@
 // inflated with DecompressionStream and started from a Blob URL: anywidget loads this ESM from a blob/data URL, so there is no file to point a
 // Worker at. Only when no Worker can be made (a browser or policy that forbids them) does
 // ELK run on the page's main thread, and `engineMode()` says so for the widget to show.
+// elkjs is slow until V8 has optimised it: `warmUp` has the idle worker lay out made-up
+// graphs (warmup.js) so that real layouts find it fast.
 import WORKER_GZ from "elk-worker-source";
 
 // Appended to elkjs's worker: an ELK error is a GWT object that may not survive
-// structured cloning; post its message instead of losing the answer.
+// structured cloning; post its message instead of losing the answer. Each answer says how
+// long ELK worked on it ("ms": elkjs answers synchronously from its message handler).
 const WORKER_TAIL = `
 ;(() => {
   const post = self.postMessage.bind(self);
+  const dispatch = self.onmessage;
+  let t0 = 0;
+  self.onmessage = (e) => { t0 = performance.now(); dispatch(e); };
   self.postMessage = (m) => {
+    if (m && typeof m === "object") m.ms = performance.now() - t0;
     try { post(m); } catch (e) {
       const err = m && m.error;
-      post({ id: m && m.id, error: { message: String((err && err.message) || err || e) } });
+      post({ id: m && m.id, ms: m && m.ms, error: { message: String((err && err.message) || err || e) } });
     }
   };
 })();`;
@@ -33,6 +40,22 @@ const jobs = new Map();
 let mainElk = null;
 let fallbackReason = "";
 
+/** Where the time goes (page clock, ms): for the widget's data attributes and benchmarks. */
+const stats = {
+  /** when the engine was started (module load) */
+  startAt: 0,
+  /** elkjs's script inflated (a Blob) */
+  scriptMs: 0,
+  /** the worker answered ELK's registration: script evaluated, ELK initialised */
+  readyMs: 0,
+  /** layouts ELK ran, and the time it worked on them (in the worker, or here) */
+  runs: 0,
+  computeMs: 0,
+  /** warm-up layouts sent, and the time ELK worked on them */
+  warmRuns: 0,
+  warmMs: 0,
+};
+
 /** @type {Promise<Blob> | null} */
 let scriptBlob = null;
 /** elkjs's worker script (inflated once, natively and in chunks: no long task). */
@@ -42,7 +65,10 @@ function workerScript() {
     const bytes = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
     const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    scriptBlob = new Response(inflated).blob();
+    scriptBlob = new Response(inflated).blob().then((blob) => {
+      stats.scriptMs = performance.now() - stats.startAt;
+      return blob;
+    });
   }
   return scriptBlob;
 }
@@ -51,6 +77,7 @@ function workerScript() {
 let starting = null;
 function startWorker() {
   mode = "worker";
+  stats.startAt = performance.now();
   starting = Promise.resolve()
     .then(workerScript)
     .then((script) => {
@@ -78,6 +105,15 @@ function wire(worker) {
     const job = jobs.get(ev.data?.id);
     if (!job) return;
     jobs.delete(ev.data.id);
+    if (job.msg.cmd === "register") {
+      stats.readyMs = performance.now() - stats.startAt;
+      // Warm-up from now on, after any real layout queued before the worker was ready.
+      setTimeout(warmNext, 0);
+    } else if (job.msg.warm) stats.warmMs += ev.data.ms || 0;
+    else if (job.msg.cmd === "layout") {
+      stats.runs += 1;
+      stats.computeMs += ev.data.ms || 0;
+    }
     if (ev.data.error) job.reject(toError(ev.data.error));
     else job.resolve(ev.data.data);
   };
@@ -128,7 +164,20 @@ function runOnMain(msg) {
         (Fake) =>
           new Promise((resolve, reject) => {
             const fake = new Fake();
-            fake.onmessage = (ev) => (ev.data.error ? reject(toError(ev.data.error)) : resolve(ev.data.data));
+            let t0 = 0;
+            fake.onmessage = (ev) => {
+              if (m.cmd === "layout") {
+                stats.runs += 1;
+                stats.computeMs += performance.now() - t0;
+              }
+              return ev.data.error ? reject(toError(ev.data.error)) : resolve(ev.data.data);
+            };
+            // The fake dispatches from a timer: its time starts there, not here.
+            const post = fake.dispatcher.saveDispatch;
+            fake.dispatcher.saveDispatch = (d) => {
+              t0 = performance.now();
+              post(d);
+            };
             fake.postMessage({ ...m, id: 0 });
           }),
       );
@@ -165,18 +214,63 @@ function ensureEngine() {
 export function layoutGraph(graph) {
   ensureEngine();
   const msg = { cmd: "layout", graph, layoutOptions: {}, options: {} };
-  return mode === "main" ? runOnMain(msg) : send(msg);
+  if (mode === "main") return runOnMain(msg);
+  const done = send(msg);
+  // The warm-up goes on when no real layout is left (a view's wrapped tries follow
+  // each other within a task: they still go first).
+  done.finally(() => setTimeout(warmNext, 0)).catch(() => null);
+  return done;
 }
 
-/** Start the worker and ELK's one-off set-up now rather than inside the first drawing. */
-export function warmUp() {
+/** @type {Array<() => any>} makers of ELK graphs to lay out, one by one, while no real layout waits */
+let warmQueue = [];
+
+/**
+ * Start the worker and ELK's one-off set-up now rather than inside the first drawing, and
+ * then lay out `graphs` (a made-up topology: warmup.js) one at a time, each only when no
+ * real layout is waiting: a real one waits at most for the warm-up run in progress.
+ * @param {Array<() => any>} [graphs] makers of ELK graphs (called when the graph is sent)
+ */
+export function warmUp(graphs = []) {
   ensureEngine();
-  if (mode === "main") runOnMain(REGISTER).catch(() => null);
+  if (mode === "main") {
+    // On the page's thread a warm-up would block the page: the set-up only.
+    runOnMain(REGISTER).catch(() => null);
+    return;
+  }
+  warmQueue = [...graphs];
+  warmNext();
+}
+
+function warmNext() {
+  if (!warmQueue.length) return;
+  if (mode !== "worker" || !(worker || starting)) {
+    warmQueue = []; // no worker (any more): no warm-up on the page's thread
+    return;
+  }
+  if (!stats.readyMs) return; // started when ELK is ready (wire)
+  for (const job of jobs.values()) if (job.msg.cmd === "layout") return; // resumed when it ends
+  stats.warmRuns += 1;
+  send({ cmd: "layout", graph: warmQueue.shift()(), layoutOptions: {}, options: {}, warm: true })
+    .catch(() => null)
+    .finally(warmNext);
+}
+
+/** True once the warm-up layouts are all done (or there were none). */
+export function warmedUp() {
+  if (warmQueue.length) return false;
+  for (const job of jobs.values()) if (job.msg.warm) return false;
+  return true;
 }
 
 /** "worker", "main" (no Web Worker: layouts block the page) or null (not started). */
 export function engineMode() {
   return mode;
+}
+
+/** Where the layout engine's time went so far (a copy; see `stats`). */
+export function engineStats() {
+  return { ...stats };
 }
 
 /** Why the layout runs on the main thread ("" when it does not). */

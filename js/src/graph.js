@@ -8,15 +8,18 @@
 import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
 import { recall, remember, topologyKey } from "./cache.js";
-import { engineMode, fallbackNote, layoutGraph, warmUp } from "./engine.js";
+import { engineMode, engineStats, fallbackNote, layoutGraph, warmedUp, warmUp } from "./engine.js";
 import { alignToPrevious, buildElkGraph, layoutKey, runLayout } from "./layout.js";
 import { FONT_FAMILY, FONT_PX, MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
 import { applyDiff, normalizeState } from "./state.js";
+import { warmupState } from "./warmup.js";
 
 let viewCounter = 0;
-warmUp();
 
 const PAD = 16; // around the fitted drawing
+// On-screen size (px) below which the drawing's text is left out: unreadable anyway.
+const FAR_TEXT_PX = 4;
+const MAX_FONT_PX = Math.max(...Object.values(FONT_PX));
 const MAX_ZOOM_AT_FIT = 1.2;
 const MIN_AUTO_HEIGHT = 220;
 const MAX_AUTO_HEIGHT = 760;
@@ -27,14 +30,25 @@ const MAX_READABLE_HEIGHT = 1600;
 // cost of a layout that already takes long, for a graph that is read by zooming anyway.
 const MAX_WRAP_NODES = 80;
 // (ELK wrapping strategy, aspect ratio relative to the widget's), tried in this order.
+// Each try is a whole ELK run. SINGLE_EDGE at 0.3 and at 1.5 were tried too, and dropped:
+// over the demo and 9 synthetic graphs of 8-40 units at widths of 500, 760 and 1100 px,
+// neither ever drew bigger than the unwrapped layout and these three.
 /** @type {Array<[string, number]>} */
 const WRAPS = [
   ["SINGLE_EDGE", 0.6],
   ["MULTI_EDGE", 0.6],
-  ["SINGLE_EDGE", 0.3],
   ["MULTI_EDGE", 1.5],
-  ["SINGLE_EDGE", 1.5],
 ];
+
+// Made-up layouts that warm ELK up while the worker is idle (engine.js), alternately one
+// row and wrapped as the WRAPS tries do.
+const WARM_RUNS = 12;
+warmUp(
+  Array.from({ length: WARM_RUNS }, (_, i) => () => {
+    const [strategy, f] = WRAPS[(i >> 1) % WRAPS.length];
+    return buildElkGraph(warmupState(), new Set(), new Map(), i % 2 ? { aspect: 2 * f, strategy } : {}).graph;
+  }),
+);
 
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
@@ -164,11 +178,21 @@ function render({ model, el }) {
         layout = known;
         root.dataset.cached = "1";
       } else {
+        const before = engineStats();
         layout = await elkLayout(built, width);
         if (!layout) return; // disposed meanwhile
         remember(topology, layout);
         root.dataset.cached = "0";
+        // For benchmarks: how many ELK runs (wrapped tries), how long ELK itself worked,
+        // and when the engine was ready (worker started, elkjs evaluated and initialised).
+        const after = engineStats();
+        root.dataset.elkRuns = String(after.runs - before.runs);
+        root.dataset.elkComputeMs = (after.computeMs - before.computeMs).toFixed(1);
+        root.dataset.engineReadyMs = after.readyMs.toFixed(1);
+        root.dataset.engineScriptMs = after.scriptMs.toFixed(1);
+        root.dataset.engineStartAt = after.startAt.toFixed(1);
       }
+      root.dataset.buildMs = (t1 - t0).toFixed(1);
       root.dataset.elkAt = t1.toFixed(1);
       root.dataset.elkMs = (performance.now() - t1).toFixed(1);
       root.dataset.wrapped = layout.wrapped ? "1" : "0";
@@ -183,9 +207,11 @@ function render({ model, el }) {
     // Sizes read while the old scene is still there: read after drawScene, they would make
     // the browser lay out thousands of fresh SVG nodes on the spot (twice, with autoHeight).
     const sizes = { w: svgRoot.clientWidth, h: svgRoot.clientHeight, chrome: chromeHeight() };
+    const tDraw = performance.now();
     index = drawScene(scene, layout, state, prefix);
     applyAnnotations(index, state, ann, selected);
     if (!userMoved) fit(sizes);
+    root.dataset.drawMs = (performance.now() - tDraw).toFixed(1);
     layoutCount += 1;
     root.dataset.layouts = String(layoutCount);
     root.dataset.renderMs = (performance.now() - t0).toFixed(1);
@@ -198,7 +224,12 @@ function render({ model, el }) {
     let layout = await runLayout(built, layoutGraph);
     if (disposed) return null;
     layout.units = built.units;
-    if (width && built.nodes <= MAX_WRAP_NODES && !fitsReadably(layout, width, MAX_AUTO_HEIGHT)) {
+    if (
+      width &&
+      built.nodes <= MAX_WRAP_NODES &&
+      !fitsReadably(layout, width, MAX_AUTO_HEIGHT) &&
+      widthBound(layout, width, MAX_READABLE_HEIGHT)
+    ) {
       // One row of layers is too wide to read here: let ELK wrap the layers into rows
       // shaped like the space there is. ELK takes the aspect ratio as a hint only, so a
       // few are tried; the best drawing within the usual height wins, else the best
@@ -256,6 +287,18 @@ function render({ model, el }) {
     return Math.min(MAX_ZOOM_AT_FIT, (width - 2 * PAD) / (b.x1 - b.x0), (h - 2 * PAD) / (b.y1 - b.y0));
   }
 
+  /** Is it the width that limits the zoom at fit (not the height)? Only then can a wrapped
+   *  layout be drawn bigger: wrapping trades width for height, and a wrapped drawing is
+   *  at least as tall as the one row (its rows stack the layers' heights), so a drawing
+   *  the height already limits only gets smaller. Each try is a whole ELK run: a 20-unit
+   *  graph took 6 runs for nothing. */
+  function widthBound(layout, width, maxHeight) {
+    const b = boundsOf(layout);
+    if (!b) return false;
+    const h = (model.get("height") || maxHeight) - chromeHeight();
+    return (width - 2 * PAD) / (b.x1 - b.x0) < (h - 2 * PAD) / (b.y1 - b.y0);
+  }
+
   function fitsReadably(layout, width, maxHeight) {
     return bestZoom(layout, width, maxHeight) >= readableZoom(layout);
   }
@@ -292,7 +335,8 @@ function render({ model, el }) {
     // Chosen (wrapped or not) for about this width: still the choice.
     const madeFor = layout.madeForWidth || 0;
     if (madeFor && Math.abs(width - madeFor) <= 0.12 * madeFor) return false;
-    return layout.wrapped || !fitsReadably(layout, width, maxAutoHeight(layout));
+    if (layout.wrapped) return true;
+    return !fitsReadably(layout, width, maxAutoHeight(layout)) && widthBound(layout, width, MAX_READABLE_HEIGHT);
   }
 
   function boundsOf(layout) {
@@ -312,6 +356,11 @@ function render({ model, el }) {
   function applyView() {
     viewport.setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
     root.dataset.zoom = view.k.toFixed(3);
+    // Text too small to read is not drawn (graph.css): a big graph fitted whole shows its
+    // boxes and edges, and its text from FAR_TEXT_PX on as one zooms in. Laying out and
+    // painting thousands of unreadable SVG texts was most of the time such a graph took
+    // to appear (300 units: ~3000 texts, a 300 ms task of style, layout and paint).
+    root.classList.toggle("ezg-far", view.k * MAX_FONT_PX < FAR_TEXT_PX);
   }
 
   /** Returns the height given to the widget, 0 when its height is set from Python. */
@@ -607,4 +656,6 @@ function render({ model, el }) {
   };
 }
 
-export default { render };
+// `engine`: where the layout engine's time went and whether its warm-up is done, for
+// benchmarks (anywidget only calls `render`).
+export default { render, engine: { stats: engineStats, warmedUp } };
