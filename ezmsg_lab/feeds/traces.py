@@ -191,15 +191,19 @@ class TraceSettings:
     # pid, host and units of every process tracing was set in (or failed in), by id.
     process_info: dict[str, ProcessMeta] = field(default_factory=dict, repr=False)
 
-    def record_window(self, process_id: str, plan: TracePlan, known: bool) -> None:
-        """(The feed) a window started, or continuous tracing was renewed, with ``plan``."""
+    def record_window(
+        self, process_id: str, plan: TracePlan, known: bool, started: float | None = None
+    ) -> None:
+        """(The feed) a window started, or continuous tracing was renewed, with ``plan``;
+        ``started`` is the epoch time the request was sent (the window starts after it)."""
         self.sample_mod[process_id] = plan.sample_mod
         self.rate_known[process_id] = known
         self.duty[process_id] = plan.duty
         self.window_s[process_id] = plan.window_s
         self.period_s[process_id] = plan.period_s
         self.windows[process_id] = self.windows.get(process_id, 0) + 1
-        self._window_log.append((process_id, time.time(), plan.window_s))
+        start = time.time() if started is None else started
+        self._window_log.append((process_id, start, plan.window_s))
 
     def forget(self, process_id: str) -> None:
         self.sample_mod.pop(process_id, None)
@@ -214,8 +218,10 @@ class TraceSettings:
     @property
     def traced_windows(self) -> pd.DataFrame:
         """The latest windows tracing was on (at most ``WINDOWS_KEPT``): process, pid,
-        start and end (UTC; the end is the one planned, ezmsg ends it by itself). A
-        continuous process has one row per renewal, each ``ttl`` long, overlapping."""
+        start and end (UTC). ``start`` is when the Lab sent the request; ezmsg starts the
+        window on receipt and ends it by itself ``window_s`` later, so ``end`` is late by
+        the request's delivery time. A continuous process has one row per renewal, each
+        ``ttl`` long, overlapping."""
         import pandas as pd
 
         rows = [
@@ -401,7 +407,12 @@ class TraceFeed:
     def _process_rates(self) -> dict[str, float]:
         """Messages per second each process handles on the traced topics (latest poll)."""
         topics = self.active.topics if self.active and self.active.topics else None
-        return self._metrics.process_rates(topics)
+        if topics is None:
+            return self._metrics.process_rates(None)
+        # A process with a rate but none on the traced topics handles 0 traced messages.
+        rates = dict.fromkeys(self._metrics.process_rates(None), 0.0)
+        rates.update(self._metrics.process_rates(topics))
+        return rates
 
     async def _apply(self) -> float:
         """Start the windows that are due (and renew continuous tracing); returns the
@@ -443,6 +454,7 @@ class TraceFeed:
             # ezmsg answers a failed request (a process that does not answer in time, one
             # that left) with ok=False rather than raising.
             timeout = max(0.2, min(2.0, settings.ttl_s / 3))
+            sent = time.time()
             try:
                 response = await self._conn.call(
                     methodcaller(
@@ -459,7 +471,7 @@ class TraceFeed:
                 self._next_on[process_id] = loop.time() + min(plan.period_s, settings.ttl_s / 3)
                 continue
             settings.failed.pop(process_id, None)
-            settings.record_window(process_id, plan, known)
+            settings.record_window(process_id, plan, known, sent)
             self.store.sample_mod[process_id] = plan.sample_mod
             self._next_on[process_id] = now + plan.period_s
         for gone in set(settings.sample_mod) - set(table):
