@@ -277,18 +277,21 @@ def _cpu_s(pid: int) -> float | None:
         return None
 
 
-def _measure(address, seconds: float) -> tuple[float, float | None]:
-    """(messages/s, CPU µs per message) of the throughput pipeline over ``seconds``.
+def _measure(address, seconds: float) -> tuple[float, float | None, float]:
+    """(messages/s, CPU µs per message, observer CPU s/s) of the throughput pipeline over
+    ``seconds``.
 
     CPU per message is what the pipeline's process spends on each message, whoever else
-    runs on the machine: on a shared, loaded machine it moves far less than msg/s."""
+    runs on the machine: on a shared, loaded machine it moves far less than msg/s. The
+    observer's CPU is this process's (the GraphServer and the Lab, whose threads compete
+    with the pipeline for the machine's cores), per second of the window."""
     n0, t0, pid = _count(address)
-    c0 = _cpu_s(pid)
+    c0, o0 = _cpu_s(pid), time.process_time()
     time.sleep(seconds)
     n1, t1, _ = _count(address)
-    c1 = _cpu_s(pid)
+    c1, o1 = _cpu_s(pid), time.process_time()
     cpu = None if c0 is None or c1 is None or n1 <= n0 else (c1 - c0) / (n1 - n0) * 1e6
-    return (n1 - n0) / (t1 - t0), cpu
+    return (n1 - n0) / (t1 - t0), cpu, (o1 - o0) / (t1 - t0)
 
 
 def _throughput(address, seconds: float) -> float:
@@ -372,9 +375,9 @@ def bench_throughput(seconds: float = 4.0, rounds: int = 5) -> list[Result]:
 
     if _common.QUICK:
         seconds, rounds = 2 * PERIOD_S, 2
-    raw: list[tuple[float, float | None]] = []
-    polled: list[tuple[float, float | None]] = []
-    traced: list[tuple[float, float | None]] = []
+    raw: list[tuple[float, float | None, float]] = []
+    polled: list[tuple[float, float | None, float]] = []
+    traced: list[tuple[float, float | None, float]] = []
     plans: list[str] = []
     budget = 0.0
     with throughput_pipeline() as address:
@@ -399,11 +402,19 @@ def bench_throughput(seconds: float = 4.0, rounds: int = 5) -> list[Result]:
                     polled.append(_measure(address, seconds))
             if not forward:
                 raw.append(_measure(address, seconds))
-    base = median([r for r, _ in raw])
-    p, t = median([r for r, _ in polled]), median([r for r, _ in traced])
-    polled_ratio = median([a / b for (a, _), (b, _) in zip(polled, raw, strict=True)])
-    traced_ratios = [a / b for (a, _), (b, _) in zip(traced, raw, strict=True)]
-    print(_paired("traced msg/s", [a for a, _ in traced], [b for b, _ in raw], "msg/s"))
+    base = median([r[0] for r in raw])
+    p, t = median([r[0] for r in polled]), median([r[0] for r in traced])
+    polled_ratios = [a[0] / b[0] for a, b in zip(polled, raw, strict=True)]
+    polled_ratio = median(polled_ratios)
+    traced_ratios = [a[0] / b[0] for a, b in zip(traced, raw, strict=True)]
+    print(_paired("polled msg/s", [a[0] for a in polled], [b[0] for b in raw], "msg/s"))
+    print(_paired("traced msg/s", [a[0] for a in traced], [b[0] for b in raw], "msg/s"))
+    print(
+        "    observer CPU (s/s, GraphServer + Lab) per round raw/polled/traced: "
+        + " ".join(
+            f"{r[2]:.2f}/{q[2]:.2f}/{u[2]:.2f}" for r, q, u in zip(raw, polled, traced, strict=True)
+        )
+    )
     results = [
         report(
             Result(
@@ -432,9 +443,9 @@ def bench_throughput(seconds: float = 4.0, rounds: int = 5) -> list[Result]:
         ),
     ]
     cpu_pairs = [
-        (a, b)
-        for (_, a), (_, b) in zip(traced, raw, strict=True)
-        if a is not None and b is not None
+        (a[1], b[1])
+        for a, b in zip(traced, raw, strict=True)
+        if a[1] is not None and b[1] is not None
     ]
     if cpu_pairs:
         print(_paired("traced CPU", [a for a, _ in cpu_pairs], [b for _, b in cpu_pairs], "µs/msg"))
