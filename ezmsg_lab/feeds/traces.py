@@ -18,9 +18,13 @@
   gets a window of ``window_s`` every ``period_s`` (see :func:`plan_tracing`), each window
   a setting of its own whose ``ttl_seconds`` is the window, so ezmsg ends every window by
   itself (a dead kernel leaves tracing on for at most one window, never more than ttl).
-  Samples come only from the windows: ``lab.tracing`` shows each process's duty and
-  window, and ``lab.tracing.windows`` when each window started. ezmsg drops the samples
-  still buffered when a window expires (at most its last 20 ms, one push interval).
+  Samples come only from the windows: ``lab.tracing`` shows each process's duty, window
+  and period and how many windows it had, and ``lab.tracing.traced_windows`` when each
+  one was on. A window gives about ``window_s * rate / sample_mod`` traced endpoint
+  events (one to two samples each with the default metrics): the flooding pipeline above
+  (about 100k events/s) at 2 % gets ``sample_mod`` 75 and a 0.67 s window every 2 s
+  (duty 33 %), about 900 events a window. ezmsg drops the samples still buffered when a
+  window expires (at most its last 20 ms, one push interval).
 - The rates above are messages each process's endpoints handle (publishers' and
   subscribers' rates summed, from the poller); the fraction is of one core's time, so a
   process starved of CPU by others pays a larger share of what it gets.
@@ -28,8 +32,9 @@
   in ezmsg 3.9.0: a push loop drains the buffers every 20 ms).
 - A process whose rate is not known yet (tracing started right after a launch) is traced
   as if it ran at ``ASSUMED_RATE_HZ`` (about the fastest ezmsg path measured here), so the
-  budget holds from the first message; its ``sample_mod`` is set from its real rate as
-  soon as the poller has one.
+  budget holds from the first message; its plan is made from its real rate as soon as
+  the poller has one (set at once if that plan is continuous, else from its next window).
+  A process that has a rate but no endpoint on the traced topics counts as rate 0.
 - A trace stream that ends or fails, and a process whose tracing could not be set, show in
   ``lab.tracing`` (``status``, ``reason``, ``failed``) as well as in the log.
 - ``backpressure_wait_ns`` is traced only when asked for: ezmsg records it on every wait,
