@@ -442,6 +442,14 @@ def bench_throughput(seconds: float = 4.0, rounds: int = 5) -> list[Result]:
             )
         ),
     ]
+    print(
+        _paired(
+            "polled CPU (control)",
+            [a[1] or 0.0 for a in polled],
+            [b[1] or 1.0 for b in raw],
+            "µs/msg",
+        )
+    )
     cpu_pairs = [
         (a[1], b[1])
         for a, b in zip(traced, raw, strict=True)

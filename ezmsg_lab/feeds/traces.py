@@ -361,6 +361,7 @@ class TraceFeed:
         self.dropped_unmapped = 0  # samples from hosts whose clock was not yet mapped
         # Loop time each process's next window (or continuous renewal) is due.
         self._next_on: dict[str, float] = {}
+        self._rates: tuple[object, dict[str, float]] | None = None
         self._adjusting = False
         self._unsubscribe_polls = polls.subscribe(self._on_poll)
 
@@ -410,30 +411,47 @@ class TraceFeed:
         return self.active
 
     def _process_rates(self) -> dict[str, float]:
-        """Messages per second each process handles on the traced topics (latest poll)."""
+        """Messages per second each process handles on the traced topics (latest poll).
+
+        Computed once a poll: it builds the profile DataFrame, which at every window
+        start of every process was a third of the kernel's CPU while tracing."""
         topics = self.active.topics if self.active and self.active.topics else None
+        key = (self._metrics.last_poll_s, tuple(topics) if topics else None)
+        if self._rates is not None and self._rates[0] == key:
+            return self._rates[1]
         if topics is None:
-            return self._metrics.process_rates(None)
-        # A process with a rate but none on the traced topics handles 0 traced messages.
-        rates = dict.fromkeys(self._metrics.process_rates(None), 0.0)
-        rates.update(self._metrics.process_rates(topics))
+            rates = self._metrics.process_rates(None)
+        else:
+            # A process with a rate but none on the traced topics handles 0 traced messages.
+            rates = dict.fromkeys(self._metrics.process_rates(None), 0.0)
+            rates.update(self._metrics.process_rates(topics))
+        self._rates = (key, rates)
         return rates
 
-    async def _apply(self) -> float:
-        """Start the windows that are due (and renew continuous tracing); returns the
-        loop time of the next one due."""
+    async def _apply(self, replan: bool = False) -> float:
+        """Start the windows that are due (and renew continuous tracing); with
+        ``replan``, also re-plan the others from the latest rates (a continuous plan is
+        set at once). Returns the loop time of the next one due."""
         from ezmsg.core.graphmeta import ProfilingTraceControl
 
         loop = asyncio.get_running_loop()
         settings = self.active
         if settings is None or self._topology.snapshot is None:
             return loop.time() + RESCHEDULE_S
-        rates = self._process_rates()
         table = process_table(self._topology.snapshot)
+        for gone in (set(settings.sample_mod) | set(settings.failed)) - set(table):
+            settings.forget(gone)
+            self._next_on.pop(gone, None)
+        live = [p for p, meta in table.items() if meta.units]
+        now = loop.time()
+        if not replan and not any(
+            now >= self._next_on.get(p, 0.0) or p in settings.failed for p in live
+        ):
+            return min([*(self._next_on[p] for p in live), now + RESCHEDULE_S])
+        rates = self._process_rates()
         floor = kernel_sample_mod(sum(rates.values()), len(settings.metrics or DEFAULT_METRICS))
-        for process_id, meta in table.items():
-            if not meta.units:
-                continue
+        for process_id in live:
+            meta = table[process_id]
             known = process_id in rates
             plan = plan_tracing(
                 rates.get(process_id, ASSUMED_RATE_HZ), settings.budget, settings.ttl_s, floor
@@ -479,9 +497,6 @@ class TraceFeed:
             settings.record_window(process_id, plan, known, sent)
             self.store.sample_mod[process_id] = plan.sample_mod
             self._next_on[process_id] = now + plan.period_s
-        for gone in set(settings.sample_mod) - set(table):
-            settings.forget(gone)
-            self._next_on.pop(gone, None)
         upcoming = [t for p, t in self._next_on.items() if p in table]
         return min([*upcoming, loop.time() + RESCHEDULE_S])
 
@@ -500,7 +515,7 @@ class TraceFeed:
 
     async def _adjust(self) -> None:
         try:
-            await self._apply()
+            await self._apply(replan=True)
         except Exception as exc:
             logger.warning("adjusting trace sampling failed: %r", exc)
         finally:
