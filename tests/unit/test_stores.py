@@ -111,6 +111,9 @@ def test_rates_per_process_per_edge_and_over_a_recent_window_come_from_the_store
     assert store.recent_rate(["nope"]) is None and store.recent_rate([]) is None
     assert store.process_rates() == {"p1": pytest.approx(200.0), "p2": pytest.approx(150.0)}
     assert store.process_rates(topics=["G/SINK/IN"]) == {"p2": pytest.approx(150.0)}
+    # The profile's rate_hz summed per process (computed without the frame).
+    by_frame = store.profile(include_gone=False).groupby("process", observed=True)["rate_hz"]
+    assert store.process_rates() == pytest.approx(by_frame.sum().to_dict())
     graph = {"G/SRC/OUT": ["G/SINK/IN", "G/OTHER/IN"]}
     rates = edge_rates(store.profile(), graph)
     # the subscriber's own reading where there is one, else what the publisher sends
