@@ -76,7 +76,12 @@ UNSAMPLED_METRICS = ("backpressure_wait_ns",)
 DEFAULT_METRICS = tuple(m for m in METRICS if m not in UNSAMPLED_METRICS)
 DEFAULT_BUDGET = 0.02
 DEFAULT_TTL_S = 10.0
-STREAM_INTERVAL_S = 0.05
+# The GraphServer sends the stream's batches this often. Each batch scans the server's
+# whole trace buffer per process (ezmsg 3.9.0 keeps up to 200,000 samples a process, the
+# Lab's embedded server 10,000): every 50 ms, that scan took up to 0.15 s of CPU a second
+# in the server while tracing (measured with py-spy in bench_throughput). Samples keep
+# their own timestamps; they only arrive up to this much later.
+STREAM_INTERVAL_S = 0.2
 STREAM_MAX_SAMPLES = 20_000
 # Trace samples a second the kernel takes in, from all processes together: the embedded
 # GraphServer relays each one and the Lab unpickles and stores it, all in the kernel. A
