@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
+import pytest
 
 from ezmsg_lab.feeds.traces import TracePlan, TraceSettings
 from ezmsg_lab.model.listeners import Listeners
@@ -163,6 +164,6 @@ def test_trace_settings_show_processes_by_unit_and_pid() -> None:
     assert (row["duty"], row["window_s"], row["period_s"], row["windows"]) == (0.25, 0.5, 2.0, 1)
     windows = settings.traced_windows
     assert list(windows["pid"]) == [4242]
-    assert (windows["end"] - windows["start"]).dt.total_seconds().tolist() == [0.5]
+    assert (windows["end"] - windows["start"]).dt.total_seconds().tolist() == pytest.approx([0.5])
     settings.forget(a)
     assert a not in settings.sample_mod and a not in settings.duty and a not in settings.windows
