@@ -457,8 +457,19 @@ class MetricsStore:
 
     def process_rates(self, topics: Iterable[str] | None = None) -> dict[str, float]:
         """Messages per second each live process handles (latest poll), summed over its
-        endpoints, on ``topics`` only when given."""
-        return process_rates(self.profile(include_gone=False), topics)
+        endpoints, on ``topics`` only when given (processes with no known rate left
+        out): the profile's ``rate_hz`` summed per process, without building the frame
+        (tracing asks at every window it starts)."""
+        chosen = None if topics is None else set(topics)
+        with self.lock:
+            recs = self._profile_records({}, self.last_poll_s or 0.0, include_gone=False)
+        rates: dict[str, float] = {}
+        for rec in recs:
+            topic, process, rate = rec[1], rec[5], rec[8]
+            if (chosen is not None and topic not in chosen) or rate is None or rate != rate:
+                continue
+            rates[str(process)] = rates.get(str(process), 0.0) + float(rate)
+        return rates
 
     def recent_rate(self, endpoints: Iterable[str], window_s: float = 2.0) -> float | None:
         """Summed rate of ``endpoints`` over the last ``window_s`` of polls: total messages
@@ -489,14 +500,6 @@ class MetricsStore:
                 total += (g["value"].iloc[-1] - g["value"].iloc[0]) / dt
                 found = True
         return total if found else None
-
-
-def process_rates(profile: pd.DataFrame, topics: Iterable[str] | None = None) -> dict[str, float]:
-    """Summed ``rate_hz`` per process of a profile frame (NaN rates left out)."""
-    if topics is not None:
-        profile = profile[profile["topic"].isin(list(topics))]
-    rates = profile.groupby("process", observed=True)["rate_hz"].sum(min_count=1)
-    return {str(k): float(v) for k, v in rates.items() if v == v}
 
 
 def topic_rates(profile: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:

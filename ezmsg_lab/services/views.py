@@ -245,8 +245,10 @@ class Views:
         duration : float, optional
             Stop by itself after this many seconds.
         budget : float
-            Fraction of each process's time tracing may cost (default 0.02); the Lab
-            picks ezmsg's ``sample_mod`` per process from its message rate.
+            Fraction of each process's time tracing may cost (default 0.02), ezmsg's
+            per-message hooks included; the Lab picks ezmsg's ``sample_mod`` per process
+            from its message rate and, for a process too fast to trace continuously
+            within the budget, traces it in windows (``lab.tracing`` shows the duty).
         ttl : float
             ezmsg turns tracing off by itself this long after the Lab stops renewing it
             (a crashed kernel does not leave tracing on).

@@ -13,7 +13,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ezmsg_lab.feeds.traces import choose_sample_mod, kernel_sample_mod
+from ezmsg_lab.feeds.traces import (
+    HOOK_COST_S,
+    MIN_WINDOW_S,
+    PERIOD_S,
+    TRACE_COST_S,
+    TracePlan,
+    choose_sample_mod,
+    kernel_sample_mod,
+    plan_tracing,
+)
 from ezmsg_lab.model.clock import since_to_epoch_s, to_utc
 from ezmsg_lab.model.logs import LogRecord, LogStore
 from ezmsg_lab.model.metrics import EndpointSample, MetricsStore, ProcessMeta
@@ -102,6 +111,9 @@ def test_rates_per_process_per_edge_and_over_a_recent_window_come_from_the_store
     assert store.recent_rate(["nope"]) is None and store.recent_rate([]) is None
     assert store.process_rates() == {"p1": pytest.approx(200.0), "p2": pytest.approx(150.0)}
     assert store.process_rates(topics=["G/SINK/IN"]) == {"p2": pytest.approx(150.0)}
+    # The profile's rate_hz summed per process (computed without the frame).
+    by_frame = store.profile(include_gone=False).groupby("process", observed=True)["rate_hz"]
+    assert store.process_rates() == pytest.approx(by_frame.sum().to_dict())
     graph = {"G/SRC/OUT": ["G/SINK/IN", "G/OTHER/IN"]}
     rates = edge_rates(store.profile(), graph)
     # the subscriber's own reading where there is one, else what the publisher sends
@@ -313,6 +325,57 @@ def test_kernel_sample_mod_keeps_the_kernels_samples_within_its_cap(
 def test_sample_mod_rejects_bad_budget():
     with pytest.raises(ValueError, match="budget"):
         choose_sample_mod(100.0, 0.0)
+
+
+def _whole_cost(rate: float, plan: TracePlan) -> float:
+    return plan.duty * rate * (HOOK_COST_S + TRACE_COST_S / plan.sample_mod)
+
+
+@pytest.mark.parametrize("rate", [0.0, float("nan"), 10.0, 1_000.0])
+def test_a_slow_process_is_traced_continuously_renewed_every_third_of_the_ttl(rate):
+    plan = plan_tracing(rate, 0.02, ttl_s=9.0)
+    assert plan.continuous and plan.duty == 1.0
+    assert (plan.window_s, plan.period_s) == (9.0, 3.0)
+    assert _whole_cost(rate, plan) <= 0.02 or not rate > 0
+
+
+@pytest.mark.parametrize("rate", [2_000.0, 26_000.0, 104_000.0, 1e6, 1e8])
+@pytest.mark.parametrize("budget", [0.01, 0.02, 0.05])
+def test_a_fast_process_is_traced_in_windows_whose_whole_cost_is_the_budget(rate, budget):
+    plan = plan_tracing(rate, budget, ttl_s=10.0)
+    # The sampled part alone stays within the budget while on, as for continuous tracing.
+    assert plan.sample_mod == choose_sample_mod(rate, budget)
+    # Hooks included, tracing costs the budget on average: no more, and no less.
+    if plan.continuous:
+        assert _whole_cost(rate, plan) <= budget
+    else:
+        assert _whole_cost(rate, plan) == pytest.approx(budget)
+        assert rate * (HOOK_COST_S + TRACE_COST_S / plan.sample_mod) > budget
+        assert plan.window_s / plan.period_s == pytest.approx(plan.duty)
+        assert MIN_WINDOW_S <= plan.window_s <= 10.0
+        # The period is the standard one unless the window would be shorter than allowed.
+        assert plan.period_s == pytest.approx(PERIOD_S) or plan.window_s == MIN_WINDOW_S
+
+
+def test_the_hooks_alone_can_exceed_the_budget_so_sample_mod_cannot_keep_it():
+    rate = 0.03 / HOOK_COST_S  # the hooks alone cost 3 % of the time while on
+    plan = plan_tracing(rate, 0.02, ttl_s=10.0)
+    assert plan.duty < 0.02 / 0.03
+    assert _whole_cost(rate, plan) == pytest.approx(0.02)
+
+
+def test_windows_never_outlast_the_ttl_nor_go_below_the_kernel_floor():
+    plan = plan_tracing(50_000.0, 0.02, ttl_s=0.3, floor_mod=500)
+    assert plan.window_s <= 0.3 and plan.sample_mod == 500
+    assert _whole_cost(50_000.0, plan) <= 0.02 + 1e-12
+    assert plan_tracing(50_000.0, 0.02, ttl_s=10.0, floor_mod=1).sample_mod < 500
+
+
+def test_plan_rejects_bad_budget_and_ttl():
+    with pytest.raises(ValueError, match="budget"):
+        plan_tracing(100.0, 1.5, ttl_s=10.0)
+    with pytest.raises(ValueError, match="ttl"):
+        plan_tracing(100.0, 0.02, ttl_s=0.0)
 
 
 # ---------------------------------------------------------------------------- logs

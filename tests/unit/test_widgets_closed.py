@@ -8,8 +8,9 @@ from typing import Any
 
 import ipywidgets as W
 import pandas as pd
+import pytest
 
-from ezmsg_lab.feeds.traces import TraceSettings
+from ezmsg_lab.feeds.traces import TracePlan, TraceSettings
 from ezmsg_lab.model.listeners import Listeners
 from ezmsg_lab.model.metrics import ProcessMeta
 from ezmsg_lab.widgets import GraphWidget
@@ -145,6 +146,10 @@ def test_trace_settings_show_processes_by_unit_and_pid() -> None:
         "units",
         "sample_mod",
         "rate_known",
+        "duty",
+        "window_s",
+        "period_s",
+        "windows",
         "failed",
     ]
     assert frame.set_index("pid").loc[4243, "units"] == "DEMO/SINK, DEMO/LOGGER"
@@ -152,3 +157,13 @@ def test_trace_settings_show_processes_by_unit_and_pid() -> None:
     settings.failed[b] = "UNROUTABLE_UNIT: gone"
     assert "failed SINK+1 (pid 4243): UNROUTABLE_UNIT: gone" in repr(settings)
     assert "4242" in settings._repr_html_()
+    # A process traced in windows says so, and each window is listed.
+    settings.record_window(a, TracePlan(sample_mod=75, duty=0.25, window_s=0.5, period_s=2.0), True)
+    assert "FILTER (pid 4242) 1/75 on 25% (0.5 s every 2 s)" in repr(settings)
+    row = settings.processes.set_index("pid").loc[4242]
+    assert (row["duty"], row["window_s"], row["period_s"], row["windows"]) == (0.25, 0.5, 2.0, 1)
+    windows = settings.traced_windows
+    assert list(windows["pid"]) == [4242]
+    assert (windows["end"] - windows["start"]).dt.total_seconds().tolist() == pytest.approx([0.5])
+    settings.forget(a)
+    assert a not in settings.sample_mod and a not in settings.duty and a not in settings.windows
