@@ -69,7 +69,7 @@ class TapsService:
         pipelines.subscribe(self._on_launch)
         # An attached script restarted: the agents of its new processes sample them too.
         self._reaching: set[int] = set()  # pids being connected to
-        topology.subscribe(self._on_topology)
+        self._unfollow_topology = topology.subscribe(self._on_topology)
 
     def tap(
         self,
@@ -316,4 +316,5 @@ class TapsService:
         for tap, feed in open_taps:
             await feed.stop()
             tap.close()
+        self._unfollow_topology()  # a closed Lab's feeds keep no listener of ours
         self._agents.close()
