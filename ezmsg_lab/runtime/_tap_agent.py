@@ -9,7 +9,8 @@ throughput. In a unit process the Lab launched, a tap instead replaces the tappe
 publisher's ``broadcast`` (on that one object, for as long as the tap is open) by a
 sampler that notes each message, passes it on unchanged, and forwards at most
 ``rate`` messages a second to the Lab over this process's tap pipe. The pipeline's own
-path is untouched: the sampler adds one function call and a clock read per message.
+path is untouched: the sampler adds a function call and a counter per message (a clock
+read only on the messages it looks at).
 
 Every message the sampler does not forward (over the rate, or the pipe's queue full) is
 counted: each forwarded message carries the publisher's running message count, and the
@@ -44,6 +45,9 @@ QUEUE_MAX_BYTES = 64 << 20
 # GIL from a busy unit, and at 100 a second (10 ms) that alone cost a flooding pipeline
 # about 20 µs of CPU a message (measured: 63 -> 83 µs; 200 ms brought it back to 63).
 SEND_PERIOD_S = 0.05
+# Most messages a sampler lets pass between two looks at the clock (see _Sampler).
+MAX_STRIDE = 16
+_RATE_WINDOW_S = 0.02
 # How often the agent looks for publishers it was asked to sample that appeared since
 # (a control message may arrive before the process has made its publishers).
 _RESCAN_S = 0.2
@@ -104,9 +108,12 @@ class RateGate:
         self._last = time.monotonic()
 
     def admit(self) -> bool:
+        return self.admit_at(time.monotonic())
+
+    def admit_at(self, now: float) -> bool:
+        """:meth:`admit` with the clock already read (``time.monotonic()``)."""
         if self.rate == math.inf:
             return True
-        now = time.monotonic()
         tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
         if tokens < 1.0:
@@ -117,20 +124,57 @@ class RateGate:
 
 
 class _Sampler:
-    """Stands in for one publisher's ``broadcast``: forward at most ``rate``/s, pass on all."""
+    """Stands in for one publisher's ``broadcast``: forward at most ``rate``/s, pass on all.
+
+    ``call`` (what replaces ``broadcast``) is a closure: per message it counts and
+    compares, and only on the messages due for a look does it read the clock and ask the
+    rate gate. Due is every ``stride``-th message, with ``stride`` the messages that arrive
+    per token of the gate (a little under, so nearly every look is admitted), from the
+    publisher's rate measured over at least ``_RATE_WINDOW_S`` (a burst of a slow source
+    is not a fast source: each of its messages is looked at), at most ``MAX_STRIDE`` (a
+    source that slows down is looked at again within that many of its messages). A
+    publisher at 25k msg/s sampled at 2,000/s thus pays about 0.1 µs a message instead of
+    the 0.6 µs a clock read and a gate on every one cost (measured). Every message still
+    counts in ``seq``: the Lab counts the gaps as dropped.
+    """
 
     def __init__(self, pub: Any, topic: str, rate: float, offer: Callable[[Any], bool]) -> None:
-        self._broadcast = type(pub).broadcast.__get__(pub)  # the publisher's own method
+        broadcast = type(pub).broadcast.__get__(pub)  # the publisher's own method
         self.topic = topic
-        self._offer = offer
-        self.seq = 0
-        self.gate = RateGate(rate)
+        self.gate = gate = RateGate(rate)
+        seq = 0
+        due = 1
+        stride = 1
+        last_seq = 0
+        last_t = time.monotonic()
 
-    def __call__(self, obj: Any) -> Any:
-        self.seq += 1
-        if self.gate.admit():
-            self._offer(TapSample(self.topic, self.seq, time.time(), obj))
-        return self._broadcast(obj)
+        def call(obj: Any) -> Any:
+            nonlocal seq, due, stride, last_seq, last_t
+            seq += 1
+            if seq >= due:
+                now = time.monotonic()
+                if gate.admit_at(now):
+                    offer(TapSample(topic, seq, time.time(), obj))
+                dt = now - last_t
+                if dt >= _RATE_WINDOW_S:  # the publisher's rate, over a window at least
+                    if gate.rate != math.inf:
+                        per_token = (seq - last_seq) / (dt * gate.rate)
+                        stride = min(MAX_STRIDE, max(1, int(0.9 * per_token)))
+                    last_seq, last_t = seq, now
+                due = seq + stride
+            return broadcast(obj)
+
+        def count() -> int:
+            return seq
+
+        def set_rate(new: float) -> None:
+            nonlocal due, stride
+            gate.set_rate(new)
+            due = stride = 1  # look at every message until the rate is measured again
+
+        self.call = call
+        self.count = count
+        self.set_rate = set_rate
 
 
 class TapAgent:
@@ -218,10 +262,10 @@ class TapAgent:
                 pubs = {}
             for topic, rate in rates.items():
                 if topic in self._samplers:
-                    self._samplers[topic][1].gate.set_rate(rate)
+                    self._samplers[topic][1].set_rate(rate)
                 elif topic in pubs:
                     sampler = _Sampler(pubs[topic], topic, rate, self._offer)
-                    pubs[topic].broadcast = sampler
+                    pubs[topic].broadcast = sampler.call
                     self._samplers[topic] = (pubs[topic], sampler)
                     changed = True
         if changed and not self._stop.is_set():
