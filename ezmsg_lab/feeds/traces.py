@@ -104,6 +104,10 @@ WINDOWS_KEPT = 2_000
 RESCHEDULE_S = 0.5
 
 
+# TraceSettings' dicts keyed by process id, in the order of ``processes``' columns.
+_PER_PROCESS = ("sample_mod", "rate_known", "duty", "window_s", "period_s", "windows", "failed")
+
+
 @dataclass(frozen=True)
 class TracePlan:
     """How one process is traced: ``sample_mod``; ``duty``, the share of time tracing is
@@ -216,13 +220,8 @@ class TraceSettings:
         self._window_log.append((process_id, start, plan.window_s))
 
     def forget(self, process_id: str) -> None:
-        self.sample_mod.pop(process_id, None)
-        self.rate_known.pop(process_id, None)
-        self.duty.pop(process_id, None)
-        self.window_s.pop(process_id, None)
-        self.period_s.pop(process_id, None)
-        self.windows.pop(process_id, None)
-        self.failed.pop(process_id, None)
+        for name in _PER_PROCESS:
+            getattr(self, name).pop(process_id, None)
         self.process_info.pop(process_id, None)
 
     @property
@@ -264,29 +263,10 @@ class TraceSettings:
                     "pid": meta.pid if meta else None,
                     "host": meta.host if meta else None,
                     "units": ", ".join(meta.units) if meta else "",
-                    "sample_mod": self.sample_mod.get(pid),
-                    "rate_known": self.rate_known.get(pid),
-                    "duty": self.duty.get(pid),
-                    "window_s": self.window_s.get(pid),
-                    "period_s": self.period_s.get(pid),
-                    "windows": self.windows.get(pid),
-                    "failed": self.failed.get(pid),
+                    **{name: getattr(self, name).get(pid) for name in _PER_PROCESS},
                 }
             )
-        columns = [
-            "process",
-            "pid",
-            "host",
-            "units",
-            "sample_mod",
-            "rate_known",
-            "duty",
-            "window_s",
-            "period_s",
-            "windows",
-            "failed",
-        ]
-        frame = pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(rows, columns=["process", "pid", "host", "units", *_PER_PROCESS])
         return frame.astype(
             {
                 "pid": "Int64",
