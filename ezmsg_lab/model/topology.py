@@ -77,7 +77,7 @@ def build_topology(snapshot: Any, read_at_s: float) -> Topology:
                 {
                     "address": address,
                     "name": comp.name,
-                    "parent": _parent(address),
+                    "parent": parent_address(address),
                     "component_type": comp.component_type,
                     "children": list(comp.children),
                     "session": session_id,
@@ -96,7 +96,7 @@ def build_topology(snapshot: Any, read_at_s: float) -> Topology:
             {
                 "address": address,
                 "name": comp.name,
-                "collection": _parent(address),
+                "collection": parent_address(address),
                 "component_type": comp.component_type,
                 "settings_type": comp.settings_type,
                 "dynamic_settings": dynamic,
@@ -184,7 +184,9 @@ def build_topology(snapshot: Any, read_at_s: float) -> Topology:
     )
 
 
-def _parent(address: str) -> str | None:
+def parent_address(address: str) -> str | None:
+    """The component an address belongs to (``"DEMO/FILTER/OUTPUT"`` -> ``"DEMO/FILTER"``);
+    None for a top-level one."""
     return address.rsplit("/", 1)[0] if "/" in address else None
 
 

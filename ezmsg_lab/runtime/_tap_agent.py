@@ -146,7 +146,7 @@ class _Sampler:
         due = 1
         stride = 1
         last_seq = 0
-        last_t = time.monotonic()
+        last_t = math.nan  # the rate window opens at the first message, not at install
 
         def call(obj: Any) -> Any:
             nonlocal seq, due, stride, last_seq, last_t
@@ -156,7 +156,9 @@ class _Sampler:
                 if gate.admit_at(now):
                     offer(TapSample(topic, seq, time.time(), obj))
                 dt = now - last_t
-                if dt >= _RATE_WINDOW_S:  # the publisher's rate, over a window at least
+                if dt != dt:  # the first look: idle time before it is not a rate
+                    last_seq, last_t = seq, now
+                elif dt >= _RATE_WINDOW_S:  # the publisher's rate, over a window at least
                     if gate.rate != math.inf:
                         per_token = (seq - last_seq) / (dt * gate.rate)
                         stride = min(MAX_STRIDE, max(1, int(0.9 * per_token)))
@@ -168,9 +170,10 @@ class _Sampler:
             return seq
 
         def set_rate(new: float) -> None:
-            nonlocal due, stride
+            nonlocal due, stride, last_t
             gate.set_rate(new)
             due = stride = 1  # look at every message until the rate is measured again
+            last_t = math.nan
 
         self.call = call
         self.count = count

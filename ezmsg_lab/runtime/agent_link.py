@@ -9,7 +9,6 @@ sampled tap on an attached graph works as on a launched pipeline.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from multiprocessing.connection import Connection
 
 from . import _agent_socket
@@ -27,35 +26,30 @@ class AgentLinks:
         self._conns: dict[int, Connection] = {}
         self._closed = False
 
-    def link_for(self, pids: Iterable[int], timeout: float = CONNECT_TIMEOUT_S) -> TapLink | None:
-        """The link, once connected to the agent of at least one of ``pids``; None when
-        none of them has an agent (a script that did not opt in, a process that is
-        gone). Raises :class:`~ezmsg_lab.runtime._agent_socket.AgentDirError` when the
-        agents' directory is not private to this user."""
-        reached = False
-        for pid in pids:
-            with self._lock:
-                known = self._conns.get(pid)
-                if self._closed:
-                    return None
-            if known is not None and not known.closed:
-                reached = True
-                continue
-            conn = _agent_socket.connect(pid, timeout)
-            if conn is None:
-                continue
-            with self._lock:
-                if self._closed:
-                    conn.close()
-                    return None
-                if self._link is None:
-                    self._link = TapLink("agents")
-                self._conns[pid] = conn
-                link = self._link
-            link.add_conn(conn)
-            reached = True
+    def link_for(self, pid: int, timeout: float = CONNECT_TIMEOUT_S) -> TapLink | None:
+        """The link, once connected to the agent of process ``pid``; None when it has no
+        agent (a script that did not opt in, a process that is gone). Raises
+        :class:`~ezmsg_lab.runtime._agent_socket.AgentDirError` when the agents'
+        directory is not private to this user."""
         with self._lock:
-            return self._link if reached else None
+            if self._closed:
+                return None
+            known = self._conns.get(pid)
+            if known is not None and not known.closed:
+                return self._link
+        conn = _agent_socket.connect(pid, timeout)
+        if conn is None:
+            return None
+        with self._lock:
+            if self._closed:
+                conn.close()
+                return None
+            if self._link is None:
+                self._link = TapLink("agents")
+            self._conns[pid] = conn
+            link = self._link
+        link.add_conn(conn)
+        return link
 
     @property
     def link(self) -> TapLink | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import RecordingError
 from ..feeds.replay import message_class, replay, to_axisarray
 from ..lab_taps import Tap
+from ..model.topology import parent_address
 from ..recording.chrome_trace import write_chrome_trace
 from ..recording.loaded import Recording, load
 from ..recording.messages import StoredAxisArray
@@ -232,7 +233,7 @@ class RecordingService:
             if timeout is not None
             else offsets[-1] + self._session.timeout
         )
-        owner = self._graph.owner_pid(into.rsplit("/", 1)[0])
+        owner = self._graph.owner_pid(parent_address(into) or into)
         return self._session.run(
             replay(self._conn, messages, offsets, into, owner, min(wait, self._session.timeout)),
             wait,

@@ -18,6 +18,7 @@ from ..errors import LabError, TapError
 from ..feeds.taps import AGENT_VIA, DEFAULT_MAX_QUEUE, SampledTapFeed, TapFeed
 from ..lab_taps import DEFAULT_MAX_BYTES, Tap, _check_importable, _seconds
 from ..model.tap_buffer import TapBuffer
+from ..model.topology import parent_address
 from ..runtime._agent_socket import AgentDirError
 from ..runtime.agent_link import AgentLinks
 from ..runtime.tap_link import TapLink, rate_of
@@ -207,7 +208,7 @@ class TapsService:
     def _agent_link(self, topic: str) -> tuple[TapLink | None, str]:
         """The link to the tap agent of the process that publishes ``topic`` in an
         attached graph, or None and why not."""
-        unit = topic.rsplit("/", 1)[0]
+        unit = parent_address(topic) or topic
         pid = self._graph.owner_pid(unit)
         if pid is None:
             return None, "the GraphServer's process table names no process for it"
@@ -216,7 +217,7 @@ class TapsService:
         if self._graph.runs_elsewhere(unit):
             return None, "its process runs on another host (agents serve their own host)"
         try:
-            link = self._agents.link_for([pid])
+            link = self._agents.link_for(pid)
         except AgentDirError as exc:
             return None, str(exc)
         if link is None:
@@ -238,8 +239,7 @@ class TapsService:
             return
         connected = set(self._agents.connected_pids())
         for topic in topics:
-            unit = topic.rsplit("/", 1)[0]
-            pid = self._graph.owner_pid(unit)
+            pid = self._graph.owner_pid(parent_address(topic) or topic)
             if pid is None or pid in connected or pid in self._reaching or pid == os.getpid():
                 continue
             self._reaching.add(pid)
@@ -250,7 +250,7 @@ class TapsService:
     def _reach(self, pid: int) -> None:
         try:
             with contextlib.suppress(AgentDirError):
-                self._agents.link_for([pid])
+                self._agents.link_for(pid)
         finally:
             self._reaching.discard(pid)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import pickle
+import time
 
 from ezmsg_lab.runtime._tap_agent import RateGate, TapAgent, TapControl, TapInstalled, TapSample
 
@@ -74,9 +75,12 @@ def test_agent_samples_a_publisher_made_after_the_control_arrived():
     agent = TapAgent(unit_end, lambda: list(pubs))
     agent.start()
     try:
-        lab_end.send(TapControl({"A/OUT": 5.0}))
+        lab_end.send(TapControl({"A/OUT": 1.0}))
         pubs.append(FakePublisher("A/OUT"))
         assert wait_until(lambda: "broadcast" in vars(pubs[0]), 5)
+        # Idle a while after the install, then a burst: the idle time is no rate (a rate
+        # from it would look at every 16th message of the burst and take 4, not 8).
+        time.sleep(0.03)
         for i in range(50):
             pubs[0].broadcast(i)
         assert pubs[0].sent == list(range(50))
