@@ -232,6 +232,13 @@ class ScriptGraph:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A script run from a terminal stops on Ctrl-C. One started under a pytest that a
+    non-interactive shell put in the background (``nohup make test &``) would inherit
+    SIGINT ignored, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _end_group(proc: subprocess.Popen) -> None:
     """SIGTERM the process group, then SIGKILL whatever is left of it."""
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
@@ -306,6 +313,7 @@ def script_graph(
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_ctrl_c_as_in_a_terminal,
                 )
 
         graph = ScriptGraph(address, server, start(), seen_path, log_path, start)

@@ -7,11 +7,13 @@ Known content: the script's counter publishes AxisArrays holding ``4n .. 4n+3`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from ezmsg_lab.feeds.taps import AGENT_VIA
 from ezmsg_lab.runtime import _agent_socket
 
 from ..conftest import wait_until
-from ._script_graph import script_graph
+from ._script_graph import ScriptGraph, script_graph
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +110,15 @@ def _env(agent_dir: Path, method: str) -> dict[str, str]:
     return {"PYTHONPATH": WORKTREE, _agent_socket.ENV_DIR: str(agent_dir), "EZLAB_START": method}
 
 
+@contextlib.contextmanager
+def _opted_in_script(tmp_path: Path, agent_dir: Path) -> Iterator[tuple[ScriptGraph, Lab]]:
+    """The script running (fork), a Lab attached, and its counter's process known."""
+    env = _env(agent_dir, "fork")
+    with script_graph(tmp_path, AGENT_SCRIPT, env) as graph, Lab.attach(graph.address) as lab:
+        assert wait_until(lambda: "SCRIPT/COUNTER" in _pids(lab), 15)
+        yield graph, lab
+
+
 def _pids(lab: Lab) -> dict[str, int]:
     """unit address -> pid, from the GraphServer's process table."""
     return {
@@ -178,9 +189,7 @@ def test_an_opted_in_script_is_sampled_without_a_subscriber(tmp_path, agent_dir,
 
 
 def test_a_killed_script_leaves_no_confusion(tmp_path, agent_dir):
-    env = _env(agent_dir, "fork")
-    with script_graph(tmp_path, AGENT_SCRIPT, env) as graph, Lab.attach(graph.address) as lab:
-        assert wait_until(lambda: "SCRIPT/COUNTER" in _pids(lab), 15)
+    with _opted_in_script(tmp_path, agent_dir) as (graph, lab):
         pid = _pids(lab)["SCRIPT/COUNTER"]
         tap = lab.tap(COUNTER, window="30s", via="sampled")
         assert wait_until(lambda: tap.received >= 20, 15), tap
@@ -198,9 +207,7 @@ def test_a_killed_script_leaves_no_confusion(tmp_path, agent_dir):
 
 
 def test_another_users_directory_is_refused_and_the_tap_subscribes(tmp_path, agent_dir):
-    env = _env(agent_dir, "fork")
-    with script_graph(tmp_path, AGENT_SCRIPT, env) as graph, Lab.attach(graph.address) as lab:
-        assert wait_until(lambda: "SCRIPT/COUNTER" in _pids(lab), 15)
+    with _opted_in_script(tmp_path, agent_dir) as (graph, lab):
         assert wait_until(lambda: any(n.endswith(".sock") for n in _files(agent_dir)), 15)
         agent_dir.chmod(0o755)  # readable by others: the Lab no longer trusts it
         try:
@@ -215,9 +222,7 @@ def test_another_users_directory_is_refused_and_the_tap_subscribes(tmp_path, age
 
 
 def test_a_sampled_tap_follows_a_restarted_script(tmp_path, agent_dir):
-    env = _env(agent_dir, "fork")
-    with script_graph(tmp_path, AGENT_SCRIPT, env) as graph, Lab.attach(graph.address) as lab:
-        assert wait_until(lambda: "SCRIPT/COUNTER" in _pids(lab), 15)
+    with _opted_in_script(tmp_path, agent_dir) as (graph, lab):
         old = _pids(lab)["SCRIPT/COUNTER"]
         tap = lab.tap(COUNTER, window="60s", via="sampled")
         assert wait_until(lambda: tap.received >= 20, 15), tap
