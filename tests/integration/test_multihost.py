@@ -79,8 +79,11 @@ def test_processes_show_their_real_host_and_pid(hosts, lab):
 
 
 def test_rates_of_a_remote_source_within_2_percent(lab):
-    # Rates come from the Lab's own polls (2 Hz here): wait for 6.5 s of them.
-    assert wait_until(lambda: _rate_rows(lab, "B/TICK/OUTPUT", "publisher") >= 14, 20)
+    # Rates come from the Lab's own polls (2 Hz here), over the last ~6 s of them, once the
+    # pipeline has run 15 s: on ezmsg 3.10.0b5 host-c's subscribers catch up a backlog in
+    # their first seconds (measured: +1.5-2.2 % over the first 6 s of polls, true rates
+    # that the Lab reports as they are; within 0.1 % from then on, as on 3.9 throughout).
+    assert wait_until(lambda: _rate_rows(lab, "B/TICK/OUTPUT", "publisher") >= 30, 40)
     for topic, kind, host in (
         ("B/TICK/OUTPUT", "publisher", "host-b"),
         ("C/SCALE/INPUT", "subscriber", "host-c"),
