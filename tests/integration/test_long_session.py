@@ -12,7 +12,9 @@ import pytest
 
 from ..conftest import wait_until
 
-pytestmark = pytest.mark.integration
+# Heavy: the Lab's own bookkeeping across 200 launches (about 4 minutes), run once by
+# make test (ezmsg 3.9, the baseline CPython), not again on 3.10 and the newest CPython.
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
