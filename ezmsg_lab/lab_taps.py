@@ -178,6 +178,9 @@ class Tap:
             window_s=self.window_s,
             max_bytes=self.max_bytes,
         )
+        budget = getattr(self._feed, "budget", None)
+        if budget is not None and (state := budget()) is not None:
+            info["budget"] = state
         if self._buffer.last_error is not None:
             info["last_error"] = self._buffer.last_error
         return info

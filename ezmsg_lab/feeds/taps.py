@@ -130,6 +130,22 @@ class SampledTapFeed:
         else:
             self.buffer.count_dropped()
 
+    def budget(self) -> dict[str, float] | None:
+        """When the sampling agent's CPU budget lowers this tap's rate: the factor, the
+        rate it samples at, and the busy and agent shares of the unit process."""
+        if math.isinf(self.rate):
+            return None  # max_rate_hz=None: every message, the budget does not apply
+        states = [b for link, _ in self._wants if (b := link.budget_of(self.topic)) is not None]
+        if not states:
+            return None
+        b = min(states, key=lambda s: s.scale)
+        return {
+            "scale": round(b.scale, 4),
+            "rate_hz": round(self.rate * b.scale, 1),
+            "process_busy": round(b.busy, 3),
+            "agent_cpu": round(b.cost, 4),
+        }
+
     def add_link(self, link: TapLink) -> None:
         """Sample the topic in ``link``'s unit processes too (a pipeline launched later)."""
         if any(known is link for known, _ in self._wants):

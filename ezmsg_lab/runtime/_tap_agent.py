@@ -12,9 +12,22 @@ sampler that notes each message, passes it on unchanged, and forwards at most
 path is untouched: the sampler adds a function call and a counter per message (a clock
 read only on the messages it looks at).
 
-Every message the sampler does not forward (over the rate, or the pipe's queue full) is
-counted: each forwarded message carries the publisher's running message count, and the
-Lab counts the gaps as dropped.
+Every message the sampler does not forward (over the rate, over the agent's CPU budget,
+or the pipe's queue full) is counted: each forwarded message carries the publisher's
+running message count, and the Lab counts the gaps as dropped.
+
+What the agent costs a busy unit, and how it is kept small:
+- Samples are written by the publishing task itself, in one non-blocking write every
+  ``SEND_PERIOD_S`` (the scope's frame time), not handed to a thread: every time another
+  thread takes the GIL from a unit that never idles, the unit pays for the hand-over
+  (measured here: a thread waking 20 times a second beside a busy one used 0.5 % of a
+  core in GIL hand-overs; in a flooding ezmsg process, 1.5-4 %). The sender thread only
+  writes what did not fit (the Lab reading slowly) and what waits when the publisher
+  went quiet, waking 4 times a second.
+- Samples travel as plain tuples (pickling a dataclass cost twenty times as much).
+- A CPU budget (:class:`_Budget`) keeps the agent's own time, timed where it is spent,
+  within ``BUDGET_FRACTION`` of a busy process by lowering every finite tap rate by one
+  factor, reported to the Lab (``tap.inspect()["budget"]``).
 
 This module is imported in unit processes (also under the spawn start method): keep it
 free of heavy imports.
@@ -26,6 +39,8 @@ import contextlib
 import math
 import os
 import pickle
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -39,18 +54,37 @@ from typing import Any
 # sent, which stay alive until they are pickled.
 QUEUE_CAPACITY = 256
 QUEUE_MAX_BYTES = 64 << 20
-# How often the sender sends what waits: batching keeps the cost per sampled message to a
-# deque append in the publishing task (no lock, no wake-up) and one write per period. The
-# period is the scope's frame time (20 frames/s): each wake-up of this thread takes the
-# GIL from a busy unit, and at 100 a second (10 ms) that alone cost a flooding pipeline
-# about 20 µs of CPU a message (measured: 63 -> 83 µs; 200 ms brought it back to 63).
+# How often what was sampled is written: batching keeps the cost per sampled message to a
+# deque append and one write per period, made by the publishing task when it next takes
+# a sample. The period is the scope's frame time (20 frames/s).
 SEND_PERIOD_S = 0.05
+# How often the sender thread looks for samples still waiting (a publisher that went
+# quiet, a write that did not fit). Each wake-up takes the GIL from a busy unit: at 100 a
+# second (10 ms) that alone cost a flooding pipeline about 20 µs of CPU a message.
+SENDER_PERIOD_S = 0.25
+# The same while the budget holds the rates down: the process is busy, its publishers
+# keep writing, and what a quiet one left waits at most this long.
+SENDER_BUSY_PERIOD_S = 1.0
 # Most messages a sampler lets pass between two looks at the clock (see _Sampler).
 MAX_STRIDE = 16
 _RATE_WINDOW_S = 0.02
+# The agent's CPU budget: this share of the wall clock in a busy process, more in an idle
+# one (see _Budget: a paced pipeline idle 85 % of the time is not slowed by a tap taking
+# every message, and such a tap is not held back).
+BUDGET_FRACTION = 0.01
+BUDGET_HEADROOM = 0.5
+BUDGET_WINDOW_S = 0.5
+# The lowest factor the budget sets a tap's rate to, and the most it raises it by in one
+# window (it lowers it as far as the cost asks at once: a flood is reined in within a
+# window).
+MIN_SCALE = 1 / 256
+MAX_RISE = 2.0
 # How often the agent looks for publishers it was asked to sample that appeared since
 # (a control message may arrive before the process has made its publishers).
 _RESCAN_S = 0.2
+# How long the control thread waits for the Lab when nothing needs a rescan (each
+# wake-up takes the GIL from a busy unit; close() wakes it at once).
+_CONTROL_POLL_S = 1.0
 
 
 @dataclass
@@ -73,13 +107,34 @@ class TapInstalled:
 
 
 @dataclass
+class TapBudget:
+    """Unit process -> Lab: the factor the agent's CPU budget applies to every finite
+    tap rate in this process now (1.0: none), with the process's and the agent's CPU
+    time per wall second over the last window. Sent when the factor changes."""
+
+    pid: int
+    scale: float
+    busy: float
+    cost: float
+
+
+@dataclass
 class TapSample:
-    """Unit process -> Lab: one message of a sampled topic."""
+    """Unit process -> Lab: one message of a sampled topic. On the wire it travels as
+    the tuple ``(topic, seq, time, message)``; the Lab makes it a ``TapSample`` with
+    :func:`as_sample`."""
 
     topic: str
     seq: int  # the publisher's messages counted since sampling began, this one included
     time: float  # time.time() when the unit published it
     message: Any
+
+
+def as_sample(item: Any) -> Any:
+    """A sample tuple from the wire as a :class:`TapSample` (anything else unchanged)."""
+    if type(item) is tuple and len(item) == 4:
+        return TapSample(*item)
+    return item
 
 
 def _array_bytes(msg: Any) -> int:
@@ -106,6 +161,12 @@ class RateGate:
         self._burst = math.inf if math.isinf(rate) else max(8.0, rate * self._burst_s)
         self._tokens = self._burst
         self._last = time.monotonic()
+
+    def change_rate(self, rate: float) -> None:
+        """Another finite rate, keeping the tokens saved up (within the new burst)."""
+        self.rate = rate
+        self._burst = max(8.0, rate * self._burst_s)
+        self._tokens = min(self._tokens, self._burst)
 
     def admit(self) -> bool:
         return self.admit_at(time.monotonic())
@@ -138,9 +199,12 @@ class _Sampler:
     counts in ``seq``: the Lab counts the gaps as dropped.
     """
 
-    def __init__(self, pub: Any, topic: str, rate: float, offer: Callable[[Any], bool]) -> None:
+    def __init__(
+        self, pub: Any, topic: str, rate: float, offer: Callable[[Any, float], bool]
+    ) -> None:
         broadcast = type(pub).broadcast.__get__(pub)  # the publisher's own method
         self.topic = topic
+        self.rate = rate  # as asked; the gate's is this times the budget's factor
         self.gate = gate = RateGate(rate)
         seq = 0
         due = 1
@@ -154,7 +218,7 @@ class _Sampler:
             if seq >= due:
                 now = time.monotonic()
                 if gate.admit_at(now):
-                    offer(TapSample(topic, seq, time.time(), obj))
+                    offer((topic, seq, time.time(), obj), now)
                 dt = now - last_t
                 if dt != dt:  # the first look: idle time before it is not a rate
                     last_seq, last_t = seq, now
@@ -169,35 +233,114 @@ class _Sampler:
         def count() -> int:
             return seq
 
-        def set_rate(new: float) -> None:
+        def set_rate(new: float, scale: float = 1.0) -> None:
             nonlocal due, stride, last_t
-            gate.set_rate(new)
+            self.rate = new
+            gate.set_rate(new if math.isinf(new) else new * scale)
             due = stride = 1  # look at every message until the rate is measured again
             last_t = math.nan
+
+        def set_scale(scale: float) -> None:
+            # The budget's factor: the gate's rate only (its tokens are kept; the stride
+            # follows at the next rate window). A tap of every message is left so.
+            if not math.isinf(self.rate):
+                gate.change_rate(self.rate * scale)
 
         self.call = call
         self.count = count
         self.set_rate = set_rate
+        self.set_scale = set_scale
+
+
+class _Budget:
+    """The agent's CPU budget in one process.
+
+    Every ``BUDGET_WINDOW_S`` it compares the agent's own time (the sender thread's CPU
+    time, and the time the publishing task spent on the messages it sampled, from its
+    look at the clock to the end of the offer and any write, as timed there) with what
+    the budget allows: ``BUDGET_FRACTION`` of the wall clock in a busy process, more in
+    an idle one (``BUDGET_HEADROOM`` times the square of the share the rest of the
+    process left idle: half idle gives an eighth, 90 % idle 40 %). ``scale``, the factor
+    for every finite tap rate, follows their ratio: down at once, up by at most
+    ``MAX_RISE`` a window, never above 1.
+
+    Timed in place rather than measured once: the same sampling costs a busy ezmsg unit
+    about four times what it costs in a tight loop (5 µs against 1.2 µs a sample here).
+    """
+
+    def __init__(self) -> None:
+        self.busy = 0.0  # the process's CPU time per wall second, last window
+        self.cost = 0.0  # the agent's, last window
+        self.reset(0.0)
+
+    def reset(self, spent_s: float) -> None:
+        """A new window and no factor; ``spent_s``: the publishing task's total time on
+        samples now. Call from the sender thread."""
+        self.scale = 1.0
+        self._start(time.monotonic(), spent_s)
+
+    def _start(self, now: float, spent_s: float) -> None:
+        self._t, self._cpu, self._own = now, time.process_time(), time.thread_time()
+        self._spent_s = spent_s
+
+    def update(self, spent_s: float) -> bool:
+        """Close the window if it is over and set ``scale``; true when it changed by
+        more than a tenth or came back to 1. Call from the sender thread."""
+        now = time.monotonic()
+        wall = now - self._t
+        if wall < BUDGET_WINDOW_S:
+            return False
+        cpu, own = time.process_time(), time.thread_time()
+        agent = (own - self._own) + (spent_s - self._spent_s)
+        self.busy, self.cost = (cpu - self._cpu) / wall, agent / wall
+        self._start(now, spent_s)
+        old, self.scale = self.scale, budget_scale(self.scale, self.busy, self.cost)
+        return abs(self.scale - old) > 0.1 * old or (self.scale == 1.0 and old < 1.0)
+
+
+def budget_scale(scale: float, busy: float, cost: float) -> float:
+    """The budget's next factor for every finite tap rate, from the last one (``scale``)
+    and the process's (``busy``) and the agent's (``cost``) CPU time per wall second
+    over the window that ran at it. See :class:`_Budget`."""
+    idle = max(0.0, 1.0 - max(0.0, busy - cost))
+    allowed = max(BUDGET_FRACTION, BUDGET_HEADROOM * idle * idle)
+    new = scale * MAX_RISE if cost <= 0 else min(scale * MAX_RISE, scale * allowed / cost)
+    return min(1.0, max(MIN_SCALE, new))
+
+
+def _frame(data: bytes) -> bytes:
+    """``data`` framed as ``Connection.send_bytes`` frames it (``recv_bytes`` reads it)."""
+    if len(data) > 0x7FFFFFFF:
+        return struct.pack("!i", -1) + struct.pack("!Q", len(data)) + data
+    return struct.pack("!i", len(data)) + data
 
 
 class TapAgent:
     """Runs in a unit process: reads :class:`TapControl` from the Lab, installs and
-    removes samplers, and sends samples and replies from one sender thread."""
+    removes samplers; the publishing task writes what they take, the sender thread
+    writes replies and what is left over."""
 
     def __init__(self, conn: Connection, publishers: Callable[[], list[Any]]) -> None:
         self._conn = conn
         self._publishers = publishers
         self._rates: dict[str, float] = {}
         self._samplers: dict[str, tuple[Any, _Sampler]] = {}  # topic -> (publisher, sampler)
-        # (item, its array bytes). The publishing task only appends (deque appends are
-        # atomic) and the sender only pops, so the hot path takes no lock and wakes no
-        # thread; each side keeps its own byte count.
+        # (item, its array bytes). Only the publishing task appends; whoever holds
+        # _write_lock pops. Each side keeps its own byte count.
         self._outbox: deque[tuple[Any, int]] = deque()
-        self._replies: deque[TapInstalled] = deque()  # sent before the samples
-        self._wake = threading.Event()  # a reply waits (for a sender with nothing sampled)
+        self._replies: deque[Any] = deque()  # sent before the samples
+        self._wake = threading.Event()  # a reply or a left-over write waits
         self._gen = 0
         self._offered_bytes = 0  # written by the publishing task only
-        self._sent_bytes = 0  # written by the sender only
+        self._sent_bytes = 0  # written under _write_lock only
+        self._spent_s = 0.0  # the publishing task's time on samples, ever (it alone writes)
+        # One writer at a time: the publishing task tries the lock and leaves its
+        # samples for later if it is taken; the sender waits for it.
+        self._write_lock = threading.Lock()
+        self._next_write = 0.0  # time.monotonic() at which the publishing task writes
+        self._rest = b""  # a frame the publishing task could not write whole
+        self._sock = _nonblocking_view(conn)
+        self._budget: _Budget | None = None  # made by the sender when it first samples
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._control_loop, name="ezmsg-lab-tap-control", daemon=True),
@@ -213,31 +356,86 @@ class TapAgent:
         """Whether the Lab is still connected (the control thread still reads)."""
         return self._threads[0].is_alive()
 
+    @property
+    def scale(self) -> float:
+        """The budget's factor for every finite tap rate now (1.0: none)."""
+        return 1.0 if self._budget is None else self._budget.scale
+
     def close(self) -> None:
         """Remove every sampler and stop both threads (bounded)."""
         self._stop.set()
         self._wake.set()
         self._apply({})
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # the control thread's poll returns
         for thread in self._threads:
             thread.join(1.0)
         with contextlib.suppress(OSError):
             self._conn.close()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
 
     # -- from the publishing task (the unit's loop thread)
-    def _offer(self, item: TapSample) -> bool:
-        size = _array_bytes(item.message)
+    def _offer(self, item: tuple[str, int, float, Any], now: float) -> bool:
+        # ``now``: the sampler's look at the clock; the time from it to the end of this
+        # call counts against the budget.
+        size = _array_bytes(item[3])
         queued = self._offered_bytes - self._sent_bytes
         if len(self._outbox) >= QUEUE_CAPACITY or queued + size > QUEUE_MAX_BYTES:
+            self._spent_s += time.monotonic() - now
             return False  # the Lab counts the gap in seq as dropped
         self._offered_bytes += size
         self._outbox.append((item, size))
+        if now >= self._next_write and self._sock is not None:
+            self._next_write = now + SEND_PERIOD_S
+            self._write_now()
+        self._spent_s += time.monotonic() - now
         return True
+
+    def _write_now(self) -> None:
+        """Write what waits without blocking; what does not fit is left to the sender."""
+        if not self._write_lock.acquire(blocking=False):
+            return  # the sender is writing: it takes these too, or the next period does
+        try:
+            if self._rest:
+                return  # the sender finishes the last frame first
+            data = self._take_batch()
+            if data is None:
+                return
+            frame = _frame(data)
+            try:
+                sent = self._sock.send(frame, socket.MSG_DONTWAIT)  # type: ignore[union-attr]
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = len(frame)  # the Lab is gone: the control thread stops us
+            if sent < len(frame):
+                self._rest = frame[sent:]
+                self._wake.set()
+        finally:
+            self._write_lock.release()
+
+    def _take_batch(self) -> bytes | None:
+        """Replies then samples waiting, pickled as one list (under ``_write_lock``)."""
+        batch: list[Any] = []
+        sizes = 0
+        while self._replies:
+            batch.append(self._replies.popleft())
+        while self._outbox:
+            item, size = self._outbox.popleft()
+            batch.append(item)
+            sizes += size
+        self._sent_bytes += sizes
+        return _pickle_batch(batch) if batch else None
 
     # -- control thread
     def _control_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                ready = self._conn.poll(_RESCAN_S)
+                missing = self._rates and set(self._rates) - set(self._samplers)
+                ready = self._conn.poll(_RESCAN_S if missing else _CONTROL_POLL_S)
                 msg = self._conn.recv() if ready else None
             except (EOFError, OSError):
                 break  # the Lab is gone: stop sampling
@@ -265,9 +463,10 @@ class TapAgent:
                 pubs = {}
             for topic, rate in rates.items():
                 if topic in self._samplers:
-                    self._samplers[topic][1].set_rate(rate)
+                    self._samplers[topic][1].set_rate(rate, self.scale)
                 elif topic in pubs:
                     sampler = _Sampler(pubs[topic], topic, rate, self._offer)
+                    sampler.set_scale(self.scale)
                     pubs[topic].broadcast = sampler.call
                     self._samplers[topic] = (pubs[topic], sampler)
                     changed = True
@@ -278,31 +477,76 @@ class TapAgent:
 
     # -- sender thread
     def _send_loop(self) -> None:
-        # Every SEND_PERIOD_S while something is sampled: everything waiting, pickled as
-        # one list, in one write. With nothing sampled the thread sleeps until a reply
-        # waits: a thread waking 100 times a second costs a busy unit its GIL.
+        # Every SENDER_PERIOD_S while something is sampled (the publishing task writes
+        # its samples itself; this writes what it left), at once when a reply or a
+        # left-over frame waits. With nothing sampled it sleeps until a reply waits.
+        own_writes = self._sock is not None
         while not self._stop.is_set():
+            budget = self._budget
             if self._samplers:
-                self._stop.wait(SEND_PERIOD_S)
+                if budget is None:
+                    budget = self._budget = _Budget()
+                    budget.reset(self._spent_s)
+                if not own_writes:
+                    self._wake.wait(SEND_PERIOD_S)
+                else:
+                    self._wake.wait(
+                        SENDER_PERIOD_S if budget.scale >= 1.0 else SENDER_BUSY_PERIOD_S
+                    )
             else:
-                self._wake.wait(_RESCAN_S)
-                self._wake.clear()
-            batch: list[Any] = []
-            sizes = 0
-            while self._replies:
-                batch.append(self._replies.popleft())
-            while self._outbox:
-                item, size = self._outbox.popleft()
-                batch.append(item)
-                sizes += size
-            if not batch:
-                continue
-            data = _pickle_batch(batch)
-            self._sent_bytes += sizes
-            try:
-                self._conn.send_bytes(data)
-            except (OSError, ValueError):
-                return  # the Lab closed its end
+                if budget is not None and budget.scale < 1.0:
+                    self._replies.append(TapBudget(os.getpid(), 1.0, 0.0, 0.0))
+                    self._wake.set()
+                self._wake.wait(_CONTROL_POLL_S)  # a reply wakes it at once
+                if budget is not None:
+                    budget.reset(self._spent_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if budget is not None and self._samplers:
+                self._judge_budget(budget)
+            with self._write_lock:
+                try:
+                    if self._rest:
+                        rest, self._rest = self._rest, b""
+                        self._sock.sendall(rest)  # type: ignore[union-attr]
+                    data = self._take_batch()
+                    if data is not None:
+                        self._conn.send_bytes(data)
+                except (OSError, ValueError):
+                    return  # the Lab closed its end
+
+    def _judge_budget(self, budget: _Budget) -> None:
+        """At the end of the budget's window: set every sampler's factor, and tell the
+        Lab when it changed."""
+        if budget.update(self._spent_s):
+            for _, sampler in list(self._samplers.values()):
+                sampler.set_scale(budget.scale)
+            self._replies.append(TapBudget(os.getpid(), budget.scale, budget.busy, budget.cost))
+
+
+def _nonblocking_view(conn: Connection) -> socket.socket | None:
+    """A socket on a duplicate of ``conn``'s descriptor, for writes that must not block
+    (``MSG_DONTWAIT``); None when it is not a socket (the sender then writes all).
+
+    The view must never change the descriptor's blocking mode, which it shares with
+    ``conn``: a process-wide default socket timeout would, so then there is no view."""
+    if socket.getdefaulttimeout() is not None:
+        return None
+    try:
+        fd = os.dup(conn.fileno())
+    except (OSError, ValueError):
+        return None
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        os.close(fd)
+        return None
+    return sock
 
 
 def _pickle_batch(batch: list[Any]) -> bytes:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import cast
 
-from ._tap_agent import TapControl, TapInstalled, TapSample
+from ._tap_agent import TapBudget, TapControl, TapInstalled, TapSample, as_sample
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class TapLink:
         self._child_ends: list[Connection] = []
         self._wants: list[TapWant] = []
         self._installed: dict[Connection, tuple[int, set[str]]] = {}  # (gen, topics)
+        self._budgets: dict[Connection, TapBudget] = {}  # the last each process sent
         self._gen = 0  # controls sent
         self._changed = threading.Condition(self._lock)
         self._closed = False
@@ -189,7 +190,18 @@ class TapLink:
                 w.on_error(f"{type(exc).__name__}: {exc}")
             return
         for item in obj if isinstance(obj, list) else [obj]:
-            self._take(conn, item)
+            self._take(conn, as_sample(item))
+
+    def budget_of(self, topic: str) -> TapBudget | None:
+        """The CPU budget's state in the process that samples ``topic``, when it
+        lowers the rate there (None when it does not, or no process said)."""
+        with self._lock:
+            found = [
+                b
+                for conn, b in self._budgets.items()
+                if b.scale < 1.0 and topic in self._installed.get(conn, (0, set()))[1]
+            ]
+        return min(found, key=lambda b: b.scale) if found else None
 
     def _take(self, conn: Connection, obj: object) -> None:
         if isinstance(obj, TapSample):
@@ -205,12 +217,17 @@ class TapLink:
                 if conn in self._installed and obj.gen >= self._installed[conn][0]:
                     self._installed[conn] = (obj.gen, set(obj.topics))
                 self._changed.notify_all()
+        elif isinstance(obj, TapBudget):
+            with self._lock:
+                if conn in self._installed:
+                    self._budgets[conn] = obj
 
     def _drop(self, conn: Connection) -> None:
         with self._lock:
             if conn in self._conns:
                 self._conns.remove(conn)
             self._installed.pop(conn, None)
+            self._budgets.pop(conn, None)
             self._changed.notify_all()
         conn.close()
 

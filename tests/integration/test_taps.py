@@ -60,6 +60,8 @@ def test_a_known_sine_comes_out_unchanged_in_order_once(demo_lab):
         assert (np.diff(s) > 0).all(), "out of order or duplicated"
         gaps = int((np.diff(s) - 1).sum())
         assert gaps <= tap.dropped, f"{gaps} messages missing but {tap.dropped} counted"
+        # 100 messages a second in a mostly idle unit process: no budget applies.
+        assert "budget" not in tap.inspect()
     finally:
         tap.close()
 
@@ -207,6 +209,37 @@ def test_a_sampled_tap_at_a_lower_rate_counts_every_message_it_skips(demo_lab):
         assert tap.received <= 20 * (elapsed + 0.5) + 8
     finally:
         tap.close()
+
+
+def test_a_flooding_unit_holds_its_taps_to_the_cpu_budget_and_says_so():
+    # A free-running source (ezmsg's local path, as fast as it goes): the unit process
+    # never idles, so its tap agent lowers the taps' rates to keep its own time within
+    # the budget. The tap says so, and every message it skips is still counted.
+    from ezmsg_lab.demo import ThroughputPipeline
+
+    with Lab() as lab:
+        lab.launch(ThroughputPipeline(), name="BENCH")
+        a = lab.tap("BENCH/FLOOD/OUTPUT", window="5s")
+        b = lab.tap("BENCH/RELAY/OUTPUT", window="5s")
+        assert wait_until(lambda: "budget" in a.inspect() and "budget" in b.inspect(), 15), (
+            a.inspect()
+        )
+        budget = a.inspect()["budget"]
+        assert 0 < budget["scale"] < 1 and budget["rate_hz"] < 2000
+        assert budget["process_busy"] > 0.5 and budget["agent_cpu"] > 0
+        # Every message of the flood is either taken or counted as dropped: the tap's
+        # count of both keeps pace with the publisher's own rate (the profile's).
+        n0, t0 = a.received + a.dropped, time.monotonic()
+        time.sleep(3.0)  # a window to count over, not a wait for a condition
+        n1, t1 = a.received + a.dropped, time.monotonic()
+        prof = lab.profile()
+        pub = prof[(prof.topic == "BENCH/FLOOD/OUTPUT") & (prof.kind == "publisher")]
+        published = float(pub["rate_hz"].iloc[0])
+        counted = (n1 - n0) / (t1 - t0)
+        assert 0.7 * published < counted < 1.3 * published, (counted, published)
+        assert a.received < a.dropped  # most of the flood was skipped, and counted
+        a.close()
+        b.close()
 
 
 def test_two_taps_on_one_topic_each_keep_their_own_rate(demo_lab):
