@@ -93,8 +93,9 @@ def sweep_decimate(
     absolute = np.floor(np.asarray(t, dtype=float) / dt_col + 1e-9).astype(np.int64)
     absolute = np.maximum.accumulate(absolute)  # jitter between messages: keep order
     newest = int(absolute[-1])
-    keep = absolute > newest - columns
-    absolute, y = absolute[keep], y[keep]
+    # The columns' last sweep: a suffix (the columns only grow), so a view, not a copy.
+    first = int(np.searchsorted(absolute, newest - columns, side="right"))
+    absolute, y = absolute[first:], y[first:]
     starts = np.flatnonzero(np.r_[True, absolute[1:] != absolute[:-1]])
     col = absolute[starts] % columns
     dec = np.empty((len(starts), 2, ch), dtype=np.float32)

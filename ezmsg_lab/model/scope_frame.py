@@ -33,7 +33,15 @@ from .scope_views import (
 from .tap_buffer import TapItem
 from .tap_convert import axis_values, is_axisarray, time_dim
 
-__all__ = ["MAX_POINTS", "VIEWS", "ScopeFrame", "build_frame", "check_view", "choose_view"]
+__all__ = [
+    "MAX_POINTS",
+    "VIEWS",
+    "ScopeFrame",
+    "SweepCache",
+    "build_frame",
+    "check_view",
+    "choose_view",
+]
 
 MAX_POINTS = 2000  # per point set and frame
 
@@ -133,12 +141,15 @@ def build_frame(
     selected: list[int] | None = None,
     view: str = "auto",
     rows: int | None = None,
+    cache: SweepCache | None = None,
 ) -> ScopeFrame:
     """The frame for the newest ``span_s`` of ``items`` at ``columns`` × ``rows`` pixels.
 
     ``selected`` keeps those channel indices (image lanes, point sets; None or empty:
     all). ``view`` forces a view; a message it cannot draw gives a ``none`` frame whose
-    note says why. ``rows`` (default ``columns``) bounds an image's height.
+    note says why. ``rows`` (default ``columns``) bounds an image's height. ``cache``:
+    a :class:`SweepCache` the caller keeps from one frame to the next (a scope's), so a
+    sweep reads only the messages that arrived since the last frame.
     """
     if not items:
         return _none("no data yet")
@@ -163,7 +174,7 @@ def build_frame(
     elif view == "image":
         frame = _image_frame(items, columns, rows or columns, span_s, selected, forced)
     elif view == "sweep":
-        frame = _sweep_frame(items, columns, span_s, selected)
+        frame = _sweep_frame(items, columns, span_s, selected, cache)
     else:
         frame = _spectrum_frame(last, columns, selected)
     if frame.view in ("sweep", "spectrum", "image"):
@@ -174,14 +185,18 @@ def build_frame(
 
 
 def _sweep_frame(
-    items: list[TapItem], columns: int, span_s: float, selected: list[int] | None
+    items: list[TapItem],
+    columns: int,
+    span_s: float,
+    selected: list[int] | None,
+    cache: SweepCache | None = None,
 ) -> ScopeFrame:
     tdim = time_dim(items[-1].message)
     assert tdim is not None  # choose_view / cannot_draw only pick a sweep with one
-    msgs, t = _sweep_run(items, tdim, span_s)
+    msgs, t, y = _sweep_run(items, tdim, span_s, cache)
     if t is None:
         return _none(f"the {tdim!r} axis has no sample period (gain) to draw a sweep")
-    y, every = _as_2d_many(msgs, tdim)
+    _, every = _as_2d(msgs[-1], tdim)
     y, labels = _select(y, every, selected)
     minmax, cursor = sweep_decimate(t, y, span_s, columns)
     return ScopeFrame("sweep", minmax, labels, 0.0, span_s, cursor, all_channels=every)
@@ -249,7 +264,7 @@ def _image_frame(
         )
     (rdim,) = plan
     assert tdim is not None  # a "time" plan has a time dim
-    msgs, t = _sweep_run(items, tdim, span_s)
+    msgs, t, _ = _sweep_run(items, tdim, span_s, samples=False)
     if t is None:
         return _none(f"the {tdim!r} axis has no sample period (gain) to draw over time")
     rest = [d for d in last.dims if d not in (tdim, rdim)]
@@ -349,68 +364,140 @@ def _scatter_frame(
     return frame
 
 
-def _sweep_run(items: list[TapItem], tdim: str, span_s: float) -> tuple[list[Any], Any]:
-    """The newest messages like the last one (same dims and non-time shape) covering
-    ``span_s``, oldest first, and their sample times.
+class SweepCache:
+    """What a sweep read of the messages in its last frame, kept by a scope for the next:
+    the run of messages it drew (oldest first) with each one's time offset, sample period
+    and number of samples, and what they share (time dim, class, dims, non-time shape).
+    A frame then reads only the messages that arrived since (a few, at 20 frames/s)."""
 
-    A frame looks at ~1,000 messages 20 times a second: the per-message work is kept to
-    attribute reads, and the times are computed for all samples at once.
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.items: list[TapItem] = []
+        self.offsets: list[float] = []
+        self.gains: list[float] = []
+        self.counts: list[int] = []
+        # The run's samples as one (samples, channels) array, oldest first.
+        self.flat: np.ndarray | None = None
+
+
+# How far back from the newest message a frame looks for the last frame's newest one.
+_CACHE_LOOKBACK = 512
+
+
+def _run_entry(m: Any, key: tuple[Any, ...]) -> tuple[float, float, int] | None:
+    """(time offset, sample period, samples) of a message that continues a sweep run
+    of ``key`` (time dim, class, dims, non-time shape); None if it does not."""
+    tdim, cls, dims, other = key
+    if (type(m) is not cls and not is_axisarray(m)) or tuple(m.dims) != dims:
+        return None
+    shape = m.data.shape
+    axis = dims.index(tdim)
+    if shape[:axis] + shape[axis + 1 :] != other:
+        return None
+    ax = m.axes.get(tdim)
+    gain = getattr(ax, "gain", None)
+    if not gain:
+        return None
+    return float(ax.offset), float(gain), shape[axis]
+
+
+def _sweep_run(
+    items: list[TapItem],
+    tdim: str,
+    span_s: float,
+    cache: SweepCache | None = None,
+    samples: bool = True,
+) -> tuple[list[Any], Any, Any]:
+    """The newest messages like the last one (same dims and non-time shape) covering
+    ``span_s``, oldest first, their sample times, and their samples as one (samples,
+    channels) array (None with ``samples=False``).
+
+    A frame looks at ~1,000 messages 20 times a second: with a scope's ``cache`` it
+    reads only those that arrived since the last frame (the buffer only appends at its
+    end and drops from its start) and copies only their samples; the times are computed
+    for all samples at once.
     """
     last = items[-1].message
-    dims = list(last.dims)
-    axis = dims.index(tdim)
-    other = _other_shape(last, tdim)
-    msgs: list[Any] = []
-    offsets: list[float] = []
-    gains: list[float] = []
-    counts: list[int] = []
-    horizon = None
-    cls = type(last)
-    for it in reversed(items):
-        m = it.message
-        if (type(m) is not cls and not is_axisarray(m)) or m.dims != dims:
+    key = (tdim, type(last), tuple(last.dims), _other_shape(last, tdim))
+    run = cache if cache is not None else SweepCache()
+    found = None  # where the last frame's newest message is in items now
+    if run.key == key and run.items:
+        newest = run.items[-1]
+        for j in range(len(items) - 1, max(-1, len(items) - 1 - _CACHE_LOOKBACK), -1):
+            if items[j] is newest:
+                found = j
+                break
+    if found is not None:
+        # The buffer dropped from its start: the run's oldest messages may be gone too.
+        _drop_front(run, len(run.items) - (found + 1))
+    # Read back from the newest: to the last frame's newest, or (none kept) until the
+    # run ends or reaches back past the span.
+    reset = found is None
+    new: list[tuple[TapItem, tuple[float, float, int]]] = []
+    for j in range(len(items) - 1, -1 if found is None else found, -1):
+        entry = _run_entry(items[j].message, key)
+        if entry is None:
+            reset = True  # the run starts after this message
             break
-        shape = m.data.shape
-        if shape[:axis] + shape[axis + 1 :] != other:
+        new.append((items[j], entry))
+        if found is None and _end(entry) < _end(new[0][1]) - span_s:
             break
-        ax = m.axes.get(tdim)
-        gain = getattr(ax, "gain", None)
-        if not gain:
-            break
-        n = shape[axis]
-        end = float(ax.offset) + float(gain) * (n - 1)
-        if horizon is None:
-            horizon = end - span_s
-        msgs.append(m)
-        offsets.append(float(ax.offset))
-        gains.append(float(gain))
-        counts.append(n)
-        if end < horizon:
-            break
-    if not msgs:
-        return [], None
-    msgs.reverse()
-    counts_a = np.asarray(counts[::-1])
+    if reset or run.key != key:
+        run.key = key
+        run.items, run.offsets, run.gains, run.counts = [], [], [], []
+        run.flat = None
+    axis = key[2].index(tdim)
+    for it, (offset, gain, n) in reversed(new):
+        run.items.append(it)
+        run.offsets.append(offset)
+        run.gains.append(gain)
+        run.counts.append(n)
+    if not run.items:
+        return [], None, None
+    if new and samples:
+        added = _flat([it.message for it, _ in reversed(new)], axis)
+        run.flat = added if run.flat is None else np.concatenate([run.flat, added])
+    offsets, gains = np.asarray(run.offsets), np.asarray(run.gains)
+    counts_a = np.asarray(run.counts)
+    ends = offsets + gains * (counts_a - 1)
+    # The newest span, and the one message before it that reaches back past its start.
+    before = np.flatnonzero(ends < ends[-1] - span_s)
+    if before.size:
+        k = int(before[-1])
+        _drop_front(run, k)
+        offsets, gains, counts_a = offsets[k:], gains[k:], counts_a[k:]
+    msgs = [it.message for it in run.items]
     starts = np.repeat(np.cumsum(counts_a) - counts_a, counts_a)
     index = np.arange(int(counts_a.sum())) - starts
-    t = np.repeat(np.asarray(offsets[::-1]), counts_a) + index * np.repeat(
-        np.asarray(gains[::-1]), counts_a
-    )
-    return msgs, t
+    t = np.repeat(offsets, counts_a) + index * np.repeat(gains, counts_a)
+    return msgs, t, run.flat
+
+
+def _flat(msgs: list[Any], axis: int) -> np.ndarray:
+    """Messages' samples as one (samples, channels) array: time first, the rest flat."""
+    data = np.concatenate([m.data for m in msgs], axis=axis)
+    return np.moveaxis(data, axis, 0).reshape(data.shape[axis], -1)
+
+
+def _drop_front(run: SweepCache, k: int) -> None:
+    """Forget the run's ``k`` oldest messages (and their samples)."""
+    if k <= 0:
+        return
+    samples = sum(run.counts[:k])
+    del run.items[:k], run.offsets[:k], run.gains[:k], run.counts[:k]
+    if run.flat is not None:
+        run.flat = run.flat[samples:]
+
+
+def _end(entry: tuple[float, float, int]) -> float:
+    offset, gain, n = entry
+    return offset + gain * (n - 1)
 
 
 def _other_shape(msg: Any, dim: str) -> tuple[int, ...]:
     shape = list(msg.data.shape)
     shape.pop(msg.dims.index(dim))
     return tuple(shape)
-
-
-def _as_2d_many(msgs: list[Any], along: str) -> tuple[np.ndarray, list[str]]:
-    _, labels = _as_2d(msgs[-1], along)
-    axis = msgs[-1].dims.index(along)
-    data = np.concatenate([m.data for m in msgs], axis=axis)
-    flat = np.moveaxis(data, axis, 0).reshape(data.shape[axis], -1)
-    return flat, labels
 
 
 def _select(

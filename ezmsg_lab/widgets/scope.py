@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import anywidget
 import traitlets
 
-from ..model.scope_frame import VIEWS, build_frame, check_view
+from ..model.scope_frame import VIEWS, SweepCache, build_frame, check_view
 
 
 class ScopeSource(Protocol):
@@ -133,6 +133,7 @@ class ScopeWidget(anywidget.AnyWidget):
         self.frames_sent = 0
         self.frame_ms: list[float] = []  # kernel-side time per frame (last 100)
         self._last_received = -1
+        self._sweep_cache = SweepCache()  # what the last frame's sweep read, kept
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ezmsg-lab-scope", daemon=True)
         self._thread.start()
@@ -166,6 +167,7 @@ class ScopeWidget(anywidget.AnyWidget):
             list(self.selected) or None,
             view=self.view,
             rows=self.height,
+            cache=self._sweep_cache,
         )
         payload = frame.values.tobytes()
         self.frame_ms = [*self.frame_ms[-99:], (time.perf_counter() - t0) * 1e3]

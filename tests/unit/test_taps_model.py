@@ -313,3 +313,40 @@ def test_scatter_of_point_sets_over_time_selects_sets():
     assert frame.all_channels == ["L", "R"]
     right = build_frame(items(msgs), 800, 10.0, selected=[1])
     assert right.channels == ["R"] and (right.lo, right.hi) == (1.0, 1.0)
+
+
+def test_a_scopes_kept_sweep_equals_a_fresh_one_frame_after_frame():
+    # A scope keeps what its last frame read (SweepCache) and reads only the messages
+    # that arrived since. Whatever the buffer does between frames (a few new messages,
+    # none, a burst longer than the look-back, its oldest dropped, the channel count
+    # changing, a message of another kind), each frame equals one computed from scratch.
+    from ezmsg_lab.model.scope_frame import SweepCache
+
+    rng = np.random.default_rng(1)
+    stream = []
+    n0 = 0
+    for k in range(2400):
+        ch = 3 if 1950 <= k < 2050 else 2  # a channel change, and back
+        msg = chunk(n0, n=4, ch=ch)
+        msg.data[:] = rng.normal(size=msg.data.shape)
+        stream.append(msg)
+        n0 += 4
+    stream[2100] = Event(1, "not a sweep")  # another kind in between
+    all_items = items(stream)
+    cache, start, end = SweepCache(), 0, 1
+    steps = [5] * 40 + [0, 0] + [700] + [3] * 30 + [1] * 20 + [300] * 3 + [4] * 100 + [100]
+    for step in steps:
+        end = min(len(all_items), end + step)
+        # the buffer's window: some shorter than the span (its oldest dropped first)
+        start = max(start, end - int(rng.choice([12, 20, 400])) + int(rng.integers(0, 5)))
+        window = all_items[start:end]
+        if isinstance(window[-1].message, Event):
+            continue
+        kept = build_frame(window, 64, 1.0, cache=cache)
+        fresh = build_frame(window, 64, 1.0)
+        assert kept.view == fresh.view == "sweep"
+        np.testing.assert_array_equal(kept.values, fresh.values)
+        assert (kept.cursor, kept.channels) == (fresh.cursor, fresh.channels)
+    assert end == len(all_items)
+    assert cache.items and cache.flat is not None
+    assert cache.flat.shape[0] == sum(cache.counts)
