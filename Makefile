@@ -114,8 +114,10 @@ test: docs-check js-check typecheck $(VENV)/.installed $(VENV310)/.installed bro
 	$(VENV310)/bin/python -m pytest -m "not heavy" tests/integration
 	@$(MAKE) --no-print-directory test-newest
 
-# The unit and integration tests again on the newest CPython found (see FIND_NEWEST), in
-# $(VENVNEW) with ezmsg 3.9.0; rebuilt when that interpreter or pyproject.toml changes.
+# The unit tests and the integration tests marked `interpreter` (start methods, unit
+# processes, users' scripts, taps' pickling) again on the newest CPython found (see
+# FIND_NEWEST), in $(VENVNEW) with ezmsg 3.9.0; rebuilt when that interpreter or
+# pyproject.toml changes. The rest of the integration suite runs on the baseline only.
 test-newest:
 	@$(FIND_NEWEST); \
 	if [ -z "$$found" ]; then \
@@ -123,7 +125,7 @@ test-newest:
 	    "(looked for python3.14, python3.13, python3.12 on PATH and in ~/.pyenv/versions)"; \
 	  exit 0; \
 	fi; \
-	echo "== unit and integration tests on CPython $$best ($$found)"; \
+	echo "== unit tests and integration tests marked interpreter on CPython $$best ($$found)"; \
 	if [ "$$(cat $(VENVNEW)/.python 2>/dev/null)" != "$$found" ] || [ ! -f $(VENVNEW)/.installed ] \
 	    || [ pyproject.toml -nt $(VENVNEW)/.installed ]; then \
 	  rm -rf $(VENVNEW) && "$$found" -m venv $(VENVNEW) \
@@ -131,7 +133,8 @@ test-newest:
 	  && $(VENVNEW)/bin/python -m pip install -q -e ".[test]" "ezmsg==3.9.0" \
 	  && echo "$$found" > $(VENVNEW)/.python && touch $(VENVNEW)/.installed || exit 1; \
 	fi; \
-	$(VENVNEW)/bin/python -m pytest -m "not heavy" tests/unit tests/integration
+	$(VENVNEW)/bin/python -m pytest tests/unit \
+	  && $(VENVNEW)/bin/python -m pytest -m "interpreter and not heavy" tests/integration
 
 newest-python:
 	@$(FIND_NEWEST); echo "$$found"

@@ -17,7 +17,7 @@ from ezmsg_lab.demo import DemoPipeline
 
 from ..conftest import live_children, port_is_listening, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -18,7 +18,7 @@ from ezmsg_lab.demo import DemoPipeline
 from ..conftest import live_children, wait_until
 from ._units import FaultSettings, FaultyPair
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 
 @pytest.fixture

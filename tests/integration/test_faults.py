@@ -22,7 +22,7 @@ from ezmsg_lab.demo import DemoPipeline
 from ..conftest import live_children, port_is_listening, wait_until
 from ._units import BusyPipeline, StuckPipeline, TickerSettings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 # What "no call hangs" means here: the call's own timeout plus a margin for a loaded
 # machine (the margin is the scheduler's, not the Lab's).

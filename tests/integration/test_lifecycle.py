@@ -16,7 +16,7 @@ from ezmsg_lab.demo import DemoPipeline
 
 from ..conftest import listening_ports, live_children, port_is_listening, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 
 def _assert_clean(baseline_ports: set[int]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 pytest_plugins = ["pytester"]
 
 USER_TESTS = """

@@ -22,7 +22,7 @@ from ezmsg_lab.model.settings_validate import SettingsValidationError
 from ..conftest import wait_until
 from ._script_graph import KNOB_INITIAL, script_graph
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 KNOB = "SCRIPT/KNOB"
 TAG = "SCRIPT/TAG"

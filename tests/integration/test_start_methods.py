@@ -25,7 +25,7 @@ from ezmsg_lab.runtime._backend import _ORPHAN_GRACE_S, _ORPHAN_POLL_S
 
 from ..conftest import live_children, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 METHODS = ["fork", "forkserver", "spawn"]
 

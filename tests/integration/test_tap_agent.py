@@ -26,7 +26,7 @@ from ezmsg_lab.runtime import _agent_socket
 from ..conftest import wait_until
 from ._script_graph import ScriptGraph, script_graph
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 WORKTREE = str(Path(__file__).resolve().parents[2])
 COUNTER = "SCRIPT/COUNTER/OUTPUT"

@@ -21,6 +21,8 @@ from ..conftest import wait_until
 from ._script_graph import script_graph
 from ._units import ViewSources
 
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
+
 SOURCE = "DEMO/SOURCE/OUTPUT_SIGNAL"
 FS, CHUNK, FREQ, AMP = 1000.0, 10, 50.0, 2.0
 

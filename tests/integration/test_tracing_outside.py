@@ -21,7 +21,7 @@ from ezmsg_lab.feeds.traces import (
 from ..conftest import wait_until
 from ._script_graph import ezmsg_serve
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 
 def test_trace_right_after_launch_stays_within_its_budget(lab):

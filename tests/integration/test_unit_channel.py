@@ -15,7 +15,7 @@ import pytest
 from ..conftest import live_children, wait_until
 from ._units import CorruptRecords, Listener, RaisingPipeline, Ticker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interpreter]
 
 
 def _rss_mb(proc: psutil.Process) -> float:
