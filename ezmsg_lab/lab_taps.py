@@ -226,10 +226,15 @@ class Tap:
         shape = f" shape={info['shape']}" if "shape" in info else ""
         dims = f" dims={info['dims']}" if "dims" in info else ""
         rate = f"{info['rate_hz']:g} Hz" if info["rate_hz"] is not None else "no rate yet"
+        held = (
+            f" held to {info['budget']['rate_hz']:g} msg/s by its unit's CPU budget"
+            if "budget" in info
+            else ""
+        )
         return (
             f"<Tap {self.topic} ({state}): {kind}{dims}{shape}, {rate}, "
             f"received={self.received} dropped={self.dropped} buffered={len(self._buffer)} "
-            f"window={self.window_s:g}s>"
+            f"window={self.window_s:g}s{held}>"
         )
 
 

@@ -8,6 +8,7 @@ stops their feeds when they close or the Lab does.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,17 @@ DEFAULT_MAX_RATE_HZ = 2000.0
 VIA = ("auto", "sampled", "subscriber")
 
 # The columns of TapsService.taps_frame(), one row per open tap.
-TAP_COLUMNS = ("topic", "type", "rate_hz", "received", "dropped", "buffered", "nbytes", "window_s")
+TAP_COLUMNS = (
+    "topic",
+    "type",
+    "rate_hz",
+    "received",
+    "dropped",
+    "buffered",
+    "nbytes",
+    "window_s",
+    "held_to_hz",
+)
 
 
 class TapsService:
@@ -270,9 +281,15 @@ class TapsService:
 
     def taps_frame(self) -> pd.DataFrame:
         """One row per open tap: topic, type, rate_hz, received, dropped, buffered,
-        nbytes, window_s."""
+        nbytes, window_s, and held_to_hz: the rate its unit process's CPU budget holds
+        it to now (NaN when none does; see ``tap.inspect()["budget"]``)."""
         infos = [tap.inspect() for tap in self.taps]
-        rows = [{k: info.get(k) for k in TAP_COLUMNS} for info in infos]
+        rows = []
+        for info in infos:
+            row = {k: info.get(k) for k in TAP_COLUMNS}
+            budget = info.get("budget")
+            row["held_to_hz"] = budget["rate_hz"] if budget else math.nan
+            rows.append(row)
         return pd.DataFrame(rows, columns=list(TAP_COLUMNS))
 
     def unit_scope(self, unit: str) -> Any:

@@ -146,8 +146,10 @@ def test_latest_inspect_repr_and_lab_taps(demo_lab):
             "buffered",
             "nbytes",
             "window_s",
+            "held_to_hz",
         ]
         assert table.loc[SOURCE, "type"] == "Chunk" and table.loc[SOURCE, "received"] >= 20
+        assert np.isnan(table.loc[SOURCE, "held_to_hz"])  # 100 msg/s: no budget holds it
         # one time base: both taps' receive times are the Lab's clock, seconds apart
         newest_a = a.data()["received"].values[-1]
         newest_b = frame["received"].iloc[-1].tz_localize(None).to_datetime64()
@@ -229,6 +231,9 @@ def test_a_flooding_unit_holds_its_taps_to_the_cpu_budget_and_says_so():
         budget = a.inspect()["budget"]
         assert 0 < budget["scale"] < 1 and budget["rate_hz"] < 2000
         assert budget["process_busy"] > 0.5 and budget["agent_cpu"] > 0
+        assert "by its unit's CPU budget" in repr(a)
+        held = lab.taps_frame().set_index("topic").loc["BENCH/FLOOD/OUTPUT", "held_to_hz"]
+        assert 0 < held < 2000
         # Every message of the flood is either taken or counted as dropped: the tap's
         # count of both keeps pace with the publisher's own rate (the profile's).
         n0, t0 = a.received + a.dropped, time.monotonic()
