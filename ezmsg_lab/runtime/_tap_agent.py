@@ -308,11 +308,12 @@ def budget_scale(scale: float, busy: float, cost: float) -> float:
     return min(1.0, max(MIN_SCALE, new))
 
 
-def _frame(data: bytes) -> bytes:
-    """``data`` framed as ``Connection.send_bytes`` frames it (``recv_bytes`` reads it)."""
-    if len(data) > 0x7FFFFFFF:
-        return struct.pack("!i", -1) + struct.pack("!Q", len(data)) + data
-    return struct.pack("!i", len(data)) + data
+def _header(n: int) -> bytes:
+    """The header ``Connection.send_bytes`` puts before ``n`` bytes (``recv_bytes`` reads
+    it): their length, in 4 bytes, or -1 and 8 bytes past 2 GiB."""
+    if n > 0x7FFFFFFF:
+        return struct.pack("!i", -1) + struct.pack("!Q", n)
+    return struct.pack("!i", n)
 
 
 class TapAgent:
@@ -338,7 +339,7 @@ class TapAgent:
         # samples for later if it is taken; the sender waits for it.
         self._write_lock = threading.Lock()
         self._next_write = 0.0  # time.monotonic() at which the publishing task writes
-        self._rest = b""  # a frame the publishing task could not write whole
+        self._rest: bytes | memoryview = b""  # what the publishing task could not write
         self._sock = _nonblocking_view(conn)
         self._budget: _Budget | None = None  # made by the sender when it first samples
         self._stop = threading.Event()
@@ -404,15 +405,18 @@ class TapAgent:
             data = self._take_batch()
             if data is None:
                 return
-            frame = _frame(data)
+            head = _header(len(data))
             try:
-                sent = self._sock.send(frame, socket.MSG_DONTWAIT)  # type: ignore[union-attr]
+                # Header and data gathered by the kernel: a batch is not copied to frame it.
+                sent = self._sock.sendmsg([head, data], [], socket.MSG_DONTWAIT)  # type: ignore[union-attr]
             except BlockingIOError:
                 sent = 0
             except OSError:
-                sent = len(frame)  # the Lab is gone: the control thread stops us
-            if sent < len(frame):
-                self._rest = frame[sent:]
+                return  # the Lab is gone: the control thread stops us
+            if sent < len(head) + len(data):
+                self._rest = (
+                    head[sent:] + data if sent < len(head) else memoryview(data)[sent - len(head) :]
+                )
                 self._wake.set()
         finally:
             self._write_lock.release()

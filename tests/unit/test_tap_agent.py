@@ -261,3 +261,32 @@ def test_an_idle_process_keeps_every_message_at_its_full_rate():
     finally:
         agent.close()
         lab_end.close()
+
+
+def test_writes_that_do_not_fit_are_finished_in_order_by_the_sender():
+    # The Lab reads nothing while the unit publishes 1 MB messages a write period apart:
+    # the publishing task's non-blocking writes fill the pipe and leave the rest of a
+    # frame to the sender thread, which finishes it (blocking) before anything else is
+    # written. Once the Lab reads, every message arrives whole, once, in order.
+    lab_end, unit_end = multiprocessing.Pipe(duplex=True)
+    pub = FakePublisher("A/OUT")
+    agent = TapAgent(unit_end, lambda: [pub])
+    agent.start()
+    try:
+        lab_end.send(TapControl({"A/OUT": math.inf}))
+        assert _recv(lab_end, TapInstalled)[-1].topics == ["A/OUT"]
+        n, size = 12, 1 << 20
+        for i in range(n):
+            pub.broadcast(i.to_bytes(4, "big") * (size // 4))
+            time.sleep(0.06)  # past the write period: each message is written at once
+        assert agent._rest or len(agent._outbox) > 0, "the pipe never filled"
+        samples: list[TapSample] = []
+        assert wait_until(
+            lambda: samples.extend(_drain(lab_end, TapSample)) or len(samples) >= n, 10
+        )
+        assert [s.seq for s in samples] == list(range(1, n + 1))
+        for i, s in enumerate(samples):
+            assert len(s.message) == size and s.message[:8] == i.to_bytes(4, "big") * 2
+    finally:
+        agent.close()
+        lab_end.close()
