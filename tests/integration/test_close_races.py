@@ -104,11 +104,19 @@ KERNEL_CELL = textwrap.dedent(
     lab = Lab()
     pipes = [lab.launch(DemoPipeline(), name=f"DEMO{{i}}") for i in range(3)]
     print("PIDS", lab.address.port, *[pid for p in pipes for pid in p.pids])
-    # Leave a mark when the Lab has closed, to tell a clean close from a kill.
-    import pathlib as _p
+    # Leave a mark when the Lab has closed, to tell a clean close from a kill; and one
+    # when it starts closing (how long it took, or what it raised), to tell why not.
+    import pathlib as _p, time as _t, traceback as _tb
     _close = lab.close
     def _marked_close(*a, **k):
-        _close(*a, **k)
+        t0 = _t.monotonic()
+        _p.Path({mark!r} + ".started").write_text("closing")
+        try:
+            _close(*a, **k)
+        except BaseException:
+            _p.Path({mark!r} + ".started").write_text(_tb.format_exc())
+            raise
+        _p.Path({mark!r} + ".started").write_text(f"closed in {{_t.monotonic() - t0:.2f}} s")
         _p.Path({mark!r}).write_text(" ".join(str(p.stopped_at) for p in pipes))
     lab.close = _marked_close
     """

@@ -65,7 +65,12 @@ def test_kernel_killed_or_restarted_leaves_no_unit_and_no_port(how, tmp_path, fi
         assert wait_until(lambda: not port_is_listening(port), 10)
         if how == "restart":
             # The Lab closed itself (not killed with the kernel), and the new kernel runs.
-            assert (tmp_path / "closed").exists()
+            started = tmp_path / "closed.started"
+            assert (tmp_path / "closed").exists(), (
+                "the Lab did not close before the kernel went: "
+                + (started.read_text() if started.exists() else "its close never started")
+                + f" (restart took {elapsed:.1f} s)"
+            )
             assert kc.execute_interactive("1 + 1", timeout=30)["content"]["status"] == "ok"
     finally:
         kc.stop_channels()
