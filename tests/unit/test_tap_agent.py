@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import pickle
@@ -198,16 +199,26 @@ class CountingPublisher:
         self.n += 1
 
 
+@contextlib.contextmanager
+def _running_agent(pubs: list):
+    """An agent over a pipe sampling ``pubs``, with the Lab's end read by a collector;
+    closed (and the pipe) on the way out."""
+    lab_end, unit_end = multiprocessing.Pipe(duplex=True)
+    agent = TapAgent(unit_end, lambda: pubs)
+    agent.start()
+    try:
+        yield lab_end, agent, _Collector(lab_end)
+    finally:
+        agent.close()
+        lab_end.close()
+
+
 def test_a_busy_process_is_held_to_the_budget_counts_every_gap_and_is_let_go():
     # Two publishers sampled as fast as a loop can call them: the agent's own work is
     # most of this process's time, far over its budget. It lowers the rates, says so,
     # keeps counting every message, and lifts the factor when the taps go.
-    lab_end, unit_end = multiprocessing.Pipe(duplex=True)
     pubs = [CountingPublisher("A/OUT"), CountingPublisher("B/OUT")]
-    agent = TapAgent(unit_end, lambda: pubs)
-    agent.start()
-    got = _Collector(lab_end)
-    try:
+    with _running_agent(pubs) as (lab_end, agent, got):
         lab_end.send(TapControl({"A/OUT": 20000.0, "B/OUT": 20000.0}))
         assert wait_until(lambda: all("broadcast" in vars(p) for p in pubs), 5)
         deadline = time.monotonic() + 10
@@ -235,20 +246,13 @@ def test_a_busy_process_is_held_to_the_budget_counts_every_gap_and_is_let_go():
         # The taps go: the factor is lifted and the Lab told.
         lab_end.send(TapControl({}))
         assert wait_until(lambda: got.budgets[-1][1].scale == 1.0, 5), got.budgets[-1]
-    finally:
-        agent.close()
-        lab_end.close()
 
 
 def test_an_idle_process_keeps_every_message_at_its_full_rate():
     # A paced publisher (a message every 2 ms) in an otherwise idle process: the tap
     # takes them all, and no budget is ever applied.
-    lab_end, unit_end = multiprocessing.Pipe(duplex=True)
     pub = CountingPublisher("A/OUT")
-    agent = TapAgent(unit_end, lambda: [pub])
-    agent.start()
-    got = _Collector(lab_end)
-    try:
+    with _running_agent([pub]) as (lab_end, _, got):
         lab_end.send(TapControl({"A/OUT": 2000.0}))
         assert wait_until(lambda: "broadcast" in vars(pub), 5)
         t0 = time.monotonic()
@@ -258,9 +262,6 @@ def test_an_idle_process_keeps_every_message_at_its_full_rate():
         assert wait_until(lambda: len(got.samples.get("A/OUT", [])) == pub.n, 5)
         assert [s.seq for s in got.samples["A/OUT"]] == list(range(1, pub.n + 1))
         assert not [b for _, b in got.budgets if b.scale < 1.0]
-    finally:
-        agent.close()
-        lab_end.close()
 
 
 def test_writes_that_do_not_fit_are_finished_in_order_by_the_sender():
