@@ -63,6 +63,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# close(timeout): the pipelines' share of it (they stop in parallel), and the least the
+# Lab's feeds get to say goodbye to the GraphServer after them.
+_PIPELINES_SHARE = 0.75
+_FEEDS_MIN_S = 0.3
+
 DEFAULT_TIMEOUT_S = 5.0
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -800,18 +805,21 @@ class Lab:
         self._teardown(timeout)
 
     def _teardown(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         # First, so no widget asks the closing Lab for anything (a click, a poll).
         self._widgets.mark_closed()
         # While the stores and taps are still there: the last flush and final.json.
         if self._feeds_made:
             self._recording_service.stop_all()
-        # In parallel: a kernel shutdown gives the whole close about 5 s.
+        # In parallel, within most of the time; the feeds' goodbyes get the rest. A kernel
+        # shutdown gives the whole close 2 s (cleanup.py).
         if self._feeds_made:
-            self._pipeline_service.stop_all(timeout)
+            self._pipeline_service.stop_all(_PIPELINES_SHARE * timeout)
         if self._loop is not None:
             if self._loop.alive and self._feeds_made:
+                left = min(5.0, max(_FEEDS_MIN_S, deadline - time.monotonic()))
                 try:
-                    self._loop.run(self._stop_feeds(), min(timeout, 5.0), "closing the Lab")
+                    self._loop.run(self._stop_feeds(), left, "closing the Lab")
                 except Exception as exc:
                     logger.warning("closing the Lab's GraphContext failed: %r", exc)
             self._loop.stop()

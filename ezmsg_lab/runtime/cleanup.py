@@ -22,6 +22,13 @@ from . import compat
 
 logger = logging.getLogger(__name__)
 
+# How long each Lab's close may take at interpreter exit, and when a Jupyter kernel is
+# asked to shut down. jupyter_client SIGTERMs a kernel that has not exited half its
+# ``shutdown_wait_time`` (5 s by default) after the request; ipykernel then still has its
+# own shutdown and the interpreter's exit to do, so the Lab's close must fit in about 2 s.
+EXIT_CLOSE_S = 5.0
+KERNEL_SHUTDOWN_CLOSE_S = 2.0
+
 _open: dict[int, Any] = {}
 _lock = threading.Lock()
 _hooked = False
@@ -41,14 +48,14 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
-def _close_all() -> None:
+def _close_all(timeout: float = EXIT_CLOSE_S) -> None:
     if os.getpid() != _owner_pid:
         return
     with _lock:
         labs = list(_open.values())
     for lab in labs:
         try:
-            lab.close(timeout=5.0)
+            lab.close(timeout=timeout)
         except Exception:
             logger.exception("closing a Lab at exit failed")
 
@@ -81,7 +88,7 @@ def _hook_kernel_shutdown() -> None:
 
     def do_shutdown(restart: bool) -> Any:
         try:
-            _close_all()
+            _close_all(KERNEL_SHUTDOWN_CLOSE_S)
             _stop_multiprocessing_helpers()
         finally:
             result = original(restart)

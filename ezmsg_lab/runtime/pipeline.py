@@ -46,6 +46,11 @@ MODES = ("processes", "in-kernel")
 # terminated, and how long a terminated process gets before it is killed.
 _UNWIND_S = 1.0
 _TERMINATE_S = 2.0
+# A stop's share of its time for SIGTERM (then SIGKILL), at most _TERMINATE_S; how long
+# killed processes are waited for; the least a thread is given to end after that.
+_TERMINATE_SHARE = 0.4
+_KILL_WAIT_S = 0.5
+_MIN_JOIN_S = 0.1
 _POLL_S = 0.02
 # How long a stop waits for the records the unit processes sent before they exited.
 _FINISH_READING_S = 1.0
@@ -831,7 +836,8 @@ class Pipeline:
             time.sleep(_POLL_S)
 
     # ------------------------------------------------------------------ stop
-    def _terminate_processes(self) -> None:
+    def _terminate_processes(self, grace: float = _TERMINATE_S) -> None:
+        """SIGTERM the unit processes; SIGKILL what is still alive ``grace`` s later."""
         if self.mode != "processes" or self._runner is None:
             return
         try:
@@ -842,14 +848,18 @@ class Pipeline:
         for p in started:
             if p.is_alive():
                 p.terminate()
-        deadline = time.monotonic() + _TERMINATE_S
+        deadline = time.monotonic() + grace
         for p in started:
             p.join(max(0.0, deadline - time.monotonic()))
+        killed = []
         for p in started:
             if p.is_alive():
                 logger.warning("killing unit process %s (pid %s)", p.name, p.pid)
                 p.kill()
-                p.join(1.0)
+                killed.append(p)
+        deadline = time.monotonic() + _KILL_WAIT_S
+        for p in killed:
+            p.join(max(0.0, deadline - time.monotonic()))
 
     def _stop_runner_loop(self) -> None:
         # The runner's own GraphContext cleanup can wait forever on a dead server; its
@@ -863,18 +873,23 @@ class Pipeline:
         runner = self._runner
         if runner is None:
             return
+        # The last part of the time goes to SIGTERM, then SIGKILL: 2 s of a 10 s stop,
+        # but 0.6 s of a kernel shutdown's 1.5 s (Jupyter SIGTERMs the kernel 2.5 s after
+        # asking it to shut down, see cleanup.py), so that a unit stuck in ezmsg's own
+        # teardown is still killed by us, not orphaned with the kernel.
+        grace = min(_TERMINATE_S, _TERMINATE_SHARE * max(0.0, deadline - time.monotonic()))
         if runner.running:
             self._run_in_thread(runner.stop, f"ezmsg-lab-stop-{self.name}")
             assert self._thread is not None
-            self._thread.join(max(0.0, deadline - time.monotonic() - _TERMINATE_S))
+            self._thread.join(max(0.0, deadline - time.monotonic() - grace))
         if self._thread is not None and self._thread.is_alive():
-            self._terminate_processes()
-            self._thread.join(1.0)
+            self._terminate_processes(grace)
+            self._thread.join(max(_MIN_JOIN_S, min(1.0, deadline - time.monotonic())))
         else:
-            self._terminate_processes()  # reaps anything already gone; no-op otherwise
+            self._terminate_processes(grace)  # reaps anything already gone; no-op otherwise
         if self._thread is not None and self._thread.is_alive():
             self._stop_runner_loop()
-            self._thread.join(1.0)
+            self._thread.join(max(_MIN_JOIN_S, min(1.0, deadline - time.monotonic())))
 
     def _stop_in_kernel(self, deadline: float) -> None:
         term = self._term_event()

@@ -15,7 +15,7 @@ import pytest
 
 from ..browser._servers import jupyterlab
 from ..conftest import port_is_listening, wait_until
-from .test_close_races import KERNEL_CELL, ROOT
+from .test_close_races import kernel_cell
 from .test_faults import _alive
 from .test_start_methods import ORPHAN_DEADLINE_S
 
@@ -33,7 +33,7 @@ def _call(url: str, method: str) -> dict:
 def _start_lab(client, mark: Path) -> tuple[int, list[int]]:
     lines: list[str] = []
     reply = client.execute_interactive(
-        KERNEL_CELL.format(root=ROOT, mark=str(mark)),
+        kernel_cell(str(mark)),
         timeout=180,
         output_hook=lambda msg: lines.append(msg["content"].get("text", "")),
     )

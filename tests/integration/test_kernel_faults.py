@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from ..conftest import port_is_listening, wait_until
-from .test_close_races import KERNEL_CELL, ROOT
+from .test_close_races import ROOT, kernel_cell
 from .test_faults import _alive
 from .test_start_methods import ORPHAN_DEADLINE_S
 
@@ -44,7 +44,7 @@ def test_kernel_killed_or_restarted_leaves_no_unit_and_no_port(how, tmp_path, fi
         kc.wait_for_ready(timeout=60)
         lines: list[str] = []
         reply = kc.execute_interactive(
-            KERNEL_CELL.format(root=ROOT, mark=str(tmp_path / "closed")),
+            kernel_cell(str(tmp_path / "closed")),
             timeout=120,
             output_hook=lambda msg: lines.append(msg["content"].get("text", "")),
         )
