@@ -9,10 +9,6 @@ export { FONTS };
 
 export const CARD = { header: 48, row: 19, pad: 8, minWidth: 150, port: 8 };
 export const TOPIC_H = 26;
-// Above this many visible nodes ELK runs its cheaper settings (one crossing-minimisation
-// pass, no greedy switch): 300 units lay out in about half a second instead of several.
-export const BIG_GRAPH = 120;
-
 // Spacing is read from each compound node's own options (not inherited), so every group
 // gets these too.
 const SPACING = {
@@ -38,16 +34,12 @@ const BASE_OPTIONS = {
   "elk.json.shapeCoords": "ROOT",
 };
 
-/** Cheaper settings for big graphs: one crossing-minimisation pass, no greedy switch. */
-function bigOptions(big) {
-  return {
-    "elk.layered.thoroughness": big ? "1" : "7",
-    "elk.layered.crossingMinimization.greedySwitch.type": big ? "OFF" : "TWO_SIDED",
-    "elk.layered.nodePlacement.strategy": big ? "BRANDES_KOEPF" : "NETWORK_SIMPLEX",
-    // Network-simplex layering is the costliest phase on big graphs; longest-path is linear.
-    ...(big ? { "elk.layered.layering.strategy": "LONGEST_PATH" } : {}),
-  };
-}
+// No "cheaper settings for big graphs": thoroughness 1, no greedy switch, longest-path
+// layering and Brandes-Koepf placement were set on the root above 120 nodes, and were
+// inert. ELK reads them from each compound node's own options, and the root's children are
+// collections, so the drawings came out identical. Set on every collection, they moved
+// nodes by about 9 % of the drawing and were no faster (300 units: 1445 vs 1396 ms cold,
+// 376 vs 333 ms warm, node 20, median of 5 processes).
 
 const measureCache = new Map();
 let measureCtx = null;
@@ -248,8 +240,7 @@ export function buildElkGraph(state, collapsed, previous, opts = {}) {
     delete e._t;
   }
   const visibleCount = info.size;
-  const big = visibleCount > BIG_GRAPH;
-  root.layoutOptions = { ...BASE_OPTIONS, ...bigOptions(big) };
+  root.layoutOptions = { ...BASE_OPTIONS };
   if (opts.aspect) {
     // ELK cuts the layer sequence into chunks placed one under the other. Like spacing,
     // ELK reads this from each compound node's own options.

@@ -4,7 +4,7 @@
 // canvas), so sizes are only compared, never pinned.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { alignToPrevious, BIG_GRAPH, buildElkGraph, CARD, layoutKey, runLayout, visiblePorts } from "../src/layout.js";
+import { alignToPrevious, buildElkGraph, CARD, layoutKey, runLayout, visiblePorts } from "../src/layout.js";
 import ELK from "elkjs/lib/elk.bundled.js";
 import { smallState } from "./fixtures.mjs";
 
@@ -20,7 +20,6 @@ describe("buildElkGraph", () => {
     const root = built.graph;
     assert.equal(root.layoutOptions["elk.algorithm"], "layered");
     assert.equal(root.layoutOptions["elk.direction"], "RIGHT");
-    assert.equal(root.layoutOptions["elk.layered.thoroughness"], "7", "a small graph gets the thorough settings");
     assert.deepEqual(ids(root.children).sort(), ["g:G", "t:T"]);
     const group = root.children.find((n) => n.id === "g:G");
     assert.deepEqual(ids(group.children), ["u:G/A", "u:G/B"]);
@@ -75,16 +74,6 @@ describe("buildElkGraph", () => {
     assert.deepEqual([first.id, first.x, first.y], ["u:G/B", 300, 40], "drawn nodes come first, in place");
     assert.equal(second.id, "u:G/A");
     assert.ok(second.y > 40 + 100, `a new node is hinted below the drawing (y=${second.y})`);
-  });
-
-  it("switches to the cheap settings above BIG_GRAPH visible nodes", () => {
-    const state = smallState();
-    for (let i = 0; i <= BIG_GRAPH; i++) {
-      state.topics[`F${i}`] = { address: `F${i}`, name: `F${i}`, parent: null, direction: null, kind: "free" };
-    }
-    const options = buildElkGraph(state, new Set(), new Map()).graph.layoutOptions;
-    assert.equal(options["elk.layered.thoroughness"], "1");
-    assert.equal(options["elk.layered.layering.strategy"], "LONGEST_PATH");
   });
 });
 
