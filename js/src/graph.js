@@ -7,7 +7,7 @@
 // {type: "hello"|"resync", have: digest} when its state is not the one a diff expects.
 import { div, drawLegend, edgeTooltip, unitTooltip } from "./chrome.js";
 import { applyAnnotations, drawDefs, drawScene, svg } from "./draw.js";
-import { recall, remember, topologyKey } from "./cache.js";
+import { fromPlain, keyHash, recall, remember, toPlain, topologyKey } from "./cache.js";
 import { engineMode, engineStats, fallbackNote, layoutGraph, warmedUp, warmUp } from "./engine.js";
 import { alignToPrevious, buildElkGraph, layoutKey, runLayout } from "./layout.js";
 import { FONT_FAMILY, FONT_PX, MAX_READABLE_UNITS, READABLE_ZOOM } from "./fonts.js";
@@ -49,6 +49,10 @@ warmUp(
     return buildElkGraph(warmupState(), new Set(), new Map(), i % 2 ? { aspect: 2 * f, strategy } : {}).graph;
   }),
 );
+
+// What each model's views sent the kernel to keep (state digest, collapsed, layout key).
+/** @type {WeakMap<any, Set<string>>} */
+const keptByModel = new WeakMap();
 
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
@@ -98,6 +102,8 @@ function render({ model, el }) {
   let positions = new Map();
   let lastKey = null;
   let lastLayout = null;
+  /** @type {string | null} topologyKey of the last layout */
+  let lastTopology = null;
   let index = null;
   let bounds = null;
   const view = { x: 0, y: 0, k: 1 };
@@ -169,19 +175,27 @@ function render({ model, el }) {
       for (const [id, n] of layout.nodes) Object.assign(n, built.info.get(id));
       const byId = new Map([...built.folded.values()].map((f) => [f.id, f]));
       for (const e of layout.edges) e.members = (byId.get(e.id) || { members: [] }).members;
+      // A new state (other records) on the same shapes: the kernel keeps it for it too.
+      if (lastTopology) keepInKernel(lastTopology, layout);
     } else {
       const t1 = performance.now();
       const topology = topologyKey(built);
-      const known = recall(topology, built);
+      lastTopology = topology;
+      const onPage = recall(topology, built);
+      const known = onPage || keptByKernel(topology, built, width);
       if (known && !needsNewWrap(known, width)) {
-        // Drawn before (by this view or another): its positions, no ELK.
+        // Drawn before (by this view or another, on this page or one before): its
+        // positions, no ELK.
         layout = known;
-        root.dataset.cached = "1";
+        root.dataset.cached = onPage ? "1" : "kernel";
+        if (onPage) keepInKernel(topology, layout);
+        else remember(topology, layout);
       } else {
         const before = engineStats();
         layout = await elkLayout(built, width);
         if (!layout) return; // disposed meanwhile
         remember(topology, layout);
+        keepInKernel(topology, layout);
         root.dataset.cached = "0";
         // For benchmarks: how many ELK runs (wrapped tries), how long ELK itself worked,
         // and when the engine was ready (worker started, elkjs evaluated and initialised).
@@ -215,6 +229,51 @@ function render({ model, el }) {
     layoutCount += 1;
     root.dataset.layouts = String(layoutCount);
     root.dataset.renderMs = (performance.now() - t0).toFixed(1);
+  }
+
+  /** A layout of this topology that the kernel kept (sent by a page before this one, or
+   *  another view: GraphWidget.layouts), with the fresh records on it; or null. */
+  function keptByKernel(topology, built, width) {
+    const kept = model.get("layouts");
+    // For tests and benchmarks: what the kernel offered, and what this page looks for.
+    root.dataset.keptKeys = Array.isArray(kept) ? kept.map((e) => e?.key).join(" ") : "";
+    if (!Array.isArray(kept) || !kept.length) return null;
+    const hash = keyHash(topology);
+    root.dataset.layoutKey = hash;
+    // One per width it was made for (views of one widget may differ in width).
+    for (const entry of kept) {
+      if (!entry || entry.key !== hash) continue;
+      const layout = fromPlain(entry.geometry, built);
+      if (layout && !needsNewWrap(layout, width)) return layout;
+    }
+    return null;
+  }
+
+  /** Give the kernel a layout to keep, for pages opened later (a reload, another tab,
+   *  the dashboard): they draw it without running ELK (graph.py's LayoutStore). Once per
+   *  model, state and topology: a layout this page reuses for a new state (the same
+   *  shapes, other records) is sent for that state too. */
+  function keepInKernel(topology, layout) {
+    const hash = keyHash(topology);
+    const madeFor = layout.madeForWidth || 0;
+    const what = `${state.digest}|${[...collapsed].sort().join(",")}|${hash}|${madeFor}`;
+    let sent = keptByModel.get(model);
+    if (!sent) keptByModel.set(model, (sent = new Set()));
+    const kept = model.get("layouts");
+    const known = (e) => e && e.key === hash && (e.geometry?.madeForWidth || 0) === madeFor;
+    if (sent.has(what) || (Array.isArray(kept) && kept.some(known))) return;
+    sent.add(what);
+    try {
+      model.send({
+        type: "layout",
+        digest: state.digest,
+        collapsed: [...collapsed].sort(),
+        key: hash,
+        geometry: toPlain(layout),
+      });
+    } catch (e) {
+      console.warn("[ezmsg-lab graph] could not send the layout to the kernel", e);
+    }
   }
 
   /** ELK's layout of `built` (tried wrapped too when one row is too wide to read), or

@@ -13,7 +13,9 @@ import pytest
 
 from ezmsg_lab.model import graph_annotations as ga
 from ezmsg_lab.model import graph_view as gv
-from tests.browser._harness import BUNDLE
+from ezmsg_lab.widgets import GraphWidget
+from ezmsg_lab.widgets.graph import LayoutStore
+from tests.browser._harness import BUNDLE, open_harness, synthetic_snapshot
 from tests.unit.test_graph_view import demo_snapshot
 
 TIMEOUT_MS = 15_000
@@ -354,3 +356,59 @@ def test_a_closed_labs_graph_is_greyed_says_when_and_ignores_clicks(
     assert model(page, "data.selected") == ""
     assert ["selected", "DEMO/FILTER"] not in model(page, "setLog")
     assert page.page_errors == []
+
+
+# ---------------------------------------------------------------------- layouts kept by the kernel
+def _fresh_page(browser: Any) -> Any:
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    pg = context.new_page()
+    pg.page_errors = []  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda exc: pg.page_errors.append(str(exc)))
+    open_harness(pg)
+    return pg
+
+
+def _python_state(widget: Any) -> dict[str, Any]:
+    # What a page opened later gets from the kernel: every synced trait's value.
+    return {k: copy.deepcopy(v) for k, v in widget.get_state().items() if k in widget.keys}
+
+
+def test_a_page_opened_later_draws_the_kernels_layout_without_elk(browser: Any) -> None:
+    """A reload (or another tab) of a graph the kernel has seen laid out: no ELK run."""
+    state = gv.graph_state(synthetic_snapshot(40, 60, per_collection=5))
+    widget = GraphWidget(state=state)
+    widget.layout_store = LayoutStore()  # not the kernel-wide one: tests stay independent
+    first = _fresh_page(browser)
+    try:
+        mount(first, state=state)
+        assert first.get_attribute(".ezg-root", "data-cached") == "0"
+        assert int(first.get_attribute(".ezg-root", "data-elk-runs")) >= 1
+        sent = [m for m in model(first, "sent") if m.get("type") == "layout"]
+        assert len(sent) == 1, sent
+        drawn = card_positions(first)
+        # The kernel side, as ipywidgets delivers a view's message.
+        widget._on_custom_msg(widget, sent[0], [])
+        assert [e["key"] for e in widget.layouts] == [sent[0]["key"]]
+        assert not widget._should_send_property("layouts", widget.layouts)
+    finally:
+        first.context.close()
+    later = _fresh_page(browser)
+    try:
+        data = _python_state(widget)
+        later.evaluate("d => window.mount(d)", data)
+        wait_layouts(later, 1)
+        assert later.get_attribute(".ezg-root", "data-cached") == "kernel"
+        assert later.get_attribute(".ezg-root", "data-elk-runs") is None
+        assert later.evaluate("window.widgetModule.engine.stats().runs") == 0
+        assert card_positions(later) == drawn
+        assert not [m for m in model(later, "sent") if m.get("type") == "layout"]
+        # A layout that does not fit the topology (another state's) is not used.
+        other = gv.graph_state(synthetic_snapshot(40, 61, per_collection=5))
+        later.evaluate("window.view.cleanup()")
+        later.evaluate("d => window.mount(d)", {**data, "state": other})
+        wait_layouts(later, 1)
+        assert later.get_attribute(".ezg-root", "data-cached") == "0"
+        assert later.page_errors == []
+    finally:
+        later.context.close()
+        widget.close()

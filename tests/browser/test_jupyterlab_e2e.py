@@ -3,7 +3,8 @@
 Opens notebooks/topology.ipynb in JupyterLab (Debian's chromium via Playwright), runs all
 cells, waits for the demo's units in the graph, clicks DEMO/FILTER in the dashboard, changes
 its kind in the settings form that appears, and checks from Python (a second Lab attached
-to the notebook's GraphServer) that the unit process took the new value. Screenshots go to
+to the notebook's GraphServer) that the unit process took the new value. Then reloads the
+page: the graphs come back from the layouts the kernel kept. Screenshots go to
 tests/artifacts/ for a person to look at.
 """
 
@@ -92,6 +93,26 @@ def test_topology_notebook_click_a_unit_and_tune_it(jupyterlab: str, browser: An
         kind.scroll_into_view_if_needed()
         _shot(page, "e2e_3_value_changed")
         assert pids and os.getpid() not in pids
+
+        # A reload, with the kernel still running (the notebook saved first, as JupyterLab's
+        # autosave does): the graphs come back drawn from the layouts the kernel kept
+        # (GraphWidget.layouts), without running ELK again.
+        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_function(
+            "() => !document.querySelector('.jp-mod-current.jp-mod-dirty')", timeout=TIMEOUT_MS
+        )
+        page.reload(timeout=TIMEOUT_MS)
+        page.locator('.ezg-unit[data-address="DEMO/FILTER"]').last.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.ezg-root')].every(e => e.dataset.cached)",
+            timeout=TIMEOUT_MS,
+        )
+        cached = page.eval_on_selector_all(".ezg-root", "els => els.map(e => e.dataset.cached)")
+        offered = page.eval_on_selector_all(
+            ".ezg-root", "els => els.map(e => [e.dataset.keptKeys, e.dataset.layoutKey])"
+        )
+        assert cached and set(cached) == {"kernel"}, (cached, offered)
+        _shot(page, "e2e_4_reloaded")
         assert not [e for e in errors if "ezg" in e or "graph" in e.lower()], errors
     finally:
         context.close()

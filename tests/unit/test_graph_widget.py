@@ -128,3 +128,100 @@ def test_a_failing_update_is_shown_in_the_widget() -> None:
     w.update_from_snapshot(broken, now=True)
     assert w.py_error.startswith("TypeError")
     w.close()
+
+
+# ------------------------------------------------------------------ layouts kept by the kernel
+def _layout_msg(
+    state: dict[str, Any], key: str = "k1", collapsed: list[str] | None = None, n: int = 3
+) -> dict[str, Any]:
+    return {
+        "type": "layout",
+        "digest": state["digest"],
+        "collapsed": collapsed or [],
+        "key": key,
+        "geometry": {
+            "nodes": [[f"u:{i}", i * 10.0, 0.0, 150.0, 67.0, []] for i in range(n)],
+            "edges": [],
+            "width": 100,
+            "height": 80,
+            "units": n,
+            "wrapped": False,
+            "madeForWidth": 760,
+        },
+    }
+
+
+def test_a_views_layout_is_kept_for_pages_opened_later_and_never_sent_live() -> None:
+    from ezmsg_lab.widgets.graph import LayoutStore
+
+    w = GraphWidget(snapshot=demo_snapshot())
+    w.layout_store = LayoutStore()
+    sent = recorded(w)
+    msg = _layout_msg(w.state)
+    w._on_custom_msg(w, msg, [])
+    assert w.layouts == [{"key": "k1", "geometry": msg["geometry"]}]
+    # Open views made that layout themselves: nothing goes out to them ...
+    assert not [m for m in sent if m.get("method") == "update" and "layouts" in m["state"]]
+    # ... while a page opened later gets it with the rest of the state.
+    assert w.get_state()["layouts"] == w.layouts
+    # Another topology (a state change, a collapsed collection) has its own layouts.
+    bigger = gv.graph_state(demo_snapshot(with_extra_unit=True), previous=w.state)
+    w.push_state(bigger)
+    assert w.layouts == []
+    w.collapsed = ["DEMO"]
+    w._on_custom_msg(w, _layout_msg(bigger, "k2", ["DEMO"]), [])
+    assert [e["key"] for e in w.layouts] == ["k2"]
+    w.collapsed = []
+    assert w.layouts == []
+    # A second widget on the same store and topology starts with what the first kept.
+    other = GraphWidget(state=bigger)
+    other.layout_store = w.layout_store
+    other.collapsed = ["DEMO"]
+    assert [e["key"] for e in other.layouts] == ["k2"]
+    # What another widget's view keeps later reaches a page that opens this one (one per
+    # key and width: views in boxes of different widths wrap differently).
+    w.collapsed = ["DEMO"]
+    wider = _layout_msg(bigger, "k2", ["DEMO"])
+    wider["geometry"]["madeForWidth"] = 1100
+    other._on_custom_msg(other, wider, [])
+    widths = [e["geometry"]["madeForWidth"] for e in w.get_state()["layouts"]]
+    assert widths == [1100, 760]
+
+
+def test_bad_layout_messages_change_nothing() -> None:
+    from ezmsg_lab.widgets.graph import MAX_LAYOUT_BYTES, LayoutStore
+
+    w = GraphWidget(snapshot=demo_snapshot())
+    w.layout_store = LayoutStore()
+    good = _layout_msg(w.state)
+    bad = [
+        {**good, "digest": 5},
+        {**good, "digest": ""},
+        {**good, "key": "x" * 500},
+        {**good, "collapsed": "DEMO"},
+        {**good, "collapsed": [1]},
+        {**good, "geometry": []},
+        {**good, "geometry": {"nodes": {}, "edges": []}},
+        {k: v for k, v in good.items() if k != "geometry"},
+        _layout_msg(w.state, n=MAX_LAYOUT_BYTES // 20),  # over 4 MB
+    ]
+    for msg in bad:
+        w._on_custom_msg(w, msg, [])
+    assert w.layouts == [] and len(w.layout_store) == 0
+
+
+def test_the_layout_store_is_bounded_by_count_and_size() -> None:
+    from ezmsg_lab.widgets.graph import LayoutStore
+
+    store = LayoutStore(max_entries=3, max_bytes=1000)
+    for i in range(5):
+        store.put(f"d{i}", [], "k", {"nodes": [], "edges": []}, 100)
+    assert len(store) == 3 and store.get("d0", []) == [] and store.get("d4", [])
+    # A topology keeps its newest few layouts (fonts and widths differ between pages).
+    for j in range(LayoutStore.PER_TOPOLOGY + 2):
+        store.put("d4", [], f"k{j}", {"nodes": [], "edges": []}, 10)
+    keys = [e["key"] for e in store.get("d4", [])]
+    assert keys == [f"k{j}" for j in reversed(range(2, LayoutStore.PER_TOPOLOGY + 2))]
+    store.put("big", ["B", "A"], "k", {"nodes": [], "edges": []}, 900)
+    assert store.nbytes <= 1000 and store.get("big", ["A", "B"])
+    assert store.get("d3", []) == []  # the oldest went to make room
