@@ -257,8 +257,8 @@ function render({ model, el }) {
     const hash = keyHash(topology);
     const madeFor = layout.madeForWidth || 0;
     const what = `${state.digest}|${[...collapsed].sort().join(",")}|${hash}|${madeFor}`;
-    let sent = keptByModel.get(model);
-    if (!sent) keptByModel.set(model, (sent = new Set()));
+    const sent = keptByModel.get(model) || new Set();
+    keptByModel.set(model, sent);
     const kept = model.get("layouts");
     const known = (e) => e && e.key === hash && (e.geometry?.madeForWidth || 0) === madeFor;
     if (sent.has(what) || (Array.isArray(kept) && kept.some(known))) return;
