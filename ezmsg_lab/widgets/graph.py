@@ -144,10 +144,13 @@ class LayoutStore:
                 self._entries.pop(next(iter(self._entries)))
 
     def get(self, digest: str, collapsed: Iterable[str]) -> list[dict[str, Any]]:
-        """``[{"key", "geometry"}]`` kept for this topology, newest first."""
+        """``[{"key", "digest", "geometry"}]`` kept for this topology, newest first."""
         with self._lock:
             layouts = self._entries.get((digest, tuple(sorted(collapsed))), {})
-            return [{"key": k, "geometry": g} for (k, _), (g, _) in reversed(layouts.items())]
+            return [
+                {"key": k, "digest": digest, "geometry": g}
+                for (k, _), (g, _) in reversed(layouts.items())
+            ]
 
     @property
     def nbytes(self) -> int:

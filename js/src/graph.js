@@ -260,7 +260,9 @@ function render({ model, el }) {
     const sent = keptByModel.get(model) || new Set();
     keptByModel.set(model, sent);
     const kept = model.get("layouts");
-    const known = (e) => e && e.key === hash && (e.geometry?.madeForWidth || 0) === madeFor;
+    // What the kernel had for this state when the page opened (it is not told later).
+    const known = (e) =>
+      e && e.digest === state.digest && e.key === hash && (e.geometry?.madeForWidth || 0) === madeFor;
     if (sent.has(what) || (Array.isArray(kept) && kept.some(known))) return;
     sent.add(what);
     try {

@@ -412,3 +412,25 @@ def test_a_page_opened_later_draws_the_kernels_layout_without_elk(browser: Any) 
     finally:
         later.context.close()
         widget.close()
+
+
+def test_a_new_state_on_the_same_shapes_is_kept_for_it_too(page: Any, demo_state: dict) -> None:
+    # Other records (a process's colour), the same ELK input: no ELK run, but the kernel
+    # is given the layout for the new state as well, so a reload of it finds one.
+    mount(page, state=demo_state)
+    recolored = copy.deepcopy(demo_state)
+    for proc in recolored["processes"].values():
+        proc["color"] += 1
+    recolored["digest"] = gv.state_digest(recolored)
+    page.evaluate("s => window.view.model.pySet('state', s)", recolored)
+    wait_layouts(page, 2)
+    kept = [m for m in model(page, "sent") if m.get("type") == "layout"]
+    assert [m["digest"] for m in kept] == [demo_state["digest"], recolored["digest"]]
+    assert kept[0]["key"] == kept[1]["key"] and kept[0]["geometry"] == kept[1]["geometry"]
+    assert page.evaluate("window.widgetModule.engine.stats().runs") == 1
+    # Told once: the same state again sends nothing more.
+    page.evaluate("s => window.view.model.pySet('state', s)", demo_state)
+    wait_layouts(page, 3)
+    page.evaluate("s => window.view.model.pySet('state', s)", recolored)
+    wait_layouts(page, 4)
+    assert len([m for m in model(page, "sent") if m.get("type") == "layout"]) == 2

@@ -159,7 +159,7 @@ def test_a_views_layout_is_kept_for_pages_opened_later_and_never_sent_live() -> 
     sent = recorded(w)
     msg = _layout_msg(w.state)
     w._on_custom_msg(w, msg, [])
-    assert w.layouts == [{"key": "k1", "geometry": msg["geometry"]}]
+    assert w.layouts == [{"key": "k1", "digest": w.state["digest"], "geometry": msg["geometry"]}]
     # Open views made that layout themselves: nothing goes out to them ...
     assert not [m for m in sent if m.get("method") == "update" and "layouts" in m["state"]]
     # ... while a page opened later gets it with the rest of the state.
